@@ -1,0 +1,313 @@
+/*
+ * Entry points of the cluster-config module: load a file or string, free,
+ * look up by name, and the initial page-home function.
+ *
+ * Loading reads the whole file into memory (cluster files are small; a
+ * hard cap keeps a wrong path such as a disk image from being slurped),
+ * builds the libyaml document tree so every node has a line and column,
+ * then runs the parse and validate passes over it. On any failure nothing
+ * is returned but the one-line message.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+#define CFG_FILE_MAX (1u << 20)
+#define PAGE_SHIFT 12
+
+/* Line and column of byte @off, for reader errors (bad UTF-8), which
+ * libyaml reports as an offset only. */
+static yaml_mark_t mark_at(const unsigned char *buf, size_t len, size_t off)
+{
+	yaml_mark_t m = {0};
+
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		} else {
+			m.column++;
+		}
+	}
+	return m;
+}
+
+static int syntax_error(struct cfg_ctx *c, const yaml_parser_t *p, const unsigned char *buf,
+			size_t len)
+{
+	yaml_mark_t at = p->problem_mark;
+
+	if (p->error == YAML_MEMORY_ERROR)
+		return -ENOMEM;
+	if (p->error == YAML_READER_ERROR) {
+		at = mark_at(buf, len, p->problem_offset);
+		if (p->problem_value >= 0)
+			return cfg_fail_mark(c, at, "YAML syntax error: %s (byte 0x%02x)",
+					     p->problem, (unsigned)p->problem_value);
+	}
+	if (p->context)
+		return cfg_fail_mark(c, at, "YAML syntax error: %s (%s at %zu:%zu)", p->problem,
+				     p->context, p->context_mark.line + 1,
+				     p->context_mark.column + 1);
+	return cfg_fail_mark(c, at, "YAML syntax error: %s", p->problem ? p->problem : "unknown");
+}
+
+/* A stream may hold several documents; a cluster file is exactly one. */
+static int check_single_document(struct cfg_ctx *c, yaml_parser_t *p, const unsigned char *buf,
+				 size_t len)
+{
+	yaml_document_t next;
+	int r = 0;
+
+	if (!yaml_parser_load(p, &next))
+		return syntax_error(c, p, buf, len);
+	const yaml_node_t *root = yaml_document_get_root_node(&next);
+	if (root)
+		r = cfg_fail_mark(c, root->start_mark,
+				  "expected one YAML document, found a second one here");
+	yaml_document_delete(&next);
+	return r;
+}
+
+static int load_buffer(struct cfg_ctx *c, const unsigned char *buf, size_t len,
+		       struct cluster_config **out)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct cluster_config *cfg;
+	const yaml_node_t *root;
+	int r;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, buf, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		r = syntax_error(c, &parser, buf, len);
+		yaml_parser_delete(&parser);
+		return r;
+	}
+	c->doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		yaml_mark_t start = {0};
+
+		r = cfg_fail_mark(c, start,
+				  "the file is empty; expected a mapping with keys \"cluster\", "
+				  "\"nodes\" and optionally \"vms\"");
+		goto done;
+	}
+	if ((r = check_single_document(c, &parser, buf, len)) < 0)
+		goto done;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		r = -ENOMEM;
+		goto done;
+	}
+	c->cfg = cfg;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", c->name);
+	if ((r = cfg_parse(c, root)) < 0 || (r = cfg_validate(c)) < 0) {
+		cluster_config_free(cfg);
+		goto done;
+	}
+	*out = cfg;
+done:
+	c->doc = NULL;
+	c->cfg = NULL;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+static int finish(struct cfg_ctx *c, int r)
+{
+	if (r < 0 && !c->failed && c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s: %s", c->name, strerror(-r));
+	return r;
+}
+
+int cluster_config_load_string(const char *yaml, const char *name, struct cluster_config **out,
+			       char *err, size_t errlen)
+{
+	struct cfg_ctx c = {.name = name ? name : "<string>", .err = err, .errlen = errlen};
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!yaml || !out)
+		return finish(&c, -EINVAL);
+	*out = NULL;
+	if ((r = cfg_set_dir(&c, NULL)) < 0)
+		return finish(&c, r);
+	return finish(&c, load_buffer(&c, (const unsigned char *)yaml, strlen(yaml), out));
+}
+
+/* Reads @path whole; -EFBIG past CFG_FILE_MAX. */
+static int read_file(const char *path, unsigned char **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *b;
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	b = malloc(CFG_FILE_MAX + 1);
+	if (!b) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	errno = 0;
+	n = fread(b, 1, CFG_FILE_MAX + 1, f);
+	if (ferror(f))
+		r = errno ? -errno : -EIO; /* EISDIR for a folder */
+	else if (n > CFG_FILE_MAX)
+		r = -EFBIG;
+	fclose(f);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+int cluster_config_load(const char *path, struct cluster_config **out, char *err, size_t errlen)
+{
+	struct cfg_ctx c = {.name = path, .err = err, .errlen = errlen};
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!path || !out) {
+		c.name = "<null>";
+		return finish(&c, -EINVAL);
+	}
+	*out = NULL;
+	if (strlen(path) >= sizeof(((struct cluster_config *)0)->path))
+		return finish(&c, -ENAMETOOLONG);
+	r = read_file(path, &buf, &len);
+	if (r < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
+	if ((r = cfg_set_dir(&c, path)) == 0)
+		r = load_buffer(&c, buf, len, out);
+	free(buf);
+	return finish(&c, r);
+}
+
+void cluster_config_free(struct cluster_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->vms);
+	/* The pre-shared key should not outlive its use in freed heap. */
+	explicit_bzero(cfg, sizeof(*cfg));
+	free(cfg);
+}
+
+int cluster_config_find_node(const struct cluster_config *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return -1;
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (!strcmp(cfg->nodes[i].name, name))
+			return i;
+	return -1;
+}
+
+int cluster_config_find_vm(const struct cluster_config *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return -1;
+	for (int i = 0; i < cfg->n_vms; i++)
+		if (!strcmp(cfg->vms[i].name, name))
+			return i;
+	return -1;
+}
+
+/*
+ * NUMA split: each node with vCPUs gets floor(pages * its vCPUs / all
+ * vCPUs) pages in node order, and the last such node also the remainder.
+ * pages < 2^52 and vCPUs <= 255, so the products fit in 64 bits.
+ */
+int cluster_vm_numa_range(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+			  uint64_t *first_page, uint64_t *n_pages)
+{
+	uint64_t pages, start = 0;
+	int last = -1;
+
+	if (!cfg || !vm || node < 0 || node >= cfg->n_nodes || vm->vcpus <= 0)
+		return -EINVAL;
+	if (vm->vcpus_per_node[node] == 0)
+		return -ENOENT;
+	pages = vm->memory_bytes >> PAGE_SHIFT;
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (vm->vcpus_per_node[i] > 0)
+			last = i;
+	for (int i = 0; i < node; i++)
+		start += pages * (uint64_t)vm->vcpus_per_node[i] / (uint64_t)vm->vcpus;
+	*first_page = start;
+	*n_pages = node == last ? pages - start
+				: pages * (uint64_t)vm->vcpus_per_node[node] / (uint64_t)vm->vcpus;
+	return 0;
+}
+
+static int numa_home(const struct cluster_config *cfg, const struct cluster_vm *vm, uint64_t page)
+{
+	uint64_t start = 0, pages = vm->memory_bytes >> PAGE_SHIFT;
+	int last = -EINVAL; /* no node with vCPUs: not a validated VM */
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		if (vm->vcpus_per_node[i] == 0)
+			continue;
+		last = i;
+		start += pages * (uint64_t)vm->vcpus_per_node[i] / (uint64_t)vm->vcpus;
+		if (page < start)
+			return i;
+	}
+	return last; /* the remainder */
+}
+
+int cluster_vm_initial_home(const struct cluster_config *cfg, const struct cluster_vm *vm,
+			    uint64_t page_index)
+{
+	int busy = 0;
+
+	if (!cfg || !vm || vm->vcpus <= 0 || page_index >= (vm->memory_bytes >> PAGE_SHIFT))
+		return -EINVAL;
+	switch (vm->dsm.placement) {
+	case DSM_PLACEMENT_NODE:
+		return vm->dsm.placement_node;
+	case DSM_PLACEMENT_INTERLEAVE:
+		for (int i = 0; i < cfg->n_nodes; i++)
+			busy += vm->vcpus_per_node[i] > 0;
+		if (busy == 0)
+			return -EINVAL;
+		for (int i = 0, k = (int)(page_index % (uint64_t)busy); i < cfg->n_nodes; i++)
+			if (vm->vcpus_per_node[i] > 0 && k-- == 0)
+				return i;
+		return -EINVAL;
+	case DSM_PLACEMENT_NUMA:
+		return numa_home(cfg, vm, page_index);
+	}
+	return -EINVAL;
+}
+
+const char *cluster_transport_name(enum cluster_transport t)
+{
+	switch (t) {
+	case CLUSTER_TRANSPORT_TCP:
+		return "tcp";
+	case CLUSTER_TRANSPORT_RDMA:
+		return "rdma";
+	}
+	return "unknown";
+}

@@ -1,0 +1,136 @@
+/*
+ * Cluster configuration: one YAML file describes a cluster (its members,
+ * how they authenticate, how they talk) and the virtual machines that span
+ * it. This module parses and validates that file in one place, so every
+ * other part of disco works from a checked, typed struct.
+ *
+ * Errors name the file, line and column, the field path and what was
+ * expected, e.g.
+ *   rack.yaml:12:14: nodes[2].address: expected an IP address or host name, got "10.0.0."
+ */
+#ifndef DISCO_CLUSTER_CONFIG_H
+#define DISCO_CLUSTER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLUSTER_MAX_NODES 64 /* DSM copysets are 64-bit bitmaps */
+#define CLUSTER_MAX_VCPUS 255 /* xAPIC IDs, no x2APIC in QEMU's userspace APIC */
+#define CLUSTER_NAME_MAX 64
+
+enum cluster_transport {
+	CLUSTER_TRANSPORT_TCP,
+	CLUSTER_TRANSPORT_RDMA,
+};
+
+enum dsm_placement_kind {
+	DSM_PLACEMENT_NUMA,       /* each node homes the guest NUMA range of its vCPUs */
+	DSM_PLACEMENT_INTERLEAVE, /* page i is homed on node i % n */
+	DSM_PLACEMENT_NODE,       /* every page homed on one named node */
+};
+
+enum dsm_policy_kind {
+	DSM_POLICY_STATIC, /* homes never move */
+	DSM_POLICY_DISCO,  /* migrate / replicate / freeze, Bugnion et al. 4.2.3 */
+};
+
+struct cluster_rdma {
+	char device[CLUSTER_NAME_MAX]; /* e.g. "mlx5_0" or "rxe0" */
+	int port;                      /* 1-based IB port, default 1 */
+	int gid_index;                 /* default 0 */
+};
+
+struct cluster_node {
+	char name[CLUSTER_NAME_MAX];
+	char address[256]; /* IPv4/IPv6 literal or host name */
+	int port;          /* 1..65535 */
+	enum cluster_transport transport;
+	struct cluster_rdma rdma; /* valid when transport == RDMA */
+};
+
+/* Knobs of the page-placement policy (used by the policy module). */
+struct dsm_policy_knobs {
+	uint32_t interval_ms;   /* decision interval, default 100 */
+	uint32_t trigger;       /* misses per interval that make a page hot, default 32 */
+	uint32_t sharing;       /* misses from a 2nd node that mean "shared", default 8 */
+	uint32_t write_share;   /* write misses from >1 node that freeze a page, default 2 */
+	uint32_t move_cap;      /* max home moves of one page, default 4 */
+};
+
+struct dsm_settings {
+	enum dsm_placement_kind placement;
+	int placement_node;             /* node index when placement == NODE */
+	enum dsm_policy_kind policy;
+	struct dsm_policy_knobs knobs;
+	uint32_t fault_timeout_ms;      /* a fault needing a lost peer fails after this, default 5000 */
+	uint32_t min_hold_us;           /* an owner keeps a page at least this long, default 0 */
+};
+
+struct cluster_vm {
+	char name[CLUSTER_NAME_MAX];
+	uint64_t memory_bytes;                 /* multiple of 2 MiB, >= 2 MiB */
+	int vcpus;                             /* total */
+	int vcpus_per_node[CLUSTER_MAX_NODES]; /* indexed like cluster_config.nodes */
+	uint64_t node_mask;                    /* bit i: node i is listed in vcpu_placement
+						  (it takes part, even with 0 vCPUs) */
+	int master_node;                       /* node index; owns vCPU 0 and all devices */
+	char kernel[4096];                     /* "" when not given */
+	char initrd[4096];
+	char cmdline[4096];
+	struct dsm_settings dsm;
+};
+
+struct cluster_config {
+	char path[4096];               /* the file this came from */
+	char name[CLUSTER_NAME_MAX];
+	char key_file[4096];           /* resolved relative to the config file */
+	uint8_t key[64];               /* pre-shared key bytes */
+	size_t key_len;                /* 16..64 */
+	enum cluster_transport transport;
+	uint32_t heartbeat_ms;         /* default 200 */
+	uint32_t peer_timeout_ms;      /* no frame for this long = peer failed, default 3000 */
+	uint32_t connect_timeout_ms;   /* waiting for peers at start, default 30000 */
+	int n_nodes;
+	struct cluster_node nodes[CLUSTER_MAX_NODES];
+	int n_vms;
+	struct cluster_vm *vms;        /* n_vms entries */
+};
+
+/*
+ * Parse and validate @path. On success returns 0 and a config the caller
+ * frees with cluster_config_free(). On failure returns a negative errno
+ * (-ENOENT for a missing file, -EINVAL for invalid content) and writes one
+ * human-readable line into @err ("file:line:col: field.path: message").
+ */
+int cluster_config_load(const char *path, struct cluster_config **out, char *err, size_t errlen);
+
+/* Same, from a string; @name stands in for the file name in messages and
+ * relative paths resolve against the current directory. */
+int cluster_config_load_string(const char *yaml, const char *name, struct cluster_config **out,
+			       char *err, size_t errlen);
+
+void cluster_config_free(struct cluster_config *cfg);
+
+/* Index of the node or VM called @name, or -1. */
+int cluster_config_find_node(const struct cluster_config *cfg, const char *name);
+int cluster_config_find_vm(const struct cluster_config *cfg, const char *name);
+
+/* Home node of guest page @page_index (4 KiB pages) of @vm under its initial
+ * placement. NUMA: pages are split into contiguous ranges, one per node with
+ * vCPUs, sized in proportion to its vCPUs (the same split the guest's SRAT
+ * will show); nodes without vCPUs home nothing. Interleave: page i goes to
+ * the (i % k)-th of the k nodes with vCPUs, in node order. Returns -EINVAL
+ * when @page_index is beyond the VM's memory. */
+int cluster_vm_initial_home(const struct cluster_config *cfg, const struct cluster_vm *vm,
+			    uint64_t page_index);
+
+/* The guest NUMA range of node @node: the pages cluster_vm_initial_home()
+ * gives it under NUMA placement, whatever @vm's placement kind (the guest's
+ * SRAT shows this split). Returns 0 with the range, -ENOENT when the node
+ * has no vCPUs (and so no range), -EINVAL for a bad node index. */
+int cluster_vm_numa_range(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+			  uint64_t *first_page, uint64_t *n_pages);
+
+const char *cluster_transport_name(enum cluster_transport t);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * disco-config-check: validate a cluster file and print what it describes.
+ *
+ * Meant for a person editing a cluster file: either the one error line
+ * (the same one every disco program would print) or a summary short enough
+ * to fit one screen, so long lists are cut. Never prints the key itself.
+ * Exit status 0 when the file is valid, 1 otherwise.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster_config.h"
+
+#define SHOW_NODES 16
+#define SHOW_VMS 3
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: disco-config-check FILE\n"
+		"Parse and validate a disco cluster file (see docs/config.md) and print\n"
+		"a summary, or the first error as FILE:LINE:COL: FIELD: MESSAGE.\n"
+		"Exit status: 0 valid, 1 invalid or unreadable.\n");
+}
+
+static void print_size(uint64_t bytes)
+{
+	if (bytes % (1ull << 30) == 0)
+		printf("%" PRIu64 " GiB", bytes >> 30);
+	else
+		printf("%" PRIu64 " MiB", bytes >> 20);
+}
+
+static const char *placement_name(const struct cluster_config *cfg, const struct dsm_settings *d,
+				  char *buf, size_t len)
+{
+	switch (d->placement) {
+	case DSM_PLACEMENT_NUMA:
+		return "numa";
+	case DSM_PLACEMENT_INTERLEAVE:
+		return "interleave";
+	case DSM_PLACEMENT_NODE:
+		snprintf(buf, len, "node:%s", cfg->nodes[d->placement_node].name);
+		return buf;
+	}
+	return "?";
+}
+
+static void print_nodes(const struct cluster_config *cfg)
+{
+	printf("nodes:\n");
+	for (int i = 0; i < cfg->n_nodes && i < SHOW_NODES; i++) {
+		const struct cluster_node *n = &cfg->nodes[i];
+
+		printf("  %-12s %s:%d", n->name, n->address, n->port);
+		if (n->transport == CLUSTER_TRANSPORT_RDMA)
+			printf("  rdma %s port %d gid %d", n->rdma.device, n->rdma.port,
+			       n->rdma.gid_index);
+		printf("\n");
+	}
+	if (cfg->n_nodes > SHOW_NODES)
+		printf("  ... and %d more\n", cfg->n_nodes - SHOW_NODES);
+}
+
+static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *vm)
+{
+	const struct dsm_settings *d = &vm->dsm;
+	char pl[CLUSTER_NAME_MAX + 8];
+	int shown = 0;
+
+	printf("  %s: ", vm->name);
+	print_size(vm->memory_bytes);
+	printf(", %d vCPU%s (", vm->vcpus, vm->vcpus == 1 ? "" : "s");
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		if (!(vm->node_mask & (1ull << i)))
+			continue;
+		if (shown++ == 8) {
+			printf(" ...");
+			break;
+		}
+		printf("%s%s:%d", shown > 1 ? " " : "", cfg->nodes[i].name, vm->vcpus_per_node[i]);
+	}
+	printf("), master %s\n", cfg->nodes[vm->master_node].name);
+	printf("    dsm placement %s, policy %s, fault timeout %" PRIu32 " ms\n",
+	       placement_name(cfg, d, pl, sizeof(pl)),
+	       d->policy == DSM_POLICY_DISCO ? "disco" : "static", d->fault_timeout_ms);
+	if (vm->kernel[0])
+		printf("    kernel %s\n", vm->kernel);
+	if (vm->initrd[0])
+		printf("    initrd %s\n", vm->initrd);
+	if (vm->cmdline[0])
+		printf("    cmdline %s\n", vm->cmdline);
+}
+
+static void print_summary(const struct cluster_config *cfg)
+{
+	printf("%s: valid\n", cfg->path);
+	printf("cluster %s: %d node%s, transport %s, %zu-byte key from %s\n", cfg->name,
+	       cfg->n_nodes, cfg->n_nodes == 1 ? "" : "s", cluster_transport_name(cfg->transport),
+	       cfg->key_len, cfg->key_file);
+	printf("  heartbeat %" PRIu32 " ms, peer timeout %" PRIu32 " ms, connect timeout %" PRIu32
+	       " ms\n",
+	       cfg->heartbeat_ms, cfg->peer_timeout_ms, cfg->connect_timeout_ms);
+	print_nodes(cfg);
+	printf("vms:%s\n", cfg->n_vms ? "" : " none");
+	for (int i = 0; i < cfg->n_vms && i < SHOW_VMS; i++)
+		print_vm(cfg, &cfg->vms[i]);
+	if (cfg->n_vms > SHOW_VMS)
+		printf("  ... and %d more\n", cfg->n_vms - SHOW_VMS);
+}
+
+int main(int argc, char **argv)
+{
+	struct cluster_config *cfg;
+	char err[8192];
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc != 2 || argv[1][0] == '-') {
+		usage(stderr);
+		return 1;
+	}
+	if (cluster_config_load(argv[1], &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	print_summary(cfg);
+	cluster_config_free(cfg);
+	return 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * Files a cluster file refers to: where relative paths point and the
+ * pre-shared key.
+ *
+ * Relative paths are resolved against the folder of the YAML file, made
+ * absolute once here, because the processes that use them (node monitors,
+ * test harnesses) may run from any directory. Only the folder is
+ * canonicalised: the kernel and initrd may not exist yet, so their own
+ * components are kept as written and the kernel resolves them on open.
+ *
+ * The key is raw bytes: a file written with `echo` carries a trailing
+ * newline, and that newline is part of the key on every node alike, so we
+ * do not strip it (stripping on some nodes and not others would be worse).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_internal.h"
+
+int cfg_set_dir(struct cfg_ctx *c, const char *file)
+{
+	char tmp[4096];
+	const char *slash = file ? strrchr(file, '/') : NULL;
+	char *real;
+
+	if (!slash) {
+		snprintf(tmp, sizeof(tmp), ".");
+	} else if (slash == file) {
+		snprintf(tmp, sizeof(tmp), "/");
+	} else {
+		if ((size_t)(slash - file) >= sizeof(tmp))
+			return -ENAMETOOLONG;
+		memcpy(tmp, file, (size_t)(slash - file));
+		tmp[slash - file] = '\0';
+	}
+	real = realpath(tmp, NULL);
+	if (!real)
+		return -errno;
+	if (strlen(real) >= sizeof(c->dir)) {
+		free(real);
+		return -ENAMETOOLONG;
+	}
+	strcpy(c->dir, real);
+	free(real);
+	return 0;
+}
+
+int cfg_resolve_path(const struct cfg_ctx *c, const char *rel, char *out, size_t outlen)
+{
+	int n;
+
+	if (rel[0] == '/' || rel[0] == '\0')
+		n = snprintf(out, outlen, "%s", rel);
+	else
+		n = snprintf(out, outlen, "%s%s%s", c->dir, strcmp(c->dir, "/") ? "/" : "", rel);
+	if (n < 0 || (size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int cfg_read_key(struct cfg_ctx *c, const yaml_node_t *auth)
+{
+	struct cluster_config *cfg = c->cfg;
+	char rel[4096], q[CFG_QUOTE_MAX + 4096];
+	uint8_t buf[sizeof(cfg->key) + 1];
+	size_t len = 0;
+	int r, fd;
+
+	r = cfg_get_string(c, auth, "key_file", true, "the path of a key file", rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	size_t saved = cfg_path_key(c, "key_file");
+	const yaml_node_t *v = cfg_map_get(c, auth, "key_file");
+	if (rel[0] == '\0')
+		return cfg_fail(c, v, "expected the path of a key file, got \"\"");
+	if (cfg_resolve_path(c, rel, cfg->key_file, sizeof(cfg->key_file)) < 0)
+		return cfg_fail(c, v, "path too long once resolved against %s", c->dir);
+	fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		return cfg_fail(c, v, "cannot open %s: %s",
+				cfg_quote(q, sizeof(q), cfg->key_file), strerror(e));
+	}
+	/* One byte more than the largest key tells us the file is too long. */
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			return cfg_fail(c, v, "cannot read %s: %s",
+					cfg_quote(q, sizeof(q), cfg->key_file), strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len < 16 || len > sizeof(cfg->key)) {
+		r = cfg_fail(c, v, "expected a key file of 16..64 bytes, got %s%zu bytes in %s",
+			     len > sizeof(cfg->key) ? "more than " : "",
+			     len > sizeof(cfg->key) ? sizeof(cfg->key) : len,
+			     cfg_quote(q, sizeof(q), cfg->key_file));
+		explicit_bzero(buf, sizeof(buf));
+		return r;
+	}
+	memcpy(cfg->key, buf, len);
+	cfg->key_len = len;
+	explicit_bzero(buf, sizeof(buf));
+	cfg_path_restore(c, saved);
+	return 0;
+}

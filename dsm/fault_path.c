@@ -1,0 +1,321 @@
+/*
+ * The DSM fault path, run entirely by the region's loop thread.
+ *
+ * A thread touching a page it may not access blocks in the kernel; the
+ * loop thread, asleep in epoll on the userfaultfd among the sockets, reads
+ * the event, feeds it to the engine, and the engine's SEND goes out with
+ * writev() from this same thread. The answer arrives on a socket watched
+ * by the same loop; the engine's INSTALL becomes one UFFDIO_COPY straight
+ * from the receive buffer, which also wakes the faulting thread. So a
+ * remote read fault costs four wake-ups in all (loop here, loop at the
+ * home, loop here, the faulting thread) and one copy of the page at each
+ * end, and nothing on the way takes a lock but the socket's send mutex.
+ *
+ * Page payloads are read straight from the region for sending (the engine
+ * always write-protects a writable page first), or from the incoming frame
+ * when the home passes on an owner's data.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.pb-c.h"
+#include "dsm/region_internal.h"
+#include "dsm/uffd.h"
+#include "rpc/log.h"
+
+static const uint8_t zero_page[DSM_PAGE_SIZE] __attribute__((aligned(DSM_PAGE_SIZE)));
+
+#define NO_PAGE UINT64_MAX
+
+static uint64_t now_ns(void)
+{
+	return uv_hrtime();
+}
+
+void region_fatal(struct dsm_region *r, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (r->fatal_reported)
+		return;
+	pthread_mutex_lock(&r->mu);
+	bool stopping = r->stopping;
+	pthread_mutex_unlock(&r->mu);
+	if (stopping)
+		return; /* peers leave at shutdown; nobody is faulting any more */
+	r->fatal_reported = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	disco_log(DISCO_LOG_ERROR, "dsm: %s", msg);
+	if (r->on_fatal)
+		r->on_fatal(r->opaque, msg);
+}
+
+static void record_latency(struct dsm_region *r, uint64_t page)
+{
+	uint64_t start = r->fault_start_ns[page];
+	if (!start)
+		return;
+	r->fault_start_ns[page] = 0;
+	r->faults_in_flight--;
+	uint64_t us = (now_ns() - start) / 1000;
+	int b = 0;
+	while (us > 1 && b < DSM_LATENCY_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	r->stats.fault_latency_us[b]++;
+	r->stats.faults_served++;
+}
+
+static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
+{
+	uint8_t body[128];
+	const void *payload = NULL;
+	size_t len = dsm_wire_pack(&a->msg, body, sizeof(body));
+
+	if (a->data == DSM_DATA_LOCAL)
+		payload = r->present[a->page] ? r->base + a->page * DSM_PAGE_SIZE : zero_page;
+	else if (a->data == DSM_DATA_INCOMING)
+		payload = r->incoming_page;
+	int rc = rpc_transport_send(r->transport, a->msg.dst, RPC_MSG_DSM, body, len, payload);
+	if (rc < 0) {
+		/* The peer is down; the transport reports it and the engine's
+		 * peer-failure path fails whatever needed this message. */
+		disco_log(DISCO_LOG_DEBUG, "dsm: send %s page %" PRIu64 " to node %d: %s",
+			  dsm_msg_kind_name(a->msg.kind), a->page, a->msg.dst, strerror(-rc));
+		return;
+	}
+	if (payload)
+		r->stats.pages_sent++;
+}
+
+static void install(struct dsm_region *r, uint64_t page, const void *src, bool writable)
+{
+	uint8_t *addr = r->base + page * DSM_PAGE_SIZE;
+
+	if (r->present[page]) /* not expected: the engine installs into invalid pages */
+		madvise(addr, DSM_PAGE_SIZE, MADV_DONTNEED);
+	int rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
+	if (rc < 0) {
+		region_fatal(r, "page %" PRIu64 ": UFFDIO_COPY failed: %s", page, strerror(-rc));
+		return;
+	}
+	r->present[page] = 1;
+	r->writable[page] = writable;
+	r->woken_page = page; /* UFFDIO_COPY woke its waiters */
+}
+
+static void protect(struct dsm_region *r, uint64_t page, bool writable)
+{
+	if (!r->present[page] || r->writable[page] == writable)
+		return; /* an unpopulated page faults as MISSING and is mapped then */
+	int rc = dsm_uffd_protect(r->uffd, r->base + page * DSM_PAGE_SIZE, !writable);
+	if (rc < 0) {
+		region_fatal(r, "page %" PRIu64 ": UFFDIO_WRITEPROTECT failed: %s", page,
+			     strerror(-rc));
+		return;
+	}
+	r->writable[page] = writable;
+	if (writable)
+		r->woken_page = page; /* un-protecting wakes waiters */
+}
+
+void region_emit(void *ctx, const struct dsm_action *a)
+{
+	struct dsm_region *r = ctx;
+	uint64_t page = a->page;
+
+	switch (a->kind) {
+	case DSM_ACT_SEND:
+		send_dsm(r, a);
+		break;
+	case DSM_ACT_INSTALL:
+		if (!r->incoming_page) {
+			region_fatal(r, "page %" PRIu64 ": install without data", page);
+			break;
+		}
+		r->stats.pages_received++;
+		install(r, page, r->incoming_page, a->prot == DSM_PROT_WRITE);
+		break;
+	case DSM_ACT_PROTECT:
+		protect(r, page, a->prot == DSM_PROT_WRITE);
+		break;
+	case DSM_ACT_DROP:
+		if (r->present[page]) {
+			madvise(r->base + page * DSM_PAGE_SIZE, DSM_PAGE_SIZE, MADV_DONTNEED);
+			r->present[page] = 0;
+			r->writable[page] = 0;
+		}
+		break;
+	case DSM_ACT_MAP_LOCAL:
+		if (!r->present[page])
+			install(r, page, zero_page, a->prot == DSM_PROT_WRITE); /* first touch */
+		else if (a->prot == DSM_PROT_WRITE)
+			protect(r, page, true);
+		break;
+	case DSM_ACT_WAKE:
+		if (a->error) {
+			if (r->fault_start_ns[page]) {
+				r->fault_start_ns[page] = 0;
+				r->faults_in_flight--;
+			}
+			region_fatal(r,
+				     "page %" PRIu64 " (offset 0x%" PRIx64 ") cannot be served: "
+				     "its home or owner (node %s) is lost: %s",
+				     page, page * DSM_PAGE_SIZE,
+				     r->cfg->nodes[dsm_engine_home_hint(r->engine, page)].name,
+				     strerror(-a->error));
+			break;
+		}
+		record_latency(r, page);
+		if (r->woken_page != page)
+			dsm_uffd_wake(r->uffd, r->base + page * DSM_PAGE_SIZE);
+		break;
+	}
+}
+
+/* ---- userfaultfd events ---------------------------------------------------- */
+
+void region_on_uffd_readable(uv_poll_t *h, int status, int events)
+{
+	struct dsm_region *r = h->data;
+	struct uffd_msg msgs[32];
+
+	(void)events;
+	if (status < 0) {
+		region_fatal(r, "userfaultfd poll failed: %s", uv_strerror(status));
+		return;
+	}
+	for (;;) {
+		ssize_t n = read(r->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				region_fatal(r, "userfaultfd read failed: %s", strerror(errno));
+			return;
+		}
+		uint64_t t = now_ns();
+		r->last_activity_ns = t;
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uint64_t addr = msgs[i].arg.pagefault.address;
+			uint64_t flags = msgs[i].arg.pagefault.flags;
+			uint64_t page = (addr - (uintptr_t)r->base) / DSM_PAGE_SIZE;
+			if (page >= r->n_pages)
+				continue;
+			bool is_write = flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
+			r->stats.uffd_events++;
+			r->woken_page = NO_PAGE;
+			dsm_engine_local_fault(r->engine, page, is_write);
+			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
+				r->fault_start_ns[page] = t;
+				r->faults_in_flight++;
+			}
+		}
+		if ((size_t)n < sizeof(msgs))
+			return;
+	}
+}
+
+void region_check_timeouts(struct dsm_region *r, uint64_t now)
+{
+	uint64_t limit = (uint64_t)r->fault_timeout_ms * 1000000ULL;
+	for (uint64_t p = 0; p < r->n_pages; p++) {
+		uint64_t start = r->fault_start_ns[p];
+		if (start && now - start > limit) {
+			int hint = dsm_engine_home_hint(r->engine, p);
+			region_fatal(r,
+				     "page %" PRIu64 " (offset 0x%" PRIx64 "): no answer for %u ms "
+				     "(asked node %s)",
+				     p, p * DSM_PAGE_SIZE, r->fault_timeout_ms, r->cfg->nodes[hint].name);
+			return;
+		}
+	}
+}
+
+/* ---- frames from peers ------------------------------------------------------- */
+
+static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_view *f)
+{
+	struct dsm_msg m;
+	char why[160];
+
+	if (dsm_wire_unpack(r, f->body, f->body_len, &m) < 0) {
+		rpc_transport_fail_peer(r->transport, peer, "undecodable DSM message");
+		return;
+	}
+	m.src = (uint16_t)peer;
+	m.dst = (uint16_t)r->self;
+	if (((m.flags & DSM_MSG_F_DATA) != 0) != (f->page != NULL)) {
+		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " with%s page payload",
+			 dsm_msg_kind_name(m.kind), m.page, f->page ? " an unexpected" : "out its");
+		rpc_transport_fail_peer(r->transport, peer, why);
+		return;
+	}
+	r->incoming_page = f->page;
+	r->woken_page = NO_PAGE;
+	int rc = dsm_engine_receive(r->engine, &m);
+	r->incoming_page = NULL;
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "invalid DSM message (kind %u, page %" PRIu64 "): %s",
+			 (unsigned)m.kind, m.page, strerror(-rc));
+		rpc_transport_fail_peer(r->transport, peer, why);
+	}
+}
+
+static void on_ping(struct dsm_region *r, int peer, uint64_t id)
+{
+	Disco__BenchPong pong = DISCO__BENCH_PONG__INIT;
+	uint8_t body[32];
+
+	pong.id = id;
+	size_t len = disco__bench_pong__pack(&pong, body);
+	rpc_transport_send(r->transport, peer, RPC_MSG_PONG, body, len, zero_page);
+}
+
+void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
+{
+	struct dsm_region *r = opaque;
+	uint64_t id;
+
+	r->last_activity_ns = now_ns();
+	if (f->type == RPC_MSG_DSM) {
+		on_dsm_frame(r, peer, f);
+		return;
+	}
+	if (dsm_wire_unpack_u64_id(r, f->type, f->body, f->body_len, &id) < 0) {
+		char why[64];
+		snprintf(why, sizeof(why), "unexpected or undecodable frame type %u", f->type);
+		rpc_transport_fail_peer(r->transport, peer, why);
+		return;
+	}
+	switch (f->type) {
+	case RPC_MSG_PING:
+		on_ping(r, peer, id);
+		break;
+	case RPC_MSG_PONG:
+		if (f->page) {
+			struct iovec iov = { .iov_base = (void *)f->page, .iov_len = DSM_PAGE_SIZE };
+			rpc_call_completev(&r->calls, id, &iov, 1);
+		} else {
+			rpc_call_complete(&r->calls, id, NULL, 0);
+		}
+		break;
+	case RPC_MSG_BARRIER:
+		pthread_mutex_lock(&r->mu);
+		if (id > r->barrier_seen[peer])
+			r->barrier_seen[peer] = (uint32_t)id;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mu);
+		break;
+	}
+}

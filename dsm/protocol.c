@@ -1,0 +1,1013 @@
+/*
+ * The coherence protocol engine: single writer / multiple readers with
+ * invalidation, home-based directory, sequential consistency.
+ *
+ * Every page has a home node that keeps its directory entry and
+ * serialises requests for it: one transaction at a time, later requests
+ * wait in the page's queue. The home's own copy follows the directory:
+ *
+ *   HOME_EXCL    nobody else has a copy     home MODIFIED (read-write)
+ *   SHARED(S)    S hold read-only copies    home SHARED (read-only)
+ *   REMOTE_EXCL  owner O has the only copy  home INVALID
+ *
+ * Read miss at R:   R -> READ_REQ -> home.
+ *   HOME_EXCL/SHARED: home downgrades itself to read-only and GRANTs a
+ *   shared copy with its data; R joins S.
+ *   REMOTE_EXCL(O): home FETCHes from O (O keeps a read-only copy), installs
+ *   the data itself, then GRANTs R a shared copy. S = {O, R}.
+ * Write miss at W:  W -> WRITE_REQ -> home.
+ *   SHARED(S): home sends INV to S \ {W}, collects INV_ACKs, then GRANTs W
+ *   the exclusive copy (without data if W was in S) and drops its own.
+ *   HOME_EXCL: GRANT with data at once. REMOTE_EXCL(O): FETCH-invalidate
+ *   from O, pass the data on in the GRANT.
+ * The home's own faults take the same paths without messages to itself.
+ *
+ * Home migration: the home stops serving the page (new requests queue),
+ * waits for its transaction to end, then FLUSHes every node it granted to
+ * since their last reply: per-channel FIFO means a FLUSH_ACK proves every
+ * earlier GRANT from this home is installed, so no stale GRANT can overtake
+ * a message from the new home. Then MIGRATE carries the directory (and the
+ * data when the new home lacks it); the old home drops its copy, keeps a
+ * forwarding pointer and forwards queued and late requests to the new home.
+ * Requesters learn the new home from the next GRANT, INV or FETCH.
+ *
+ * docs/protocol.md has the full table and the races; tests/spin/dsm.pml
+ * models the same rules; tests/sim/ checks this code against them.
+ */
+#include "dsm/protocol.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum txn_kind {
+	TXN_NONE,
+	TXN_INV,          /* waiting for INV_ACKs before an exclusive grant */
+	TXN_FETCH_SHARED, /* waiting for the owner's data, owner keeps a copy */
+	TXN_FETCH_EXCL,   /* waiting for the owner's data, owner drops its copy */
+	TXN_FLUSH,        /* waiting for FLUSH_ACKs before a home move */
+};
+
+enum pending_kind { PENDING_NONE, PENDING_READ, PENDING_WRITE };
+
+struct dsm_req {
+	struct dsm_req *next;
+	uint64_t req_id;
+	uint16_t requester;
+	uint16_t hops;
+	bool is_write;
+};
+
+/* This node's view of one page. Directory fields are meaningful only while
+ * is_home; home_hint doubles as the forwarding pointer of a former home. */
+struct dsm_page {
+	uint8_t local;   /* enum dsm_local_state */
+	uint8_t pending; /* enum pending_kind: our own request in flight */
+	bool want_write; /* a write fault came while a read was pending */
+	bool is_home;
+	uint16_t home_hint;
+	uint64_t req_id; /* id of our pending request */
+
+	uint8_t dir; /* enum dsm_dir_state */
+	uint8_t txn; /* enum txn_kind */
+	uint16_t owner;
+	uint16_t acks_needed;
+	int16_t migrate_to; /* -1: no home move under way */
+	dsm_nodeset_t copyset;
+	dsm_nodeset_t unflushed; /* granted to since their last reply to us */
+	struct dsm_req cur;      /* the transaction in progress */
+	struct dsm_req *q_head, *q_tail;
+	struct dsm_page_counters ctr;
+};
+
+struct dsm_engine {
+	int self;
+	int n_nodes;
+	uint64_t n_pages;
+	struct dsm_page *pages;
+	dsm_emit_fn emit;
+	void *emit_ctx;
+	uint64_t next_req_id;
+	dsm_nodeset_t failed;
+	struct dsm_engine_counters c;
+};
+
+#define BIT(n) ((dsm_nodeset_t)1 << (n))
+
+static void start_request(struct dsm_engine *e, uint64_t page, bool is_write);
+static void home_request(struct dsm_engine *e, uint64_t page, const struct dsm_req *r);
+static void after_transaction(struct dsm_engine *e, uint64_t page);
+
+/* ---- actions ---------------------------------------------------------- */
+
+static void emit_action(struct dsm_engine *e, enum dsm_action_kind kind, uint64_t page,
+			enum dsm_prot prot, enum dsm_data_source data, int error)
+{
+	struct dsm_action a = {
+		.kind = kind, .page = page, .prot = prot, .data = data, .error = error,
+	};
+	e->emit(e->emit_ctx, &a);
+}
+
+static void emit_send(struct dsm_engine *e, struct dsm_msg *m, enum dsm_data_source data)
+{
+	if (e->failed & BIT(m->dst))
+		return; /* nobody to tell; the peer-failure path has cleaned up */
+	m->src = (uint16_t)e->self;
+	if (data != DSM_DATA_NONE)
+		m->flags |= DSM_MSG_F_DATA;
+	struct dsm_action a = { .kind = DSM_ACT_SEND, .page = m->page, .data = data, .msg = *m };
+	e->emit(e->emit_ctx, &a);
+}
+
+static struct dsm_msg msg_to(enum dsm_msg_kind kind, uint64_t page, int dst)
+{
+	struct dsm_msg m;
+	memset(&m, 0, sizeof(m));
+	m.kind = kind;
+	m.page = page;
+	m.dst = (uint16_t)dst;
+	return m;
+}
+
+static void wake(struct dsm_engine *e, uint64_t page, int error)
+{
+	emit_action(e, DSM_ACT_WAKE, page, 0, DSM_DATA_NONE, error);
+}
+
+/* ---- requester side ---------------------------------------------------- */
+
+static bool state_permits(uint8_t local, bool is_write)
+{
+	return is_write ? local == DSM_LOCAL_MODIFIED : local != DSM_LOCAL_INVALID;
+}
+
+/* Our own pending request is done (granted or failed). */
+static void finish_own_request(struct dsm_engine *e, uint64_t page, int error)
+{
+	struct dsm_page *pg = &e->pages[page];
+	bool again = pg->want_write && !error && pg->local != DSM_LOCAL_MODIFIED;
+
+	pg->pending = PENDING_NONE;
+	pg->want_write = false;
+	if (error)
+		e->c.failed_requests++;
+	wake(e, page, error);
+	if (again)
+		start_request(e, page, true);
+}
+
+static void start_request(struct dsm_engine *e, uint64_t page, bool is_write)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	pg->pending = is_write ? PENDING_WRITE : PENDING_READ;
+	pg->req_id = ++e->next_req_id;
+	if (is_write)
+		e->c.local_write_faults++;
+	else
+		e->c.local_read_faults++;
+
+	if (pg->is_home) {
+		struct dsm_req r = {
+			.req_id = pg->req_id, .requester = (uint16_t)e->self, .is_write = is_write,
+		};
+		home_request(e, page, &r);
+		return;
+	}
+	if (e->failed & BIT(pg->home_hint)) {
+		finish_own_request(e, page, -EHOSTDOWN);
+		return;
+	}
+	struct dsm_msg m = msg_to(is_write ? DSM_MSG_WRITE_REQ : DSM_MSG_READ_REQ, page,
+				  pg->home_hint);
+	m.requester = (uint16_t)e->self;
+	m.req_id = pg->req_id;
+	e->c.requests_sent++;
+	emit_send(e, &m, DSM_DATA_NONE);
+}
+
+void dsm_engine_local_fault(struct dsm_engine *e, uint64_t page, bool is_write)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	if (state_permits(pg->local, is_write)) {
+		/* Already served (a racing fault's grant, or a first touch of a
+		 * page this node owns): just map it and let the thread go. */
+		e->c.spurious_faults++;
+		emit_action(e, DSM_ACT_MAP_LOCAL, page,
+			    pg->local == DSM_LOCAL_MODIFIED ? DSM_PROT_WRITE : DSM_PROT_READ,
+			    DSM_DATA_NONE, 0);
+		wake(e, page, 0);
+		return;
+	}
+	if (pg->pending != PENDING_NONE) {
+		if (is_write && pg->pending == PENDING_READ)
+			pg->want_write = true;
+		return;
+	}
+	start_request(e, page, is_write);
+}
+
+static void on_grant(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+
+	if (pg->pending == PENDING_NONE || m->req_id != pg->req_id || m->requester != e->self) {
+		e->c.protocol_errors++;
+		return;
+	}
+	if (m->flags & DSM_MSG_F_ERROR) {
+		finish_own_request(e, m->page, m->error ? m->error : -EIO);
+		return;
+	}
+	pg->home_hint = m->src;
+	if (m->flags & DSM_MSG_F_EXCL) {
+		if (m->flags & DSM_MSG_F_DATA) {
+			emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_WRITE, DSM_DATA_INCOMING, 0);
+		} else if (pg->local == DSM_LOCAL_SHARED) {
+			emit_action(e, DSM_ACT_PROTECT, m->page, DSM_PROT_WRITE, DSM_DATA_NONE, 0);
+		} else {
+			e->c.protocol_errors++; /* an upgrade without a copy to upgrade */
+			return;
+		}
+		pg->local = DSM_LOCAL_MODIFIED;
+	} else {
+		if (!(m->flags & DSM_MSG_F_DATA)) {
+			e->c.protocol_errors++;
+			return;
+		}
+		emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_READ, DSM_DATA_INCOMING, 0);
+		pg->local = DSM_LOCAL_SHARED;
+	}
+	finish_own_request(e, m->page, 0);
+}
+
+static void on_inv(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+
+	if (pg->is_home || pg->local != DSM_LOCAL_SHARED) {
+		e->c.protocol_errors++;
+		return;
+	}
+	emit_action(e, DSM_ACT_DROP, m->page, 0, DSM_DATA_NONE, 0);
+	pg->local = DSM_LOCAL_INVALID;
+	pg->home_hint = m->src;
+	struct dsm_msg ack = msg_to(DSM_MSG_INV_ACK, m->page, m->src);
+	emit_send(e, &ack, DSM_DATA_NONE);
+}
+
+static void on_fetch(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	bool drop = m->flags & DSM_MSG_F_EXCL;
+
+	if (pg->is_home || pg->local != DSM_LOCAL_MODIFIED) {
+		e->c.protocol_errors++;
+		return;
+	}
+	/* Stop local writers before the bytes are read for sending. */
+	emit_action(e, DSM_ACT_PROTECT, m->page, DSM_PROT_READ, DSM_DATA_NONE, 0);
+	struct dsm_msg reply = msg_to(DSM_MSG_FETCH_REPLY, m->page, m->src);
+	emit_send(e, &reply, DSM_DATA_LOCAL);
+	if (drop) {
+		emit_action(e, DSM_ACT_DROP, m->page, 0, DSM_DATA_NONE, 0);
+		pg->local = DSM_LOCAL_INVALID;
+	} else {
+		pg->local = DSM_LOCAL_SHARED;
+	}
+	pg->home_hint = m->src;
+}
+
+static void on_flush(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	/* FIFO did the work: every GRANT the sender sent before this is in. */
+	struct dsm_msg ack = msg_to(DSM_MSG_FLUSH_ACK, m->page, m->src);
+	emit_send(e, &ack, DSM_DATA_NONE);
+}
+
+/* ---- home side ---------------------------------------------------------- */
+
+static void send_grant(struct dsm_engine *e, uint64_t page, const struct dsm_req *r, bool excl,
+		       enum dsm_data_source data)
+{
+	struct dsm_page *pg = &e->pages[page];
+	struct dsm_msg m = msg_to(DSM_MSG_GRANT, page, r->requester);
+
+	m.requester = r->requester;
+	m.req_id = r->req_id;
+	m.flags = excl ? DSM_MSG_F_EXCL : 0;
+	pg->unflushed |= BIT(r->requester);
+	e->c.grants_sent++;
+	emit_send(e, &m, data);
+}
+
+static void fail_request(struct dsm_engine *e, uint64_t page, const struct dsm_req *r, int error)
+{
+	if (r->requester == e->self) {
+		finish_own_request(e, page, error);
+		return;
+	}
+	struct dsm_msg m = msg_to(DSM_MSG_GRANT, page, r->requester);
+	m.requester = r->requester;
+	m.req_id = r->req_id;
+	m.flags = DSM_MSG_F_ERROR;
+	m.error = error;
+	emit_send(e, &m, DSM_DATA_NONE);
+}
+
+static bool requester_gone(const struct dsm_engine *e, const struct dsm_req *r)
+{
+	return r->requester != e->self && (e->failed & BIT(r->requester));
+}
+
+/* The home takes the exclusive copy itself (its own write, or a write
+ * whose requester died meanwhile). Its copy is valid and mapped. */
+static void home_take_exclusive(struct dsm_engine *e, uint64_t page)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	pg->dir = DSM_DIR_HOME_EXCL;
+	pg->copyset = 0;
+	pg->local = DSM_LOCAL_MODIFIED;
+	emit_action(e, DSM_ACT_PROTECT, page, DSM_PROT_WRITE, DSM_DATA_NONE, 0);
+}
+
+/* All other copies are gone; the home's copy is valid. Grant @r. */
+static void finish_write(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+	bool had_copy = pg->copyset & BIT(r->requester);
+
+	if (r->requester == e->self || requester_gone(e, r)) {
+		home_take_exclusive(e, page);
+		if (r->requester == e->self)
+			finish_own_request(e, page, 0);
+		return;
+	}
+	send_grant(e, page, r, true, had_copy ? DSM_DATA_NONE : DSM_DATA_LOCAL);
+	emit_action(e, DSM_ACT_DROP, page, 0, DSM_DATA_NONE, 0);
+	pg->local = DSM_LOCAL_INVALID;
+	pg->dir = DSM_DIR_REMOTE_EXCL;
+	pg->owner = r->requester;
+	pg->copyset = 0;
+}
+
+static void begin_fetch(struct dsm_engine *e, uint64_t page, const struct dsm_req *r, bool excl)
+{
+	struct dsm_page *pg = &e->pages[page];
+	struct dsm_msg m = msg_to(DSM_MSG_FETCH, page, pg->owner);
+
+	pg->cur = *r;
+	pg->txn = excl ? TXN_FETCH_EXCL : TXN_FETCH_SHARED;
+	m.flags = excl ? DSM_MSG_F_EXCL : 0;
+	if (excl)
+		pg->ctr.invalidations++;
+	e->c.fetches_sent++;
+	emit_send(e, &m, DSM_DATA_NONE);
+}
+
+static void serve_read(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+	bool self = r->requester == e->self;
+
+	switch (pg->dir) {
+	case DSM_DIR_HOME_EXCL:
+		if (self)
+			break;
+		emit_action(e, DSM_ACT_PROTECT, page, DSM_PROT_READ, DSM_DATA_NONE, 0);
+		pg->local = DSM_LOCAL_SHARED;
+		pg->dir = DSM_DIR_SHARED;
+		pg->copyset = BIT(r->requester);
+		send_grant(e, page, r, false, DSM_DATA_LOCAL);
+		return;
+	case DSM_DIR_SHARED:
+		if (self)
+			break;
+		pg->copyset |= BIT(r->requester);
+		send_grant(e, page, r, false, DSM_DATA_LOCAL);
+		return;
+	case DSM_DIR_REMOTE_EXCL:
+		if (pg->owner == r->requester) {
+			e->c.protocol_errors++; /* the owner cannot miss */
+			return;
+		}
+		begin_fetch(e, page, r, false);
+		return;
+	}
+	/* The home's own read: its copy already allows it. */
+	finish_own_request(e, page, 0);
+}
+
+static void serve_write(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+	bool self = r->requester == e->self;
+	dsm_nodeset_t others;
+
+	switch (pg->dir) {
+	case DSM_DIR_HOME_EXCL:
+		if (self) {
+			finish_own_request(e, page, 0);
+			return;
+		}
+		/* Stop local writers, send the bytes, then drop our copy. */
+		emit_action(e, DSM_ACT_PROTECT, page, DSM_PROT_READ, DSM_DATA_NONE, 0);
+		finish_write(e, page, r);
+		return;
+	case DSM_DIR_SHARED:
+		others = pg->copyset & ~BIT(r->requester);
+		if (!others) {
+			finish_write(e, page, r);
+			return;
+		}
+		pg->cur = *r;
+		pg->txn = TXN_INV;
+		pg->acks_needed = 0;
+		for (int n = 0; n < e->n_nodes; n++) {
+			if (!(others & BIT(n)))
+				continue;
+			struct dsm_msg m = msg_to(DSM_MSG_INV, page, n);
+			pg->acks_needed++;
+			pg->ctr.invalidations++;
+			e->c.invalidations_sent++;
+			emit_send(e, &m, DSM_DATA_NONE);
+		}
+		return;
+	case DSM_DIR_REMOTE_EXCL:
+		if (pg->owner == r->requester) {
+			e->c.protocol_errors++;
+			return;
+		}
+		begin_fetch(e, page, r, true);
+		return;
+	}
+}
+
+static void home_serve(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	if (requester_gone(e, r))
+		return;
+	if (pg->dir == DSM_DIR_LOST) {
+		fail_request(e, page, r, -EHOSTDOWN);
+		return;
+	}
+	if (r->is_write) {
+		pg->ctr.write_misses++;
+		serve_write(e, page, r);
+	} else {
+		pg->ctr.read_misses++;
+		serve_read(e, page, r);
+	}
+}
+
+static void enqueue(struct dsm_page *pg, const struct dsm_req *r)
+{
+	struct dsm_req *q = malloc(sizeof(*q));
+	if (!q)
+		abort(); /* a few bytes per waiting request; nothing sane to do */
+	*q = *r;
+	q->next = NULL;
+	if (pg->q_tail)
+		pg->q_tail->next = q;
+	else
+		pg->q_head = q;
+	pg->q_tail = q;
+}
+
+static bool dequeue(struct dsm_page *pg, struct dsm_req *out)
+{
+	struct dsm_req *q = pg->q_head;
+	if (!q)
+		return false;
+	pg->q_head = q->next;
+	if (!pg->q_head)
+		pg->q_tail = NULL;
+	*out = *q;
+	free(q);
+	return true;
+}
+
+static void home_request(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	if (pg->txn != TXN_NONE || pg->migrate_to >= 0 || pg->q_head) {
+		enqueue(pg, r);
+		return;
+	}
+	home_serve(e, page, r);
+}
+
+static void drain_queue(struct dsm_engine *e, uint64_t page)
+{
+	struct dsm_page *pg = &e->pages[page];
+	struct dsm_req r;
+
+	/* Stop when a transaction starts, a home move begins, or the page left. */
+	while (pg->is_home && pg->txn == TXN_NONE && pg->migrate_to < 0 && dequeue(pg, &r))
+		home_serve(e, page, &r);
+}
+
+static void on_request(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	struct dsm_req r = {
+		.req_id = m->req_id, .requester = m->requester, .hops = m->hops,
+		.is_write = m->kind == DSM_MSG_WRITE_REQ,
+	};
+
+	if (pg->is_home) {
+		home_request(e, m->page, &r);
+		return;
+	}
+	/* Not (or no longer) the home: pass it along the forwarding pointer. */
+	struct dsm_msg fwd = *m;
+	fwd.dst = pg->home_hint;
+	fwd.hops++;
+	pg->ctr.forwards++;
+	e->c.requests_forwarded++;
+	emit_send(e, &fwd, DSM_DATA_NONE);
+}
+
+static void on_inv_ack(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+
+	if (!pg->is_home || pg->txn != TXN_INV || !(pg->copyset & BIT(m->src)) ||
+	    pg->acks_needed == 0) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->copyset &= ~BIT(m->src);
+	pg->unflushed &= ~BIT(m->src);
+	if (--pg->acks_needed)
+		return;
+	struct dsm_req r = pg->cur; /* finish_write may start a new transaction */
+	pg->txn = TXN_NONE;
+	finish_write(e, m->page, &r);
+	after_transaction(e, m->page);
+}
+
+static void on_fetch_reply(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	struct dsm_req r = pg->cur;
+	bool self_like;
+
+	if (!pg->is_home || (pg->txn != TXN_FETCH_SHARED && pg->txn != TXN_FETCH_EXCL) ||
+	    m->src != pg->owner || !(m->flags & DSM_MSG_F_DATA)) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->unflushed &= ~BIT(m->src);
+	self_like = r.requester == e->self || requester_gone(e, &r);
+	if (pg->txn == TXN_FETCH_SHARED) {
+		emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_READ, DSM_DATA_INCOMING, 0);
+		pg->local = DSM_LOCAL_SHARED;
+		pg->dir = DSM_DIR_SHARED;
+		pg->copyset = BIT(m->src);
+		pg->txn = TXN_NONE;
+		if (!self_like) {
+			pg->copyset |= BIT(r.requester);
+			send_grant(e, m->page, &r, false, DSM_DATA_LOCAL);
+		}
+	} else {
+		pg->txn = TXN_NONE;
+		pg->copyset = 0;
+		if (self_like) {
+			emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_WRITE, DSM_DATA_INCOMING, 0);
+			pg->local = DSM_LOCAL_MODIFIED;
+			pg->dir = DSM_DIR_HOME_EXCL;
+		} else {
+			send_grant(e, m->page, &r, true, DSM_DATA_INCOMING);
+			pg->dir = DSM_DIR_REMOTE_EXCL;
+			pg->owner = r.requester;
+		}
+	}
+	if (r.requester == e->self)
+		finish_own_request(e, m->page, 0);
+	after_transaction(e, m->page);
+}
+
+/* ---- home migration ------------------------------------------------------ */
+
+static void forward_queue(struct dsm_engine *e, uint64_t page, int to)
+{
+	struct dsm_page *pg = &e->pages[page];
+	struct dsm_req r;
+
+	while (dequeue(pg, &r)) {
+		struct dsm_msg m = msg_to(r.is_write ? DSM_MSG_WRITE_REQ : DSM_MSG_READ_REQ, page, to);
+		m.requester = r.requester;
+		m.req_id = r.req_id;
+		m.hops = (uint16_t)(r.hops + 1);
+		e->c.requests_forwarded++;
+		emit_send(e, &m, DSM_DATA_NONE);
+	}
+}
+
+static void do_migrate(struct dsm_engine *e, uint64_t page)
+{
+	struct dsm_page *pg = &e->pages[page];
+	int to = pg->migrate_to;
+	struct dsm_msg m = msg_to(DSM_MSG_MIGRATE, page, to);
+	enum dsm_data_source data = DSM_DATA_NONE;
+
+	m.dir_state = pg->dir;
+	m.owner = pg->owner;
+	m.copyset = pg->copyset;
+	switch (pg->dir) {
+	case DSM_DIR_HOME_EXCL:
+		emit_action(e, DSM_ACT_PROTECT, page, DSM_PROT_READ, DSM_DATA_NONE, 0);
+		data = DSM_DATA_LOCAL;
+		break;
+	case DSM_DIR_SHARED:
+		if (!(pg->copyset & BIT(to)))
+			data = DSM_DATA_LOCAL;
+		break;
+	default:
+		break;
+	}
+	emit_send(e, &m, data);
+	if (pg->local != DSM_LOCAL_INVALID)
+		emit_action(e, DSM_ACT_DROP, page, 0, DSM_DATA_NONE, 0);
+
+	pg->local = DSM_LOCAL_INVALID;
+	pg->is_home = false;
+	pg->home_hint = (uint16_t)to;
+	pg->migrate_to = -1;
+	pg->copyset = 0;
+	pg->unflushed = 0;
+	pg->ctr.migrations++;
+	e->c.migrations_out++;
+	forward_queue(e, page, to);
+}
+
+/* Called when the page has no transaction: continue a home move, or serve
+ * the queue. */
+static void after_transaction(struct dsm_engine *e, uint64_t page)
+{
+	struct dsm_page *pg = &e->pages[page];
+
+	if (!pg->is_home)
+		return;
+	if (pg->migrate_to < 0) {
+		drain_queue(e, page);
+		return;
+	}
+	if (e->failed & BIT(pg->migrate_to)) {
+		pg->migrate_to = -1; /* target died: stay home */
+		drain_queue(e, page);
+		return;
+	}
+	dsm_nodeset_t flush = pg->unflushed & ~e->failed;
+	if (!flush) {
+		do_migrate(e, page);
+		return;
+	}
+	pg->txn = TXN_FLUSH;
+	pg->acks_needed = 0;
+	for (int n = 0; n < e->n_nodes; n++) {
+		if (!(flush & BIT(n)))
+			continue;
+		struct dsm_msg m = msg_to(DSM_MSG_FLUSH, page, n);
+		pg->acks_needed++;
+		emit_send(e, &m, DSM_DATA_NONE);
+	}
+}
+
+static void on_flush_ack(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+
+	if (!pg->is_home || pg->txn != TXN_FLUSH || !(pg->unflushed & BIT(m->src))) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->unflushed &= ~BIT(m->src);
+	if (--pg->acks_needed)
+		return;
+	pg->txn = TXN_NONE;
+	after_transaction(e, m->page);
+}
+
+int dsm_engine_migrate_home(struct dsm_engine *e, uint64_t page, int target)
+{
+	if (page >= e->n_pages || target < 0 || target >= e->n_nodes || target == e->self ||
+	    (e->failed & BIT(target)))
+		return -EINVAL;
+	struct dsm_page *pg = &e->pages[page];
+	if (!pg->is_home || pg->dir == DSM_DIR_LOST)
+		return -EINVAL;
+	if (pg->migrate_to >= 0)
+		return -EBUSY;
+	pg->migrate_to = (int16_t)target;
+	if (pg->txn == TXN_NONE)
+		after_transaction(e, page);
+	return 0;
+}
+
+static void on_migrate(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	dsm_nodeset_t me = BIT(e->self);
+	bool has_data = m->flags & DSM_MSG_F_DATA;
+
+	if (pg->is_home || m->dir_state > DSM_DIR_LOST) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->is_home = true;
+	pg->home_hint = (uint16_t)e->self;
+	pg->txn = TXN_NONE;
+	pg->migrate_to = -1;
+	pg->copyset = 0;
+	pg->unflushed = 0;
+	pg->owner = m->owner;
+	pg->dir = m->dir_state;
+	switch (m->dir_state) {
+	case DSM_DIR_HOME_EXCL:
+		if (has_data)
+			emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_WRITE, DSM_DATA_INCOMING, 0);
+		else
+			e->c.protocol_errors++;
+		pg->local = DSM_LOCAL_MODIFIED;
+		break;
+	case DSM_DIR_SHARED: {
+		dsm_nodeset_t others = m->copyset & ~me;
+		if (has_data)
+			emit_action(e, DSM_ACT_INSTALL, m->page,
+				    others ? DSM_PROT_READ : DSM_PROT_WRITE, DSM_DATA_INCOMING, 0);
+		else if (!others)
+			emit_action(e, DSM_ACT_PROTECT, m->page, DSM_PROT_WRITE, DSM_DATA_NONE, 0);
+		if (others) {
+			pg->copyset = others;
+			pg->local = DSM_LOCAL_SHARED;
+		} else {
+			pg->dir = DSM_DIR_HOME_EXCL;
+			pg->local = DSM_LOCAL_MODIFIED;
+		}
+		break;
+	}
+	case DSM_DIR_REMOTE_EXCL:
+		if (m->owner == e->self)
+			pg->dir = DSM_DIR_HOME_EXCL; /* we are MODIFIED already */
+		break;
+	default:
+		break;
+	}
+	e->c.migrations_in++;
+	/* Threads that waited for this page may find the new state enough. */
+	wake(e, m->page, 0);
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	if (m->kind < DSM_MSG_READ_REQ || m->kind > DSM_MSG_KIND_MAX || m->page >= e->n_pages ||
+	    m->src >= e->n_nodes || m->src == e->self || m->requester >= e->n_nodes ||
+	    m->owner >= e->n_nodes || (m->flags & ~DSM_MSG_F_KNOWN) ||
+	    (e->n_nodes < DSM_MAX_NODES && (m->copyset >> e->n_nodes)))
+		return -EINVAL;
+	if (m->hops > 4 * DSM_MAX_NODES)
+		return -ELOOP;
+
+	switch (m->kind) {
+	case DSM_MSG_READ_REQ:
+	case DSM_MSG_WRITE_REQ:
+		on_request(e, m);
+		break;
+	case DSM_MSG_GRANT:
+		on_grant(e, m);
+		break;
+	case DSM_MSG_INV:
+		on_inv(e, m);
+		break;
+	case DSM_MSG_INV_ACK:
+		on_inv_ack(e, m);
+		break;
+	case DSM_MSG_FETCH:
+		on_fetch(e, m);
+		break;
+	case DSM_MSG_FETCH_REPLY:
+		on_fetch_reply(e, m);
+		break;
+	case DSM_MSG_MIGRATE:
+		on_migrate(e, m);
+		break;
+	case DSM_MSG_FLUSH:
+		on_flush(e, m);
+		break;
+	case DSM_MSG_FLUSH_ACK:
+		on_flush_ack(e, m);
+		break;
+	}
+	return 0;
+}
+
+/* ---- peer failure -------------------------------------------------------- */
+
+static void drop_queued_from(struct dsm_page *pg, int peer)
+{
+	struct dsm_req **pp = &pg->q_head;
+	pg->q_tail = NULL;
+	while (*pp) {
+		struct dsm_req *q = *pp;
+		if (q->requester == peer) {
+			*pp = q->next;
+			free(q);
+			continue;
+		}
+		pg->q_tail = q;
+		pp = &q->next;
+	}
+}
+
+static void home_forget_peer(struct dsm_engine *e, uint64_t page, int peer)
+{
+	struct dsm_page *pg = &e->pages[page];
+	dsm_nodeset_t bit = BIT(peer);
+	/* The INV targets are the copyset minus the requester. */
+	bool awaited = (pg->txn == TXN_INV && (pg->copyset & ~BIT(pg->cur.requester) & bit)) ||
+		       (pg->txn == TXN_FLUSH && (pg->unflushed & bit));
+
+	drop_queued_from(pg, peer);
+	pg->copyset &= ~bit;
+	pg->unflushed &= ~bit;
+
+	if ((pg->txn == TXN_FETCH_SHARED || pg->txn == TXN_FETCH_EXCL) && pg->owner == peer) {
+		struct dsm_req r = pg->cur;
+		pg->txn = TXN_NONE;
+		pg->dir = DSM_DIR_LOST;
+		fail_request(e, page, &r, -EHOSTDOWN);
+		after_transaction(e, page);
+		return;
+	}
+	if (pg->dir == DSM_DIR_REMOTE_EXCL && pg->owner == peer)
+		pg->dir = DSM_DIR_LOST; /* the only copy died with it */
+	if (pg->dir == DSM_DIR_SHARED && !pg->copyset && pg->txn != TXN_INV)
+		home_take_exclusive(e, page);
+	if (awaited && --pg->acks_needed == 0) {
+		enum txn_kind t = pg->txn;
+		struct dsm_req r = pg->cur;
+		pg->txn = TXN_NONE;
+		if (t == TXN_INV)
+			finish_write(e, page, &r);
+		after_transaction(e, page);
+	}
+}
+
+void dsm_engine_peer_failed(struct dsm_engine *e, int peer)
+{
+	if (peer < 0 || peer >= e->n_nodes || peer == e->self || (e->failed & BIT(peer)))
+		return;
+	e->failed |= BIT(peer);
+	for (uint64_t p = 0; p < e->n_pages; p++) {
+		struct dsm_page *pg = &e->pages[p];
+		if (pg->is_home)
+			home_forget_peer(e, p, peer);
+		else if (pg->pending != PENDING_NONE && pg->home_hint == peer)
+			finish_own_request(e, p, -EHOSTDOWN);
+	}
+}
+
+/* ---- life cycle and introspection ----------------------------------------- */
+
+struct dsm_engine *dsm_engine_create(int self, int n_nodes, uint64_t n_pages,
+				     int (*initial_home)(uint64_t page, void *ctx), void *ctx,
+				     dsm_emit_fn emit, void *emit_ctx)
+{
+	if (self < 0 || n_nodes < 1 || n_nodes > DSM_MAX_NODES || self >= n_nodes || !n_pages)
+		return NULL;
+	struct dsm_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->pages = calloc(n_pages, sizeof(*e->pages));
+	if (!e->pages) {
+		free(e);
+		return NULL;
+	}
+	e->self = self;
+	e->n_nodes = n_nodes;
+	e->n_pages = n_pages;
+	e->emit = emit;
+	e->emit_ctx = emit_ctx;
+	for (uint64_t p = 0; p < n_pages; p++) {
+		struct dsm_page *pg = &e->pages[p];
+		int home = initial_home(p, ctx);
+		if (home < 0 || home >= n_nodes)
+			home = 0;
+		pg->home_hint = (uint16_t)home;
+		pg->migrate_to = -1;
+		pg->is_home = home == self;
+		pg->dir = DSM_DIR_HOME_EXCL;
+		/* A home starts as the exclusive owner of a zero page. */
+		pg->local = pg->is_home ? DSM_LOCAL_MODIFIED : DSM_LOCAL_INVALID;
+	}
+	return e;
+}
+
+void dsm_engine_destroy(struct dsm_engine *e)
+{
+	if (!e)
+		return;
+	for (uint64_t p = 0; p < e->n_pages; p++) {
+		struct dsm_req r;
+		while (dequeue(&e->pages[p], &r))
+			;
+	}
+	free(e->pages);
+	free(e);
+}
+
+enum dsm_local_state dsm_engine_local_state(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].local;
+}
+
+bool dsm_engine_is_home(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].is_home;
+}
+
+int dsm_engine_home_hint(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].home_hint;
+}
+
+enum dsm_dir_state dsm_engine_dir_state(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].dir;
+}
+
+dsm_nodeset_t dsm_engine_copyset(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].copyset;
+}
+
+int dsm_engine_owner(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].owner;
+}
+
+bool dsm_engine_pending(const struct dsm_engine *e, uint64_t page)
+{
+	return e->pages[page].pending != PENDING_NONE;
+}
+
+bool dsm_engine_dir_busy(const struct dsm_engine *e, uint64_t page)
+{
+	const struct dsm_page *pg = &e->pages[page];
+	return pg->is_home && (pg->txn != TXN_NONE || pg->q_head || pg->migrate_to >= 0);
+}
+
+const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine *e,
+							 uint64_t page)
+{
+	return &e->pages[page].ctr;
+}
+
+const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e)
+{
+	return &e->c;
+}
+
+uint64_t dsm_engine_n_pages(const struct dsm_engine *e)
+{
+	return e->n_pages;
+}
+
+int dsm_engine_self(const struct dsm_engine *e)
+{
+	return e->self;
+}
+
+const char *dsm_msg_kind_name(enum dsm_msg_kind k)
+{
+	static const char *const names[] = {
+		[DSM_MSG_READ_REQ] = "READ_REQ", [DSM_MSG_WRITE_REQ] = "WRITE_REQ",
+		[DSM_MSG_GRANT] = "GRANT", [DSM_MSG_INV] = "INV", [DSM_MSG_INV_ACK] = "INV_ACK",
+		[DSM_MSG_FETCH] = "FETCH", [DSM_MSG_FETCH_REPLY] = "FETCH_REPLY",
+		[DSM_MSG_MIGRATE] = "MIGRATE", [DSM_MSG_FLUSH] = "FLUSH",
+		[DSM_MSG_FLUSH_ACK] = "FLUSH_ACK",
+	};
+	return k >= DSM_MSG_READ_REQ && k <= DSM_MSG_KIND_MAX ? names[k] : "?";
+}
+
+const char *dsm_local_state_name(enum dsm_local_state s)
+{
+	static const char *const names[] = { "INVALID", "SHARED", "MODIFIED" };
+	return s <= DSM_LOCAL_MODIFIED ? names[s] : "?";
+}
+
+const char *dsm_dir_state_name(enum dsm_dir_state s)
+{
+	static const char *const names[] = { "HOME_EXCL", "SHARED", "REMOTE_EXCL", "LOST" };
+	return s <= DSM_DIR_LOST ? names[s] : "?";
+}

@@ -1,0 +1,194 @@
+/*
+ * The DSM coherence protocol as a pure state machine.
+ *
+ * Events go in (a local read/write fault, a message received, a request to
+ * move a page's home, a peer lost); actions come out through an emit
+ * callback (send a message, install/protect/drop the local copy, wake the
+ * threads blocked on a page). The engine has no threads, no I/O and no
+ * clock, so the deterministic simulator (tests/sim/), the unit tests and
+ * the runtime (dsm/runtime.c) drive the very same code. docs/protocol.md
+ * holds the state/event table and the races; tests/spin/dsm.pml models it.
+ *
+ * Ownership: one engine per node; it is not thread-safe and must be driven
+ * by a single thread (the runtime's loop thread).
+ */
+#ifndef DISCO_DSM_PROTOCOL_H
+#define DISCO_DSM_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSM_PAGE_SIZE 4096
+#define DSM_MAX_NODES 64
+
+typedef uint64_t dsm_nodeset_t; /* bit n = node n */
+
+/* What this node may do with its copy of a page. */
+enum dsm_local_state {
+	DSM_LOCAL_INVALID = 0,  /* no copy: any access faults */
+	DSM_LOCAL_SHARED = 1,   /* read-only copy */
+	DSM_LOCAL_MODIFIED = 2, /* the only copy, writable */
+};
+
+/* The home's directory entry. The home's own copy is implied by the
+ * state, so the copyset only ever names other nodes:
+ *   HOME_EXCL    no other node has a copy; the home's copy is MODIFIED
+ *   SHARED       copyset (non-empty) holds read-only copies, so does the home
+ *   REMOTE_EXCL  `owner` holds the only copy; the home has none
+ *   LOST         the only copy died with a failed peer; requests fail */
+enum dsm_dir_state {
+	DSM_DIR_HOME_EXCL = 0,
+	DSM_DIR_SHARED = 1,
+	DSM_DIR_REMOTE_EXCL = 2,
+	DSM_DIR_LOST = 3,
+};
+
+/* Message kinds: the values of DsmKind in proto/dsm.proto. */
+enum dsm_msg_kind {
+	DSM_MSG_READ_REQ = 1,
+	DSM_MSG_WRITE_REQ = 2,
+	DSM_MSG_GRANT = 3,
+	DSM_MSG_INV = 4,
+	DSM_MSG_INV_ACK = 5,
+	DSM_MSG_FETCH = 6,
+	DSM_MSG_FETCH_REPLY = 7,
+	DSM_MSG_MIGRATE = 8,
+	DSM_MSG_FLUSH = 9,
+	DSM_MSG_FLUSH_ACK = 10,
+	DSM_MSG_KIND_MAX = 10,
+};
+
+#define DSM_MSG_F_DATA 0x1  /* a page payload follows (GRANT, FETCH_REPLY, MIGRATE) */
+#define DSM_MSG_F_EXCL 0x2  /* GRANT: exclusive; FETCH: the owner must drop its copy */
+#define DSM_MSG_F_ERROR 0x4 /* GRANT: the request failed, see `error` */
+#define DSM_MSG_F_KNOWN (DSM_MSG_F_DATA | DSM_MSG_F_EXCL | DSM_MSG_F_ERROR)
+
+struct dsm_msg {
+	enum dsm_msg_kind kind;
+	uint32_t flags;
+	uint64_t page;
+	uint16_t src, dst;
+	uint16_t requester;    /* READ/WRITE_REQ, GRANT: the node that asked */
+	uint64_t req_id;       /* requester's id, echoed in the GRANT */
+	uint16_t owner;        /* MIGRATE: the exclusive owner */
+	uint8_t dir_state;     /* MIGRATE: enum dsm_dir_state */
+	dsm_nodeset_t copyset; /* MIGRATE: sharers */
+	uint16_t hops;         /* forwards so far */
+	int32_t error;         /* GRANT with F_ERROR */
+};
+
+/* Where the payload of a sent message comes from. */
+enum dsm_data_source {
+	DSM_DATA_NONE,     /* no payload */
+	DSM_DATA_LOCAL,    /* this node's copy of the page (zeros if never populated) */
+	DSM_DATA_INCOMING, /* the payload of the message being handled */
+};
+
+enum dsm_prot {
+	DSM_PROT_READ = 1,  /* mapped read-only */
+	DSM_PROT_WRITE = 2, /* mapped read-write */
+};
+
+enum dsm_action_kind {
+	/* Send `msg` to msg.dst, with the payload named by `data`. */
+	DSM_ACT_SEND,
+	/* Install a copy of the page mapped `prot`, from the incoming message's
+	 * payload (data == INCOMING). Wakes nobody by itself. */
+	DSM_ACT_INSTALL,
+	/* Change the protection of the present local copy to `prot`. */
+	DSM_ACT_PROTECT,
+	/* Discard the local copy: the next access faults. */
+	DSM_ACT_DROP,
+	/* The local state already allows `prot`: make sure the page is mapped
+	 * so (filling zeros if it was never populated). */
+	DSM_ACT_MAP_LOCAL,
+	/* Wake every thread blocked on the page; `error` != 0 means the access
+	 * can never be served (lost peer). */
+	DSM_ACT_WAKE,
+};
+
+struct dsm_action {
+	enum dsm_action_kind kind;
+	uint64_t page;
+	enum dsm_prot prot;
+	enum dsm_data_source data;
+	int error;
+	struct dsm_msg msg; /* SEND */
+};
+
+/* The engine hands every action to emit() at once, in order; the caller
+ * must carry them out in that order (e.g. PROTECT before SEND before DROP
+ * so no write is lost between reading a page and discarding it). */
+typedef void (*dsm_emit_fn)(void *ctx, const struct dsm_action *action);
+
+/* Per-page counters kept by the node that is home for the page. */
+struct dsm_page_counters {
+	uint32_t read_misses;   /* read requests served, any requester */
+	uint32_t write_misses;  /* write requests served (incl. upgrades) */
+	uint32_t invalidations; /* INV/FETCH-invalidate messages caused */
+	uint32_t migrations;    /* times this page's home moved away from here */
+	uint32_t forwards;      /* requests for it that arrived here after it left */
+};
+
+/* Node-wide counters of the engine. */
+struct dsm_engine_counters {
+	uint64_t local_read_faults, local_write_faults; /* faults that needed a request */
+	uint64_t spurious_faults;                       /* faults the state already allowed */
+	uint64_t requests_sent, requests_forwarded;
+	uint64_t grants_sent, invalidations_sent, fetches_sent;
+	uint64_t migrations_out, migrations_in;
+	uint64_t protocol_errors; /* messages that made no sense in the current state */
+	uint64_t failed_requests; /* requests failed because a peer was lost */
+};
+
+struct dsm_engine;
+
+/* Create the engine for node @self of @n_nodes, managing @n_pages pages.
+ * @initial_home(page, ctx) gives every page's first home (all nodes must
+ * agree). Returns NULL on allocation failure. */
+struct dsm_engine *dsm_engine_create(int self, int n_nodes, uint64_t n_pages,
+				     int (*initial_home)(uint64_t page, void *ctx), void *ctx,
+				     dsm_emit_fn emit, void *emit_ctx);
+void dsm_engine_destroy(struct dsm_engine *e);
+
+/* A local thread faulted on @page. */
+void dsm_engine_local_fault(struct dsm_engine *e, uint64_t page, bool is_write);
+
+/* A message arrived. Returns 0, or -EINVAL for a message that is malformed
+ * for this engine (unknown kind, page or node out of range): the caller
+ * should treat its sender as faulty. */
+int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *msg);
+
+/* Move @page's home from this node to @target (policy decision). Returns
+ * -EINVAL if this node is not the page's home or target is invalid, 0 if
+ * the move started (it completes once in-flight transactions finish). */
+int dsm_engine_migrate_home(struct dsm_engine *e, uint64_t page, int target);
+
+/* @peer is gone for good: drop it from directories; requests that needed it
+ * fail with -EHOSTDOWN (WAKE with error). */
+void dsm_engine_peer_failed(struct dsm_engine *e, int peer);
+
+/* Introspection (tests, simulator, stats). */
+enum dsm_local_state dsm_engine_local_state(const struct dsm_engine *e, uint64_t page);
+bool dsm_engine_is_home(const struct dsm_engine *e, uint64_t page);
+int dsm_engine_home_hint(const struct dsm_engine *e, uint64_t page);
+enum dsm_dir_state dsm_engine_dir_state(const struct dsm_engine *e, uint64_t page);
+dsm_nodeset_t dsm_engine_copyset(const struct dsm_engine *e, uint64_t page);
+int dsm_engine_owner(const struct dsm_engine *e, uint64_t page);
+/* True if this node waits for a grant for @page. */
+bool dsm_engine_pending(const struct dsm_engine *e, uint64_t page);
+/* True if the page's directory here is in a transaction, has queued
+ * requests, grants not yet confirmed, or a home move under way. */
+bool dsm_engine_dir_busy(const struct dsm_engine *e, uint64_t page);
+const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine *e,
+							 uint64_t page);
+const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e);
+uint64_t dsm_engine_n_pages(const struct dsm_engine *e);
+int dsm_engine_self(const struct dsm_engine *e);
+
+const char *dsm_msg_kind_name(enum dsm_msg_kind k);
+const char *dsm_local_state_name(enum dsm_local_state s);
+const char *dsm_dir_state_name(enum dsm_dir_state s);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * The DSM library API: a region of memory shared coherently by one process
+ * on every node of a cluster. Any process can use it (the stress and bench
+ * tools today, QEMU for guest RAM next):
+ *
+ *   dsm_region_create()  map (or adopt) the memory, build the engine
+ *   dsm_region_start()   start the loop thread, join the cluster, wait for
+ *                        every peer (error naming who is missing)
+ *   ... threads simply load and store in [base, base + size) ...
+ *   dsm_region_stats()   counters and the fault-latency histogram
+ *   dsm_region_stop()    say goodbye, join the loop thread
+ *   dsm_region_destroy()
+ *
+ * Thread model (docs/architecture.md): one loop thread per region, created
+ * by dsm_region_start(), owns the engine, the transport, the userfaultfd
+ * and all timers; nothing else touches them, so they need no locks. A
+ * thread that faults on the region blocks in the kernel until the loop
+ * thread installs the page (UFFDIO_COPY / UFFDIO_WRITEPROTECT wake it).
+ * API calls from other threads post a command to the loop (uv_async) and
+ * wait on a condition variable; only the raw-RTT probe sends directly.
+ *
+ * A fault that can never be served (its page died with a peer, or no answer
+ * within dsm.fault_timeout_ms) is reported once through on_fatal; the
+ * faulting thread stays blocked, so on_fatal must end or stop the user of
+ * the region (exit the process, stop the VM).
+ */
+#ifndef DISCO_DSM_REGION_H
+#define DISCO_DSM_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cluster-config/cluster_config.h"
+#include "dsm/protocol.h"
+
+#define DSM_LATENCY_BUCKETS 32 /* bucket i counts faults of [2^i, 2^(i+1)) microseconds */
+
+struct dsm_stats {
+	struct dsm_engine_counters engine;
+	uint64_t faults_served;                           /* faults that needed the protocol */
+	uint64_t fault_latency_us[DSM_LATENCY_BUCKETS];   /* histogram of their latency */
+	uint64_t uffd_events;
+	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
+	uint64_t pages_sent, pages_received;
+	uint64_t pages_present; /* pages mapped at this node now */
+};
+
+struct dsm_region_options {
+	const struct cluster_config *cfg; /* must outlive the region */
+	int vm;                           /* index into cfg->vms: size and placement */
+	int node;                         /* this node's index */
+	void *addr;                       /* NULL: map anonymous memory; else adopt this mapping */
+	size_t size;                      /* 0: the VM's memory size */
+	void (*on_fatal)(void *opaque, const char *message);
+	void *opaque;
+};
+
+struct dsm_region;
+
+int dsm_region_create(const struct dsm_region_options *opts, struct dsm_region **out);
+/* Returns 0 once every peer is authenticated; -ETIMEDOUT after
+ * cfg->connect_timeout_ms with @err naming the missing nodes. */
+int dsm_region_start(struct dsm_region *r, char *err, size_t errlen);
+void *dsm_region_base(const struct dsm_region *r);
+size_t dsm_region_size(const struct dsm_region *r);
+int dsm_region_node(const struct dsm_region *r);
+int dsm_region_n_nodes(const struct dsm_region *r);
+
+/* Wait until every node reached barrier @id (ids must grow by call).
+ * -EHOSTDOWN if a peer is lost, -ETIMEDOUT after @timeout_ms. */
+int dsm_region_barrier(struct dsm_region *r, uint32_t id, uint32_t timeout_ms);
+
+int dsm_region_stats(struct dsm_region *r, struct dsm_stats *out);
+/* Counters of @page kept here; -ENOENT if this node is not its home. */
+int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_counters *out);
+/* Ask the home of @page (must be this node) to move it to @target. */
+int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
+
+/* Raw transport round trip to @peer: a 64-byte request answered by a 4 KiB
+ * page, sent straight from the calling thread (no DSM). For benchmarks. */
+int dsm_region_rtt_probe(struct dsm_region *r, int peer, uint64_t *rtt_ns);
+
+void dsm_region_stop(struct dsm_region *r);
+void dsm_region_destroy(struct dsm_region *r);
+
+/* Percentile @p (0..100) of the latency histogram, in microseconds (the
+ * upper bound of the bucket it falls in); 0 when empty. */
+double dsm_stats_latency_percentile(const struct dsm_stats *s, double p);
+/* Print the stats as "key=value" lines, each prefixed with @prefix. */
+void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * The region's internals, shared by region.c (API, life cycle, commands)
+ * and fault_path.c (the loop thread's hot path). Not a public header.
+ *
+ * Locking: fields under "loop thread only" are touched by the loop thread
+ * alone (and by the creating thread before the loop starts / after it
+ * ended). Fields under "shared" are guarded by `mu`; `cond` signals changes
+ * of them. `mu` is a leaf lock except that the transport's send mutex may
+ * be taken while it is NOT held; nothing blocks while holding `mu`.
+ */
+#ifndef DISCO_DSM_REGION_INTERNAL_H
+#define DISCO_DSM_REGION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "dsm/region.h"
+#include "rpc/call.h"
+#include "rpc/transport.h"
+
+enum region_cmd_kind {
+	REGION_CMD_STOP,
+	REGION_CMD_STATS,
+	REGION_CMD_PAGE_STATS,
+	REGION_CMD_MIGRATE,
+	REGION_CMD_BARRIER,
+};
+
+/* A request from an API thread to the loop thread; lives on the caller's
+ * stack until `done` is set under mu. */
+struct region_cmd {
+	struct region_cmd *next;
+	enum region_cmd_kind kind;
+	uint64_t page;
+	int target;
+	uint32_t barrier_id;
+	struct dsm_stats *stats;
+	struct dsm_page_counters *page_counters;
+	int result;
+	bool done;
+};
+
+struct dsm_region {
+	/* immutable after create */
+	const struct cluster_config *cfg;
+	const struct cluster_vm *vm;
+	int self, n_nodes;
+	uint8_t *base;
+	size_t size;
+	uint64_t n_pages;
+	bool own_mapping;
+	int uffd;
+	uint32_t fault_timeout_ms;
+	void (*on_fatal)(void *opaque, const char *message);
+	void *opaque;
+
+	/* loop thread only */
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_poll_t uffd_poll;
+	uv_async_t cmd_async;
+	uv_timer_t timeout_timer;
+	struct rpc_transport *transport;
+	struct dsm_engine *engine;
+	uint8_t *present;          /* per page: a copy is mapped here */
+	uint8_t *writable;         /* per page: mapped read-write */
+	uint64_t *fault_start_ns;  /* per page: first blocked fault of a pending request */
+	const uint8_t *incoming_page; /* payload of the frame being handled */
+	uint64_t woken_page;       /* last page whose waiters an install already woke */
+	struct dsm_stats stats;
+	bool fatal_reported;
+	uint32_t faults_in_flight;   /* pages with a request out and a start time */
+	uint64_t last_activity_ns;   /* last uffd event or frame handled */
+	uint64_t poll_max_ns;        /* poll at most this long for one answer */
+	uint64_t poll_linger_ns;     /* and this long after any activity */
+	uint8_t pb_arena[1024];    /* protobuf unpack scratch, see wire.c */
+	size_t pb_arena_used;
+
+	/* shared, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct region_cmd *cmd_head, *cmd_tail;
+	bool loop_running;
+	bool stopping;
+	dsm_nodeset_t peers_up;
+	dsm_nodeset_t peers_down;
+	uint32_t barrier_seen[DSM_MAX_NODES];
+	uint32_t barrier_reached; /* our own highest barrier id */
+
+	struct rpc_call_table calls; /* raw RTT probes; thread-safe itself */
+	uint32_t probes_in_flight;   /* RTT probes waiting (atomic): poll for them too */
+};
+
+/* fault_path.c: the loop thread's handlers */
+void region_emit(void *ctx, const struct dsm_action *a);
+void region_on_uffd_readable(uv_poll_t *h, int status, int events);
+void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f);
+void region_fatal(struct dsm_region *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void region_check_timeouts(struct dsm_region *r, uint64_t now_ns);
+
+/* wire.c: dsm_msg <-> protobuf */
+size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap);
+int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out);
+int dsm_wire_unpack_u64_id(struct dsm_region *r, uint16_t type, const uint8_t *body, size_t len,
+			   uint64_t *id);
+
+#endif

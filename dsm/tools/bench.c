@@ -1,0 +1,268 @@
+/*
+ * disco-dsm-bench: latency of the DSM's coherence operations, and in the
+ * same run, on the same transport, the raw round trip they stand on.
+ *
+ * Roles by node index: node 0 is home of every page used (placement
+ * node:n0) and serves; node 1 measures; nodes 2.. are extra sharers.
+ *   remote read fault   node 1 loads a page last written by node 0
+ *   write upgrade       node 1 stores to a page it and n-1 others share
+ *   ping-pong           nodes 0 and 1 take turns writing one word
+ *   raw RTT             64-byte request, 4 KiB reply, from node 1's thread
+ *
+ * With no arguments: a generated 2-node cluster on 127.0.0.1 for all the
+ * figures, then a 4-node one for the upgrade with 3 sharers. Last line:
+ *   read_fault_p50_us=<x> rtt_p50_us=<y> overhead_ratio=<x/y>
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tool_common.h"
+
+#define PAGE DSM_PAGE_SIZE
+
+struct opts {
+	const char *config, *node, *vm, *result_file;
+	int samples, rounds;
+};
+
+struct figures {
+	double read_p50, read_p99, up_p50, up_p99, pp_p50, pp_p99, rtt_p50, rtt_p99;
+	int n_nodes;
+};
+
+static volatile uint64_t *word_at(uint8_t *base, uint64_t page)
+{
+	return (volatile uint64_t *)(base + page * PAGE);
+}
+
+static int barrier(struct tool_member *m, uint32_t id)
+{
+	int rc = dsm_region_barrier(m->region, id, 120000);
+	if (rc < 0)
+		fprintf(stderr, "bench[%s]: barrier %u failed: %s\n", m->cfg->nodes[m->node].name,
+			id, strerror(-rc));
+	return rc;
+}
+
+static void wait_for_value(volatile uint64_t *w, uint64_t v)
+{
+	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) != v)
+		sched_yield(); /* 2 cores: leave them to the loop threads */
+}
+
+static int run_member(const struct opts *o)
+{
+	struct tool_member m;
+	struct figures fig = { 0 };
+	uint64_t S = (uint64_t)o->samples;
+	uint64_t *t = calloc(S > (uint64_t)o->rounds ? S : (uint64_t)o->rounds, sizeof(uint64_t));
+
+	if (!t || tool_member_join(&m, o->config, o->node, o->vm)) {
+		free(t);
+		return 1;
+	}
+	uint8_t *base = dsm_region_base(m.region);
+	uint64_t pp_page = 2 * S;
+	int rc = 0;
+	fig.n_nodes = m.cfg->n_nodes;
+	if ((pp_page + 1) * PAGE > dsm_region_size(m.region) || m.cfg->n_nodes < 2) {
+		fprintf(stderr, "bench: needs >= 2 nodes and %" PRIu64 " KiB of region\n",
+			(pp_page + 1) * 4);
+		tool_member_leave(&m);
+		free(t);
+		return 1;
+	}
+
+	/* Node 0 writes every page so they hold data at their home. */
+	if (m.node == 0)
+		for (uint64_t p = 0; p <= pp_page; p++)
+			*word_at(base, p) = p + 1;
+	if ((rc = barrier(&m, 1)) < 0)
+		goto out;
+
+	if (m.node == 1) {
+		for (uint64_t i = 0; i < S; i++) {
+			uint64_t t0 = tool_now_ns();
+			uint64_t v = *word_at(base, i);
+			t[i] = tool_now_ns() - t0;
+			if (v != i + 1) {
+				fprintf(stderr, "bench: page %" PRIu64 " read %" PRIu64 ", want %" PRIu64
+					"\n", i, v, i + 1);
+				rc = -EIO;
+			}
+		}
+		fig.read_p50 = tool_percentile(t, S, 50) / 1000;
+		fig.read_p99 = tool_percentile(t, S, 99) / 1000;
+	}
+	if (barrier(&m, 2) < 0 || rc)
+		goto out;
+
+	/* Every node but the home takes a shared copy; then node 1 writes. */
+	if (m.node >= 1)
+		for (uint64_t i = S; i < 2 * S; i++)
+			(void)*word_at(base, i);
+	if ((rc = barrier(&m, 3)) < 0)
+		goto out;
+	if (m.node == 1) {
+		for (uint64_t i = 0; i < S; i++) {
+			uint64_t t0 = tool_now_ns();
+			*word_at(base, S + i) = 0xdead0000 + i;
+			t[i] = tool_now_ns() - t0;
+		}
+		fig.up_p50 = tool_percentile(t, S, 50) / 1000;
+		fig.up_p99 = tool_percentile(t, S, 99) / 1000;
+	}
+	if ((rc = barrier(&m, 4)) < 0)
+		goto out;
+
+	volatile uint64_t *w = word_at(base, pp_page);
+	if (m.node == 0) {
+		for (int r = 0; r < o->rounds; r++) {
+			wait_for_value(w, 2 * (uint64_t)r + 1);
+			__atomic_store_n(w, 2 * (uint64_t)r + 2, __ATOMIC_RELEASE);
+		}
+	} else if (m.node == 1) {
+		*w = 0;
+		for (int r = 0; r < o->rounds; r++) {
+			uint64_t t0 = tool_now_ns();
+			__atomic_store_n(w, 2 * (uint64_t)r + 1, __ATOMIC_RELEASE);
+			wait_for_value(w, 2 * (uint64_t)r + 2);
+			t[r] = tool_now_ns() - t0;
+		}
+		fig.pp_p50 = tool_percentile(t, (size_t)o->rounds, 50) / 1000;
+		fig.pp_p99 = tool_percentile(t, (size_t)o->rounds, 99) / 1000;
+	}
+	if ((rc = barrier(&m, 5)) < 0)
+		goto out;
+
+	if (m.node == 1) {
+		for (uint64_t i = 0; i < S; i++) {
+			if ((rc = dsm_region_rtt_probe(m.region, 0, &t[i])) < 0) {
+				fprintf(stderr, "bench: RTT probe failed: %s\n", strerror(-rc));
+				goto out;
+			}
+		}
+		fig.rtt_p50 = tool_percentile(t, S, 50) / 1000;
+		fig.rtt_p99 = tool_percentile(t, S, 99) / 1000;
+	}
+	if ((rc = barrier(&m, 6)) < 0)
+		goto out;
+
+	if (m.node == 1) {
+		struct dsm_stats st;
+		dsm_region_stats(m.region, &st);
+		dsm_stats_print(&st, "bench[n1]: ", stderr);
+		FILE *f = o->result_file ? fopen(o->result_file, "w") : NULL;
+		if (f) {
+			fwrite(&fig, sizeof(fig), 1, f);
+			fclose(f);
+		}
+		printf("bench[%d nodes]: read p50=%.1f p99=%.1f  upgrade(%d sharers) p50=%.1f "
+		       "p99=%.1f  ping-pong p50=%.1f p99=%.1f  rtt p50=%.1f p99=%.1f (us)\n",
+		       fig.n_nodes, fig.read_p50, fig.read_p99, fig.n_nodes - 1, fig.up_p50,
+		       fig.up_p99, fig.pp_p50, fig.pp_p99, fig.rtt_p50, fig.rtt_p99);
+	}
+out:
+	tool_member_leave(&m);
+	free(t);
+	return rc < 0 ? 1 : 0;
+}
+
+static int run_cluster(const char *argv0, const struct opts *o, int n_nodes, struct figures *fig)
+{
+	char config[4200], dir[4200], result[4300], samples[32], rounds[32];
+	int rc = tool_make_local_config(n_nodes, "64M", "node:n0", config, sizeof(config), dir,
+					sizeof(dir));
+	if (rc < 0) {
+		fprintf(stderr, "bench: cannot write a local config: %s\n", strerror(-rc));
+		return 1;
+	}
+	snprintf(result, sizeof(result), "%s/result", dir);
+	snprintf(samples, sizeof(samples), "%d", o->samples);
+	snprintf(rounds, sizeof(rounds), "%d", o->rounds);
+	char *extra[] = { "--samples", samples, "--rounds", rounds, "--result-file", result, NULL };
+	int failed = tool_run_members(argv0, config, extra, 600);
+	FILE *f = fopen(result, "r");
+	bool ok = f && fread(fig, sizeof(*fig), 1, f) == 1;
+	if (f)
+		fclose(f);
+	unlink(result);
+	tool_remove_local_config(dir);
+	return failed || !ok;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: disco-dsm-bench [options]\n"
+		   "Measures DSM fault latencies and the raw transport round trip in one run.\n"
+		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1.\n\n"
+		   "  --config FILE     run on this cluster config instead (needs --node)\n"
+		   "  --node NAME       run as this member (node index 0 serves, 1 measures)\n"
+		   "  --vm NAME         VM whose memory to use (default: the first)\n"
+		   "  --samples N       faults per measurement (default 2000)\n"
+		   "  --rounds N        ping-pong rounds (default 1000)\n"
+		   "  --help            this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .samples = 2000, .rounds = 1000 };
+	static const struct option lo[] = {
+		{ "config", required_argument, 0, 'c' }, { "node", required_argument, 0, 'n' },
+		{ "vm", required_argument, 0, 'v' },     { "samples", required_argument, 0, 's' },
+		{ "rounds", required_argument, 0, 'r' }, { "result-file", required_argument, 0, 'f' },
+		{ "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
+	};
+	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
+		char *end = NULL;
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 'n': o.node = optarg; break;
+		case 'v': o.vm = optarg; break;
+		case 'f': o.result_file = optarg; break;
+		case 's': o.samples = (int)strtol(optarg, &end, 10); break;
+		case 'r': o.rounds = (int)strtol(optarg, &end, 10); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+		if (end && *end) {
+			fprintf(stderr, "disco-dsm-bench: expected a number, got \"%s\"\n", optarg);
+			return 2;
+		}
+	}
+	if (optind < argc || o.samples < 10 || o.samples > 100000 || o.rounds < 10 ||
+	    o.rounds > 1000000) {
+		fprintf(stderr, "disco-dsm-bench: bad arguments (--samples 10..100000, --rounds "
+				"10..1000000; see --help)\n");
+		return 2;
+	}
+	if (o.node || o.config) {
+		if (!o.node || !o.config) {
+			fprintf(stderr, "disco-dsm-bench: --config and --node go together\n");
+			return 2;
+		}
+		return run_member(&o);
+	}
+
+	struct figures two, four;
+	if (run_cluster(argv[0], &o, 2, &two) || run_cluster(argv[0], &o, 4, &four)) {
+		fprintf(stderr, "disco-dsm-bench: a member failed\n");
+		return 1;
+	}
+	printf("transport=tcp loopback, samples=%d, rounds=%d (microseconds)\n", o.samples,
+	       o.rounds);
+	printf("remote_read_fault        p50=%7.1f p99=%7.1f\n", two.read_p50, two.read_p99);
+	printf("write_upgrade_1_sharer   p50=%7.1f p99=%7.1f\n", two.up_p50, two.up_p99);
+	printf("write_upgrade_3_sharers  p50=%7.1f p99=%7.1f\n", four.up_p50, four.up_p99);
+	printf("ping_pong_round (2 nodes) p50=%7.1f p99=%7.1f\n", two.pp_p50, two.pp_p99);
+	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", two.rtt_p50, two.rtt_p99);
+	printf("read_fault_p50_us=%.1f rtt_p50_us=%.1f overhead_ratio=%.2f\n", two.read_p50,
+	       two.rtt_p50, two.rtt_p50 > 0 ? two.read_p50 / two.rtt_p50 : 0.0);
+	return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * Conversion between the engine's struct dsm_msg and the protobuf
+ * DsmMessage of proto/dsm.proto. Unpacking uses a bump allocator over the
+ * region's small arena (loop thread only), so the fault path does no malloc.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "dsm/region_internal.h"
+#include "bench.pb-c.h"
+#include "dsm.pb-c.h"
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+	struct dsm_region *r = ctx;
+	size = (size + 15) & ~(size_t)15;
+	if (r->pb_arena_used + size > sizeof(r->pb_arena))
+		return NULL;
+	void *p = r->pb_arena + r->pb_arena_used;
+	r->pb_arena_used += size;
+	return p;
+}
+
+static void arena_free(void *ctx, void *p)
+{
+	(void)ctx;
+	(void)p; /* reset wholesale after each message */
+}
+
+size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap)
+{
+	Disco__DsmMessage pb = DISCO__DSM_MESSAGE__INIT;
+	pb.kind = (Disco__DsmKind)m->kind;
+	pb.page = m->page;
+	pb.requester = m->requester;
+	pb.req_id = m->req_id;
+	pb.flags = m->flags;
+	pb.owner = m->owner;
+	pb.copyset = m->copyset;
+	pb.dir_state = m->dir_state;
+	pb.hops = m->hops;
+	pb.error = m->error;
+	if (disco__dsm_message__get_packed_size(&pb) > cap)
+		return 0;
+	return disco__dsm_message__pack(&pb, buf);
+}
+
+int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out)
+{
+	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = r };
+	r->pb_arena_used = 0;
+	Disco__DsmMessage *pb = disco__dsm_message__unpack(&alloc, len, body);
+	if (!pb)
+		return -EBADMSG;
+	if (pb->requester >= DSM_MAX_NODES || pb->owner >= DSM_MAX_NODES || pb->hops > UINT16_MAX ||
+	    pb->dir_state > UINT8_MAX)
+		return -EBADMSG;
+	memset(out, 0, sizeof(*out));
+	out->kind = (enum dsm_msg_kind)pb->kind;
+	out->page = pb->page;
+	out->requester = (uint16_t)pb->requester;
+	out->req_id = pb->req_id;
+	out->flags = pb->flags;
+	out->owner = (uint16_t)pb->owner;
+	out->copyset = pb->copyset;
+	out->dir_state = (uint8_t)pb->dir_state;
+	out->hops = (uint16_t)pb->hops;
+	out->error = pb->error;
+	return 0;
+}
+
+/* The id of a BenchPing, BenchPong or Barrier body. */
+int dsm_wire_unpack_u64_id(struct dsm_region *r, uint16_t type, const uint8_t *body, size_t len,
+			   uint64_t *id)
+{
+	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = r };
+	r->pb_arena_used = 0;
+	switch (type) {
+	case RPC_MSG_PING: {
+		Disco__BenchPing *m = disco__bench_ping__unpack(&alloc, len, body);
+		if (!m)
+			return -EBADMSG;
+		*id = m->id;
+		return 0;
+	}
+	case RPC_MSG_PONG: {
+		Disco__BenchPong *m = disco__bench_pong__unpack(&alloc, len, body);
+		if (!m)
+			return -EBADMSG;
+		*id = m->id;
+		return 0;
+	}
+	case RPC_MSG_BARRIER: {
+		Disco__Barrier *m = disco__barrier__unpack(&alloc, len, body);
+		if (!m)
+			return -EBADMSG;
+		*id = m->id;
+		return 0;
+	}
+	}
+	return -EBADMSG;
+}

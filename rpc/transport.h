@@ -1,0 +1,108 @@
+/*
+ * The transport interface: per-peer ordered channels between the nodes of
+ * one cluster, carrying frames (rpc/frame.h). TCP (rpc/tcp_transport.c) and,
+ * later, RDMA implement it; the DSM runtime and the tools only see this.
+ *
+ * Thread model
+ * ------------
+ * A transport lives on one libuv loop, run by one thread that its owner
+ * creates (for the DSM, the runtime's loop thread). That thread owns the
+ * sockets, the listen socket, timers, the receive buffers and all peer
+ * state; every callback below runs on it.
+ *
+ * rpc_transport_send() may be called from ANY thread: it takes the peer's
+ * send mutex and writes the frame at once with writev() (no hop to the loop
+ * thread), so a thread that needs an answer pays no extra wake-up. Bytes
+ * the socket does not take are copied to the peer's queue and flushed by
+ * the loop thread (woken with uv_async when the caller is not the loop
+ * thread). Frames to one peer are never reordered.
+ *
+ * Lock order: a peer's send mutex is a leaf lock; no callback is invoked
+ * while it is held.
+ */
+#ifndef DISCO_RPC_TRANSPORT_H
+#define DISCO_RPC_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cluster-config/cluster_config.h"
+#include "rpc/frame.h"
+
+struct rpc_transport;
+
+enum rpc_peer_state {
+	RPC_PEER_CONNECTING,    /* dialling / waiting for it to dial us */
+	RPC_PEER_AUTHENTICATING,/* connected, challenge-response running */
+	RPC_PEER_UP,            /* authenticated: frames flow */
+	RPC_PEER_LEFT,          /* said goodbye */
+	RPC_PEER_FAILED,        /* bad frame, bad proof, lost connection, silent too long */
+};
+
+struct rpc_callbacks {
+	/* An authenticated frame from @peer (never HELLO/AUTH/HEARTBEAT). */
+	void (*on_frame)(void *opaque, int peer, const struct rpc_frame_view *frame);
+	/* @peer finished authentication. */
+	void (*on_peer_up)(void *opaque, int peer);
+	/* @peer is gone: state LEFT or FAILED, @why says what happened. Called
+	 * once per peer; a failed peer is not reconnected (its DSM pages are lost). */
+	void (*on_peer_down)(void *opaque, int peer, enum rpc_peer_state state, const char *why);
+};
+
+struct rpc_transport_ops {
+	const char *name;
+	int (*start)(struct rpc_transport *t);
+	int (*send)(struct rpc_transport *t, int peer, uint16_t type, const void *body,
+		    size_t body_len, const void *page);
+	enum rpc_peer_state (*peer_state)(struct rpc_transport *t, int peer);
+	/* Close the connection to @peer and mark it FAILED (loop thread): for a
+	 * peer that sent a frame that is well-formed but makes no sense. */
+	void (*fail_peer)(struct rpc_transport *t, int peer, const char *why);
+	void (*stop)(struct rpc_transport *t);    /* goodbye to all peers, close sockets (loop thread) */
+	void (*destroy)(struct rpc_transport *t); /* after the loop has finished */
+};
+
+/* Counters, updated by whichever thread sends/receives; read with
+ * __atomic loads. */
+struct rpc_transport_stats {
+	uint64_t frames_sent, frames_received;
+	uint64_t bytes_sent, bytes_received;
+	uint64_t send_queued; /* sends the socket did not take at once */
+};
+
+struct rpc_transport {
+	const struct rpc_transport_ops *ops;
+	const struct cluster_config *cfg;
+	int self;              /* our node index */
+	struct rpc_callbacks cb;
+	void *opaque;
+	uv_loop_t *loop;
+	struct rpc_transport_stats stats;
+};
+
+/* Create a TCP transport for node @self of @cfg on @loop (not started). */
+int rpc_tcp_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, int self,
+			     const struct rpc_callbacks *cb, void *opaque,
+			     struct rpc_transport **out);
+
+static inline int rpc_transport_start(struct rpc_transport *t) { return t->ops->start(t); }
+static inline int rpc_transport_send(struct rpc_transport *t, int peer, uint16_t type,
+				     const void *body, size_t body_len, const void *page)
+{
+	return t->ops->send(t, peer, type, body, body_len, page);
+}
+static inline enum rpc_peer_state rpc_transport_peer_state(struct rpc_transport *t, int peer)
+{
+	return t->ops->peer_state(t, peer);
+}
+static inline void rpc_transport_fail_peer(struct rpc_transport *t, int peer, const char *why)
+{
+	t->ops->fail_peer(t, peer, why);
+}
+static inline void rpc_transport_stop(struct rpc_transport *t) { t->ops->stop(t); }
+static inline void rpc_transport_destroy(struct rpc_transport *t) { t->ops->destroy(t); }
+
+const char *rpc_peer_state_name(enum rpc_peer_state s);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the Debian packages disco needs to build and test,
+# and only those that are missing. Idempotent: a second run does nothing.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config
+	protobuf-c-compiler libprotobuf-c-dev   # wire protocol
+	libuv1-dev                              # event loop of the TCP transport
+	libyaml-dev                             # cluster config parser
+	libsodium-dev                           # HMAC-SHA256 peer authentication
+	libcmocka-dev                           # unit tests
+	libibverbs-dev librdmacm-dev rdma-core  # RDMA transport
+	spin                                    # Promela model of the protocol
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "setup: installing missing Debian packages: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

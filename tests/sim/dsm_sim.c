@@ -1,0 +1,458 @@
+/*
+ * Deterministic simulator of the DSM protocol engine (dsm/protocol.c).
+ *
+ * N nodes, each with the real engine and a few simulated CPUs, share P
+ * pages. Every step picks one random event from a seeded generator:
+ * a CPU reads or writes a page (through a simulated page table, faulting
+ * into the engine when the mapping does not allow the access), a message
+ * is delivered from a random channel (per-channel FIFO is kept, so
+ * arbitrary delays between channels are explored), a home migration is
+ * requested, or a stale fault is injected (as userfaultfd can deliver).
+ *
+ * After every step it checks:
+ *   - at most one node holds a page MODIFIED, and then nobody holds it SHARED;
+ *   - the simulated mapping matches the engine (INVALID = unmapped,
+ *     SHARED = read-only) and every valid copy holds the last value written;
+ *   - every completed read returned the last value written (SC);
+ *   - at most one node is home for a page; the engine saw no protocol error.
+ * Periodically, and at the end, it stops generating work and delivers every
+ * message: then no CPU may still wait, no request may be pending and every
+ * page must have exactly one idle home (no request waits forever).
+ *
+ * A failure prints the seed and the command that replays it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsm/protocol.h"
+
+#define MAX_NODES 8
+#define MAX_PAGES 64
+#define MAX_CPUS 4
+
+struct sim_msg {
+	struct sim_msg *next;
+	struct dsm_msg m;
+	bool has_data;
+	uint64_t value;
+};
+
+struct channel {
+	struct sim_msg *head, *tail;
+	unsigned len;
+};
+
+enum cpu_state { CPU_IDLE, CPU_BLOCKED, CPU_WOKEN };
+
+struct cpu {
+	enum cpu_state state;
+	uint64_t page;
+	bool is_write;
+};
+
+struct sim_node {
+	int id;
+	struct dsm_engine *e;
+	bool present[MAX_PAGES];
+	bool writable[MAX_PAGES];
+	uint64_t value[MAX_PAGES];
+	struct cpu cpus[MAX_CPUS];
+	const struct sim_msg *incoming; /* message being handled, for INCOMING data */
+};
+
+struct sim {
+	uint64_t seed, rng;
+	int n_nodes, n_pages, n_cpus;
+	uint64_t events;
+	unsigned migrate_permille;
+	struct sim_node nodes[MAX_NODES];
+	struct channel ch[MAX_NODES][MAX_NODES];
+	unsigned in_flight;
+	uint64_t last_written[MAX_PAGES];
+	uint64_t version;
+	uint64_t step;
+	struct {
+		uint64_t reads, writes, delivered, migrations_asked, migrations_started, faults,
+			stale_faults, drains;
+		unsigned max_in_flight;
+	} st;
+};
+
+static struct sim S;
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "dsm-sim: FAIL at step %" PRIu64 ": ", S.step);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
+		"--cpus %d --events %" PRIu64 " --migrate %u\n",
+		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille);
+	exit(1);
+}
+
+static uint64_t rnd(void)
+{
+	/* xorshift64* */
+	S.rng ^= S.rng >> 12;
+	S.rng ^= S.rng << 25;
+	S.rng ^= S.rng >> 27;
+	return S.rng * 2685821657736338717ULL;
+}
+
+static unsigned rnd_below(unsigned n)
+{
+	return (unsigned)(rnd() % n);
+}
+
+static int initial_home(uint64_t page, void *ctx)
+{
+	(void)ctx;
+	return (int)(page % (uint64_t)S.n_nodes);
+}
+
+/* ---- the engine's actions, applied to the simulated node ---------------- */
+
+static void emit(void *ctx, const struct dsm_action *a)
+{
+	struct sim_node *n = ctx;
+	uint64_t p = a->page;
+
+	switch (a->kind) {
+	case DSM_ACT_SEND: {
+		struct sim_msg *sm = calloc(1, sizeof(*sm));
+		if (!sm)
+			fail("out of memory");
+		sm->m = a->msg;
+		if (a->msg.dst >= S.n_nodes || a->msg.dst == n->id)
+			fail("node %d sends %s to bad node %d", n->id, dsm_msg_kind_name(a->msg.kind),
+			     a->msg.dst);
+		if (a->data == DSM_DATA_LOCAL) {
+			if (!n->present[p])
+				fail("node %d sends page %" PRIu64 " it does not hold", n->id, p);
+			sm->has_data = true;
+			sm->value = n->value[p];
+		} else if (a->data == DSM_DATA_INCOMING) {
+			if (!n->incoming || !n->incoming->has_data)
+				fail("node %d forwards data it did not receive", n->id);
+			sm->has_data = true;
+			sm->value = n->incoming->value;
+		}
+		if (((a->msg.flags & DSM_MSG_F_DATA) != 0) != sm->has_data)
+			fail("DATA flag does not match payload");
+		struct channel *c = &S.ch[n->id][a->msg.dst];
+		if (c->tail)
+			c->tail->next = sm;
+		else
+			c->head = sm;
+		c->tail = sm;
+		c->len++;
+		if (++S.in_flight > S.st.max_in_flight)
+			S.st.max_in_flight = S.in_flight;
+		break;
+	}
+	case DSM_ACT_INSTALL:
+		if (!n->incoming || !n->incoming->has_data)
+			fail("node %d installs page %" PRIu64 " without data", n->id, p);
+		n->present[p] = true;
+		n->value[p] = n->incoming->value;
+		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		break;
+	case DSM_ACT_PROTECT:
+		if (!n->present[p])
+			fail("node %d protects absent page %" PRIu64, n->id, p);
+		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		break;
+	case DSM_ACT_MAP_LOCAL:
+		if (!n->present[p])
+			fail("node %d maps absent page %" PRIu64, n->id, p);
+		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		break;
+	case DSM_ACT_DROP:
+		n->present[p] = false;
+		n->writable[p] = false;
+		break;
+	case DSM_ACT_WAKE:
+		if (a->error)
+			fail("node %d page %" PRIu64 ": fault failed with %d", n->id, p, a->error);
+		for (int i = 0; i < S.n_cpus; i++)
+			if (n->cpus[i].state == CPU_BLOCKED && n->cpus[i].page == p)
+				n->cpus[i].state = CPU_WOKEN;
+		break;
+	}
+}
+
+/* ---- invariants ------------------------------------------------------------ */
+
+static void check_invariants(void)
+{
+	for (int p = 0; p < S.n_pages; p++) {
+		int modified = -1, shared = 0, homes = 0;
+		for (int i = 0; i < S.n_nodes; i++) {
+			struct sim_node *n = &S.nodes[i];
+			enum dsm_local_state ls = dsm_engine_local_state(n->e, p);
+			if (dsm_engine_is_home(n->e, p))
+				homes++;
+			if (ls == DSM_LOCAL_MODIFIED) {
+				if (modified >= 0)
+					fail("page %d: two writers, nodes %d and %d", p, modified, i);
+				modified = i;
+			} else if (ls == DSM_LOCAL_SHARED) {
+				shared++;
+			}
+			if (ls == DSM_LOCAL_INVALID && n->present[p])
+				fail("page %d: node %d INVALID but still mapped", p, i);
+			if (ls == DSM_LOCAL_SHARED && n->writable[p])
+				fail("page %d: node %d SHARED but mapped writable", p, i);
+			if (ls != DSM_LOCAL_INVALID && !n->present[p])
+				fail("page %d: node %d %s but holds no copy", p, i,
+				     dsm_local_state_name(ls));
+			if (ls != DSM_LOCAL_INVALID && n->value[p] != S.last_written[p])
+				fail("page %d: node %d %s holds %" PRIu64 ", last write was %" PRIu64,
+				     p, i, dsm_local_state_name(ls), n->value[p], S.last_written[p]);
+			if (dsm_engine_counters(n->e)->protocol_errors)
+				fail("node %d: protocol error", i);
+		}
+		if (modified >= 0 && shared)
+			fail("page %d: writer %d coexists with %d readers", p, modified, shared);
+		if (homes > 1)
+			fail("page %d: %d homes", p, homes);
+	}
+}
+
+/* ---- events -------------------------------------------------------------------- */
+
+/* The CPU tries its access through the simulated page table. */
+static void cpu_access(struct sim_node *n, struct cpu *c)
+{
+	uint64_t p = c->page;
+
+	if (n->present[p] && (!c->is_write || n->writable[p])) {
+		if (c->is_write) {
+			n->value[p] = ++S.version;
+			S.last_written[p] = n->value[p];
+			S.st.writes++;
+		} else {
+			if (n->value[p] != S.last_written[p])
+				fail("node %d read page %" PRIu64 " = %" PRIu64 ", last write %" PRIu64,
+				     n->id, p, n->value[p], S.last_written[p]);
+			S.st.reads++;
+		}
+		c->state = CPU_IDLE;
+		return;
+	}
+	c->state = CPU_BLOCKED;
+	S.st.faults++;
+	dsm_engine_local_fault(n->e, p, c->is_write);
+}
+
+static void step_cpu(bool may_start)
+{
+	struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
+	struct cpu *c = &n->cpus[rnd_below(S.n_cpus)];
+
+	if (c->state == CPU_IDLE && may_start) {
+		c->page = rnd_below(S.n_pages);
+		c->is_write = rnd() & 1;
+		cpu_access(n, c);
+	} else if (c->state == CPU_WOKEN) {
+		cpu_access(n, c);
+	}
+}
+
+static bool deliver_random(void)
+{
+	if (!S.in_flight)
+		return false;
+	unsigned pick = rnd_below(S.n_nodes * S.n_nodes);
+	for (unsigned k = 0; k < (unsigned)(S.n_nodes * S.n_nodes); k++) {
+		unsigned idx = (pick + k) % (S.n_nodes * S.n_nodes);
+		struct channel *c = &S.ch[idx / S.n_nodes][idx % S.n_nodes];
+		if (!c->head)
+			continue;
+		struct sim_msg *sm = c->head;
+		c->head = sm->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->len--;
+		S.in_flight--;
+		struct sim_node *dst = &S.nodes[sm->m.dst];
+		dst->incoming = sm;
+		int rc = dsm_engine_receive(dst->e, &sm->m);
+		dst->incoming = NULL;
+		if (rc)
+			fail("node %d rejected %s: %d", dst->id, dsm_msg_kind_name(sm->m.kind), rc);
+		free(sm);
+		S.st.delivered++;
+		return true;
+	}
+	return false;
+}
+
+static void step_migrate(void)
+{
+	int p = rnd_below(S.n_pages);
+	for (int i = 0; i < S.n_nodes; i++) {
+		if (!dsm_engine_is_home(S.nodes[i].e, p))
+			continue;
+		int to = rnd_below(S.n_nodes - 1);
+		if (to >= i)
+			to++;
+		S.st.migrations_asked++;
+		int rc = dsm_engine_migrate_home(S.nodes[i].e, p, to);
+		if (rc == 0)
+			S.st.migrations_started++;
+		else if (rc != -EBUSY)
+			fail("migrate page %d from home %d to %d: %d", p, i, to, rc);
+		return;
+	}
+}
+
+static void step_stale_fault(void)
+{
+	struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
+	S.st.stale_faults++;
+	dsm_engine_local_fault(n->e, rnd_below(S.n_pages), rnd() & 1);
+}
+
+/* Stop new work, deliver everything, let woken CPUs finish: afterwards
+ * nothing may wait. */
+static void drain_and_check_quiescent(void)
+{
+	S.st.drains++;
+	for (uint64_t rounds = 0;; rounds++) {
+		if (rounds > 10000000)
+			fail("no quiescence after 10M drain steps (livelock?)");
+		bool progress = deliver_random();
+		for (int i = 0; i < S.n_nodes; i++)
+			for (int j = 0; j < S.n_cpus; j++)
+				if (S.nodes[i].cpus[j].state == CPU_WOKEN) {
+					cpu_access(&S.nodes[i], &S.nodes[i].cpus[j]);
+					progress = true;
+				}
+		check_invariants();
+		if (!progress)
+			break;
+	}
+	for (int i = 0; i < S.n_nodes; i++) {
+		struct sim_node *n = &S.nodes[i];
+		for (int j = 0; j < S.n_cpus; j++)
+			if (n->cpus[j].state != CPU_IDLE)
+				fail("node %d cpu %d waits forever on page %" PRIu64, i, j,
+				     n->cpus[j].page);
+		for (int p = 0; p < S.n_pages; p++) {
+			if (dsm_engine_pending(n->e, p))
+				fail("node %d page %d: request pending forever", i, p);
+			if (dsm_engine_dir_busy(n->e, p))
+				fail("node %d page %d: directory busy forever", i, p);
+		}
+	}
+	for (int p = 0; p < S.n_pages; p++) {
+		int homes = 0;
+		for (int i = 0; i < S.n_nodes; i++)
+			homes += dsm_engine_is_home(S.nodes[i].e, p);
+		if (homes != 1)
+			fail("page %d has %d homes when quiet", p, homes);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dsm-sim [--seed N] [--events N] [--nodes 3..%d] [--pages 1..%d]\n"
+		"               [--cpus 1..%d] [--migrate PERMILLE] [--drain-every N]\n"
+		"Drives the DSM protocol engine with random events and checks coherence\n"
+		"invariants after every step. Exits 1 and prints a replay command on failure.\n",
+		MAX_NODES, MAX_PAGES, MAX_CPUS);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t drain_every = 50000;
+	static const struct option opts[] = {
+		{ "seed", required_argument, 0, 's' },   { "events", required_argument, 0, 'e' },
+		{ "nodes", required_argument, 0, 'n' },  { "pages", required_argument, 0, 'p' },
+		{ "cpus", required_argument, 0, 'c' },   { "migrate", required_argument, 0, 'm' },
+		{ "drain-every", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	S.seed = 1;
+	S.events = 1000000;
+	S.n_nodes = 4;
+	S.n_pages = 8;
+	S.n_cpus = 2;
+	S.migrate_permille = 30;
+	for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+		switch (o) {
+		case 's': S.seed = strtoull(optarg, NULL, 0); break;
+		case 'e': S.events = strtoull(optarg, NULL, 0); break;
+		case 'n': S.n_nodes = atoi(optarg); break;
+		case 'p': S.n_pages = atoi(optarg); break;
+		case 'c': S.n_cpus = atoi(optarg); break;
+		case 'm': S.migrate_permille = (unsigned)atoi(optarg); break;
+		case 'd': drain_every = strtoull(optarg, NULL, 0); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (S.n_nodes < 2 || S.n_nodes > MAX_NODES || S.n_pages < 1 || S.n_pages > MAX_PAGES ||
+	    S.n_cpus < 1 || S.n_cpus > MAX_CPUS || S.migrate_permille > 1000 || !drain_every) {
+		usage(stderr);
+		return 2;
+	}
+	S.rng = S.seed * 0x9E3779B97F4A7C15ULL + 1;
+
+	for (int i = 0; i < S.n_nodes; i++) {
+		struct sim_node *n = &S.nodes[i];
+		n->id = i;
+		n->e = dsm_engine_create(i, S.n_nodes, S.n_pages, initial_home, NULL, emit, n);
+		if (!n->e)
+			fail("engine create failed");
+		for (int p = 0; p < S.n_pages; p++) {
+			/* A home starts with a writable zero page (value 0). */
+			n->present[p] = dsm_engine_is_home(n->e, p);
+			n->writable[p] = n->present[p];
+		}
+	}
+
+	for (S.step = 1; S.step <= S.events; S.step++) {
+		unsigned r = rnd_below(1000);
+		if (r < S.migrate_permille)
+			step_migrate();
+		else if (r < S.migrate_permille + 20)
+			step_stale_fault();
+		else if (r < 500)
+			step_cpu(true);
+		else if (!deliver_random())
+			step_cpu(true);
+		check_invariants();
+		if (S.step % drain_every == 0)
+			drain_and_check_quiescent();
+	}
+	drain_and_check_quiescent();
+
+	uint64_t forwards = 0, migrations = 0, invs = 0;
+	for (int i = 0; i < S.n_nodes; i++) {
+		const struct dsm_engine_counters *c = dsm_engine_counters(S.nodes[i].e);
+		forwards += c->requests_forwarded;
+		migrations += c->migrations_out;
+		invs += c->invalidations_sent;
+		dsm_engine_destroy(S.nodes[i].e);
+	}
+	printf("dsm-sim: PASS seed=%" PRIu64 " nodes=%d pages=%d cpus=%d events=%" PRIu64
+	       " reads=%" PRIu64 " writes=%" PRIu64 " faults=%" PRIu64 " stale_faults=%" PRIu64
+	       " messages=%" PRIu64 " invalidations=%" PRIu64 " migrations=%" PRIu64
+	       " forwards=%" PRIu64 " drains=%" PRIu64 " max_in_flight=%u\n",
+	       S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.st.reads, S.st.writes,
+	       S.st.faults, S.st.stale_faults, S.st.delivered, invs, migrations, forwards,
+	       S.st.drains, S.st.max_in_flight);
+	return 0;
+}

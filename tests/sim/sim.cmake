@@ -1,0 +1,16 @@
+# The deterministic protocol simulator: >= 1,000,000 random events per run
+# over 3-5 nodes and >= 8 pages, with home migrations and stale faults.
+add_executable(dsm-sim ${CMAKE_SOURCE_DIR}/tests/sim/dsm_sim.c)
+target_link_libraries(dsm-sim PRIVATE disco_dsm_protocol)
+set_target_properties(dsm-sim PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/sim)
+foreach(cfg "1;3;8" "2;4;8" "3;5;16" "4;4;12")
+  list(GET cfg 0 seed)
+  list(GET cfg 1 nodes)
+  list(GET cfg 2 pages)
+  add_test(NAME dsm_sim_seed${seed}_n${nodes}_p${pages}
+           COMMAND dsm-sim --seed ${seed} --nodes ${nodes} --pages ${pages} --events 1000000)
+  set_tests_properties(dsm_sim_seed${seed}_n${nodes}_p${pages} PROPERTIES LABELS "sim;sanitize")
+endforeach()
+# Heavy migration and a single CPU per node: different interleavings.
+add_test(NAME dsm_sim_migration_heavy COMMAND dsm-sim --seed 11 --nodes 3 --pages 8 --cpus 1 --migrate 200 --events 1000000)
+set_tests_properties(dsm_sim_migration_heavy PROPERTIES LABELS "sim;sanitize")

@@ -1,0 +1,15 @@
+# Unit tests of the RPC layer (rpc/). Included by tests/CMakeLists.txt.
+# The TCP test opens real sockets on 127.0.0.1 (ports derived from the pid).
+set(DISCO_RPC_TESTS
+  test_frame
+  test_auth
+  test_rpc_call
+  test_rpc_tcp_transport)
+foreach(t ${DISCO_RPC_TESTS})
+  add_executable(${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c)
+  target_link_libraries(${t} PRIVATE disco_rpc PkgConfig::CMOCKA)
+  string(REPLACE "test_" "" name ${t})
+  string(REPLACE "rpc_" "" name ${name})
+  add_test(NAME rpc_${name} COMMAND ${t})
+  set_tests_properties(rpc_${name} PROPERTIES LABELS "unit;sanitize" TIMEOUT 120)
+endforeach()

@@ -1,0 +1,854 @@
+/*
+ * The TCP transport over real sockets on 127.0.0.1. Each node runs its own
+ * uv loop on its own thread, as in a real process; the test thread drives
+ * them through a control async (node_run) and watches their callbacks.
+ *
+ * Ports: 17000 + (pid % 2000) * 8 + node, so parallel test processes do
+ * not collide; the test cases of one process reuse them in turn (the
+ * transport sets SO_REUSEADDR).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "bench.pb-c.h"
+#include "rpc/auth.h"
+#include "rpc/call.h"
+#include "rpc/tcp_transport.h"
+
+#define MAXN 4
+
+static int port_base;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct cluster_config *make_cfg(int n, uint8_t key_byte, uint32_t hb_ms,
+				       uint32_t timeout_ms)
+{
+	struct cluster_config *c = calloc(1, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "testlab");
+	c->key_len = 32;
+	memset(c->key, key_byte, c->key_len);
+	c->heartbeat_ms = hb_ms;
+	c->peer_timeout_ms = timeout_ms;
+	c->connect_timeout_ms = 5000;
+	c->n_nodes = n;
+	for (int i = 0; i < n; i++) {
+		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "n%d", i);
+		snprintf(c->nodes[i].address, sizeof(c->nodes[i].address), "127.0.0.1");
+		c->nodes[i].port = port_base + i;
+	}
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* One node: a loop thread running a transport                          */
+
+struct node;
+typedef void (*node_fn)(struct node *n, void *arg);
+typedef void (*frame_fn)(struct node *n, int peer, const struct rpc_frame_view *f);
+
+struct node {
+	int self;
+	const struct cluster_config *cfg;
+	uv_loop_t loop;
+	uv_async_t ctl;
+	struct rpc_transport *t;
+	pthread_t th;
+	frame_fn on_frame;           /* runs on the loop thread */
+	struct rpc_call_table *calls; /* failed on peer loss when set */
+	void *user;
+
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv;
+	bool started;
+	int start_ret;
+	node_fn fn;
+	void *fn_arg;
+	bool fn_pending, fn_done;
+	int up[MAXN], down[MAXN];
+	enum rpc_peer_state down_state[MAXN];
+	char why[MAXN][1024];
+	long frames;
+};
+
+static void lock(struct node *n) { pthread_mutex_lock(&n->mu); }
+static void unlock(struct node *n) { pthread_mutex_unlock(&n->mu); }
+
+static void cb_frame(void *opaque, int peer, const struct rpc_frame_view *f)
+{
+	struct node *n = opaque;
+	lock(n);
+	n->frames++;
+	unlock(n);
+	if (n->on_frame)
+		n->on_frame(n, peer, f);
+}
+
+static void cb_up(void *opaque, int peer)
+{
+	struct node *n = opaque;
+	lock(n);
+	n->up[peer]++;
+	pthread_cond_broadcast(&n->cv);
+	unlock(n);
+}
+
+static void cb_down(void *opaque, int peer, enum rpc_peer_state st, const char *why)
+{
+	struct node *n = opaque;
+	if (n->calls)
+		rpc_call_fail_all(n->calls, -ECONNRESET);
+	lock(n);
+	n->down[peer]++;
+	n->down_state[peer] = st;
+	snprintf(n->why[peer], sizeof(n->why[peer]), "%s", why);
+	pthread_cond_broadcast(&n->cv);
+	unlock(n);
+}
+
+static void on_ctl(uv_async_t *h)
+{
+	struct node *n = h->data;
+	lock(n);
+	node_fn fn = n->fn;
+	void *arg = n->fn_arg;
+	bool pending = n->fn_pending;
+	n->fn_pending = false;
+	unlock(n);
+	if (!pending)
+		return;
+	fn(n, arg);
+	lock(n);
+	n->fn_done = true;
+	pthread_cond_broadcast(&n->cv);
+	unlock(n);
+}
+
+static void *loop_main(void *arg)
+{
+	struct node *n = arg;
+	static const struct rpc_callbacks cbs = { cb_frame, cb_up, cb_down };
+	int r;
+
+	uv_loop_init(&n->loop);
+	uv_async_init(&n->loop, &n->ctl, on_ctl);
+	n->ctl.data = n;
+	r = rpc_tcp_transport_create(&n->loop, n->cfg, n->self, &cbs, n, &n->t);
+	if (r == 0)
+		r = rpc_transport_start(n->t);
+	lock(n);
+	n->start_ret = r;
+	n->started = true;
+	pthread_cond_broadcast(&n->cv);
+	unlock(n);
+	if (r < 0)
+		uv_close((uv_handle_t *)&n->ctl, NULL);
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static struct node *node_start(const struct cluster_config *cfg, int self)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	n->self = self;
+	n->cfg = cfg;
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->cv, &ca);
+	pthread_create(&n->th, NULL, loop_main, n);
+	lock(n);
+	while (!n->started)
+		pthread_cond_wait(&n->cv, &n->mu);
+	unlock(n);
+	assert_int_equal(n->start_ret, 0);
+	return n;
+}
+
+/* Wait on n->cv for at most @ms (mutex held). */
+static void cv_wait_ms(struct node *n, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(&n->cv, &n->mu, &ts);
+}
+
+/* Evaluate @cond under n's mutex until true or @ms elapsed; its value. */
+#define WAIT_UNTIL(n, cond, ms)                                                                    \
+	({                                                                                         \
+		int64_t dl_ = now_ms() + (ms);                                                     \
+		bool ok_;                                                                          \
+		lock(n);                                                                           \
+		while (!(ok_ = (cond)) && now_ms() < dl_)                                          \
+			cv_wait_ms(n, 5);                                                          \
+		unlock(n);                                                                         \
+		ok_;                                                                               \
+	})
+
+/* Run @fn on n's loop thread; with @wait, until it returned. */
+static void node_post(struct node *n, node_fn fn, void *arg, bool wait)
+{
+	lock(n);
+	n->fn = fn;
+	n->fn_arg = arg;
+	n->fn_pending = true;
+	n->fn_done = false;
+	unlock(n);
+	uv_async_send(&n->ctl);
+	if (wait)
+		assert_true(WAIT_UNTIL(n, n->fn_done, 5000));
+}
+
+static void do_stop(struct node *n, void *arg)
+{
+	if (arg)
+		rpc_tcp_transport_abort(n->t);
+	else
+		rpc_transport_stop(n->t);
+	uv_close((uv_handle_t *)&n->ctl, NULL);
+}
+
+/* Stop (gracefully or, with @abort, as a crash) and free the node. The
+ * loop must close every handle: uv_loop_close() checks it. */
+static void node_finish(struct node *n, bool abort)
+{
+	node_post(n, do_stop, abort ? (void *)1 : NULL, true);
+	pthread_join(n->th, NULL);
+	assert_int_equal(uv_loop_close(&n->loop), 0);
+	rpc_transport_destroy(n->t);
+	pthread_cond_destroy(&n->cv);
+	pthread_mutex_destroy(&n->mu);
+	free(n);
+}
+
+static bool all_up(struct node **ns, int count)
+{
+	for (int i = 0; i < count; i++)
+		for (int j = 0; j < count; j++)
+			if (i != j && rpc_transport_peer_state(ns[i]->t, j) != RPC_PEER_UP)
+				return false;
+	return true;
+}
+
+static bool wait_all_up(struct node **ns, int count, int ms)
+{
+	int64_t dl = now_ms() + ms;
+	while (!all_up(ns, count)) {
+		if (now_ms() > dl)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_two_nodes_goodbye(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+
+	assert_true(wait_all_up(n, 2, 5000));
+	assert_true(WAIT_UNTIL(n[0], n[0]->up[1] == 1, 1000));
+	assert_true(WAIT_UNTIL(n[1], n[1]->up[0] == 1, 1000));
+	assert_string_equal(rpc_peer_state_name(RPC_PEER_UP), "up");
+	/* Sends to ourselves or out of range are refused. */
+	assert_int_equal(rpc_transport_send(n[0]->t, 0, RPC_MSG_DSM, "x", 1, NULL), -EINVAL);
+	assert_int_equal(rpc_transport_send(n[0]->t, 5, RPC_MSG_DSM, "x", 1, NULL), -EINVAL);
+	assert_int_equal(rpc_transport_send(n[0]->t, 1, 0, "x", 1, NULL), -EINVAL);
+
+	/* Heartbeats keep an idle pair up past several timeouts' worth of
+	 * heartbeat periods. */
+	usleep(300 * 1000);
+	assert_true(all_up(n, 2));
+
+	node_finish(n[1], false);
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 2000));
+	assert_int_equal(n[0]->down_state[1], RPC_PEER_LEFT);
+	assert_non_null(strstr(n[0]->why[1], "goodbye"));
+	assert_int_equal(rpc_transport_peer_state(n[0]->t, 1), RPC_PEER_LEFT);
+	assert_int_equal(rpc_transport_send(n[0]->t, 1, RPC_MSG_DSM, "x", 1, NULL), -ENOTCONN);
+	usleep(100 * 1000);
+	assert_int_equal(n[0]->down[1], 1); /* exactly once */
+	node_finish(n[0], false);
+	free(cfg);
+}
+
+static void test_three_nodes(void **state)
+{
+	struct cluster_config *cfg = make_cfg(3, 0x11, 50, 3000);
+	/* Start the highest index first: its dials are refused until the
+	 * others listen, so the backoff path runs. */
+	struct node *n2 = node_start(cfg, 2);
+	usleep(20 * 1000);
+	struct node *n[3] = { node_start(cfg, 0), node_start(cfg, 1), n2 };
+
+	assert_true(wait_all_up(n, 3, 5000));
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++)
+			if (i != j)
+				assert_int_equal(n[i]->up[j], 1);
+	for (int i = 0; i < 3; i++)
+		node_finish(n[i], false);
+	free(cfg);
+}
+
+/* ---- ordered delivery ---- */
+
+enum { STREAM_FRAMES = 10000 };
+
+struct order {
+	long next[2]; /* next expected seq of each stream */
+	long received[2];
+	char fault[256];
+	long loop_sent;
+	uv_idle_t idle;
+	struct node *sender;
+	sem_t frozen, release;
+};
+
+/* Body: u32 stream, u32 seq, then (seq % 7) * 13 pattern bytes. */
+static size_t make_body(uint8_t *b, uint32_t stream, uint32_t seq)
+{
+	size_t n = 8 + (seq % 7) * 13;
+	memcpy(b, &stream, 4);
+	memcpy(b + 4, &seq, 4);
+	for (size_t i = 8; i < n; i++)
+		b[i] = (uint8_t)(seq + i);
+	return n;
+}
+
+static void make_page(uint8_t *p, uint32_t stream, uint32_t seq)
+{
+	for (int i = 0; i < RPC_PAGE_SIZE; i += 8) {
+		uint64_t v = (uint64_t)stream << 48 | (uint64_t)seq << 16 | (uint64_t)i;
+		memcpy(p + i, &v, 8);
+	}
+}
+
+static void order_frame(struct node *n, int peer, const struct rpc_frame_view *f)
+{
+	struct order *o = n->user;
+	uint8_t body[128], page[RPC_PAGE_SIZE];
+	uint32_t stream, seq;
+
+	if (o->fault[0])
+		return;
+	if (f->type != RPC_MSG_DSM || f->body_len < 8) {
+		snprintf(o->fault, sizeof(o->fault), "unexpected frame type %u", f->type);
+		return;
+	}
+	memcpy(&stream, f->body, 4);
+	memcpy(&seq, f->body + 4, 4);
+	if (stream > 1 || seq != o->next[stream]) {
+		snprintf(o->fault, sizeof(o->fault), "stream %u: got seq %u, expected %ld", stream,
+			 seq, stream > 1 ? -1 : o->next[stream]);
+		return;
+	}
+	size_t bl = make_body(body, stream, seq);
+	if (f->body_len != bl || memcmp(f->body, body, bl) != 0) {
+		snprintf(o->fault, sizeof(o->fault), "stream %u seq %u: body differs", stream, seq);
+		return;
+	}
+	if ((seq & 1) != (f->page != NULL)) {
+		snprintf(o->fault, sizeof(o->fault), "stream %u seq %u: page flag wrong", stream, seq);
+		return;
+	}
+	if (f->page) {
+		make_page(page, stream, seq);
+		if (memcmp(f->page, page, RPC_PAGE_SIZE) != 0) {
+			snprintf(o->fault, sizeof(o->fault), "stream %u seq %u: page differs",
+				 stream, seq);
+			return;
+		}
+	}
+	o->next[stream]++;
+	lock(n);
+	o->received[stream]++;
+	pthread_cond_broadcast(&n->cv);
+	unlock(n);
+}
+
+static int send_seq(struct rpc_transport *t, int peer, uint32_t stream, uint32_t seq)
+{
+	uint8_t body[128], page[RPC_PAGE_SIZE];
+	size_t bl = make_body(body, stream, seq);
+	if (seq & 1)
+		make_page(page, stream, seq);
+	int r;
+	while ((r = rpc_transport_send(t, peer, RPC_MSG_DSM, body, bl, (seq & 1) ? page : NULL)) ==
+	       -ENOBUFS)
+		sched_yield();
+	return r;
+}
+
+/* Loop-thread sender of stream 1: a few frames per loop iteration. */
+static void on_idle(uv_idle_t *h)
+{
+	struct order *o = h->data;
+	for (int i = 0; i < 16 && o->loop_sent < STREAM_FRAMES; i++, o->loop_sent++)
+		if (send_seq(o->sender->t, 0, 1, (uint32_t)o->loop_sent) != 0) {
+			snprintf(o->fault, sizeof(o->fault), "loop send failed");
+			o->loop_sent = STREAM_FRAMES;
+		}
+	if (o->loop_sent >= STREAM_FRAMES)
+		uv_close((uv_handle_t *)h, NULL);
+}
+
+static void start_idle(struct node *n, void *arg)
+{
+	struct order *o = arg;
+	uv_idle_init(&n->loop, &o->idle);
+	o->idle.data = o;
+	uv_idle_start(&o->idle, on_idle);
+}
+
+static void freeze(struct node *n, void *arg)
+{
+	struct order *o = arg;
+	sem_post(&o->frozen);
+	sem_wait(&o->release);
+}
+
+static void test_ordered_frames(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 2000);
+	static struct order o;
+	memset(&o, 0, sizeof(o));
+	sem_init(&o.frozen, 0, 0);
+	sem_init(&o.release, 0, 0);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	n[0]->user = &o;
+	n[0]->on_frame = order_frame;
+	o.sender = n[1];
+	assert_true(wait_all_up(n, 2, 5000));
+
+	int64_t t0 = now_ns();
+	/* Freeze the receiver so the socket fills up and sends queue. */
+	node_post(n[0], freeze, &o, false);
+	sem_wait(&o.frozen);
+	node_post(n[1], start_idle, &o, true);
+	for (uint32_t seq = 0; seq < STREAM_FRAMES; seq++) {
+		int r = send_seq(n[1]->t, 0, 0, seq);
+		if (r)
+			fail_msg("send %u: %s", seq, strerror(-r));
+		if (seq == STREAM_FRAMES / 2)
+			sem_post(&o.release);
+	}
+	bool ok = WAIT_UNTIL(n[0], o.fault[0] || (o.received[0] == STREAM_FRAMES &&
+						  o.received[1] == STREAM_FRAMES),
+			     5000);
+	int64_t dt = now_ns() - t0;
+	if (o.fault[0])
+		fail_msg("%s", o.fault);
+	if (!ok)
+		fail_msg("received %ld + %ld of %d + %d", o.received[0], o.received[1],
+			 STREAM_FRAMES, STREAM_FRAMES);
+	const struct rpc_transport_stats *s = &n[1]->t->stats;
+	uint64_t queued = __atomic_load_n(&s->send_queued, __ATOMIC_RELAXED);
+	uint64_t bytes = __atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED);
+	print_message("2 x %d frames, %.1f MB in %.0f ms; %" PRIu64 " sends queued\n",
+		      STREAM_FRAMES, bytes / 1e6, dt / 1e6, queued);
+	assert_true(queued > 0); /* the queue path ran */
+	assert_true(__atomic_load_n(&s->frames_sent, __ATOMIC_RELAXED) >= 2 * STREAM_FRAMES);
+	assert_true(__atomic_load_n(&n[0]->t->stats.frames_received, __ATOMIC_RELAXED) >=
+		    2 * STREAM_FRAMES);
+	assert_true(all_up(n, 2));
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	sem_destroy(&o.frozen);
+	sem_destroy(&o.release);
+	free(cfg);
+}
+
+/* ---- authentication failure ---- */
+
+static void test_wrong_key(void **state)
+{
+	struct cluster_config *c0 = make_cfg(2, 0x11, 50, 3000), *c1 = make_cfg(2, 0x22, 50, 3000);
+	struct node *n[2] = { node_start(c0, 0), node_start(c1, 1) };
+	int64_t dl = now_ms() + 5000;
+	int refused = 0;
+
+	/* While they try, nothing can be sent. */
+	while (now_ms() < dl) {
+		int r = rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "data", 4, NULL);
+		assert_int_equal(r, -ENOTCONN);
+		refused++;
+		lock(n[0]);
+		bool done = n[0]->down[1];
+		unlock(n[0]);
+		lock(n[1]);
+		done = done && n[1]->down[0];
+		unlock(n[1]);
+		if (done)
+			break;
+		usleep(1000);
+	}
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 100));
+	assert_true(WAIT_UNTIL(n[1], n[1]->down[0] == 1, 100));
+	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
+	assert_int_equal(n[1]->down_state[0], RPC_PEER_FAILED);
+	assert_non_null(strstr(n[0]->why[1], "node n1"));
+	assert_non_null(strstr(n[0]->why[1], "bad HMAC"));
+	assert_non_null(strstr(n[1]->why[0], "bad HMAC"));
+	assert_int_equal(rpc_transport_peer_state(n[0]->t, 1), RPC_PEER_FAILED);
+	assert_int_equal(n[0]->up[1] + n[1]->up[0], 0);
+	assert_int_equal(n[0]->frames + n[1]->frames, 0);
+	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "x", 1, NULL), -ENOTCONN);
+	/* A failed peer is not redialled. */
+	usleep(200 * 1000);
+	assert_int_equal(n[1]->down[0], 1);
+	assert_int_equal(rpc_transport_peer_state(n[1]->t, 0), RPC_PEER_FAILED);
+	assert_true(refused > 0);
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	free(c0);
+	free(c1);
+}
+
+/* ---- hostile raw connections ---- */
+
+static int raw_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* Read until the other side closes; true if it did within @ms. */
+static bool raw_closed(int fd, int ms)
+{
+	int64_t dl = now_ms() + ms;
+	uint8_t buf[4096];
+	for (;;) {
+		int left = (int)(dl - now_ms());
+		if (left <= 0)
+			return false;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+	}
+}
+
+static void raw_write(int fd, const void *b, size_t n)
+{
+	assert_int_equal(write(fd, b, n), (ssize_t)n);
+}
+
+static void count_frame(struct node *n, int peer, const struct rpc_frame_view *f) {}
+
+static void test_raw_connections(void **state)
+{
+	/* Node 2 exists in the config but never runs: raw sockets pose as it. */
+	struct cluster_config *cfg = make_cfg(3, 0x11, 50, 3000);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	int port0 = cfg->nodes[0].port, fd;
+	uint8_t hdr[8];
+
+	n[0]->on_frame = count_frame;
+	assert_true(wait_all_up(n, 2, 5000));
+
+	/* Garbage. */
+	fd = raw_connect(port0);
+	raw_write(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+	assert_true(raw_closed(fd, 2000));
+	close(fd);
+
+	/* An oversize header. */
+	fd = raw_connect(port0);
+	rpc_frame_header_encode(hdr, RPC_MSG_HELLO, 0, 1 << 20);
+	raw_write(fd, hdr, 8);
+	assert_true(raw_closed(fd, 2000));
+	close(fd);
+
+	/* Truncated frame then EOF from the client side. */
+	fd = raw_connect(port0);
+	rpc_frame_header_encode(hdr, RPC_MSG_HELLO, 0, 100);
+	raw_write(fd, hdr, 8);
+	raw_write(fd, "abc", 3);
+	shutdown(fd, SHUT_WR);
+	assert_true(raw_closed(fd, 2000));
+	close(fd);
+
+	/* A Hello naming node 1, which is up: a second connection. */
+	struct rpc_auth as1;
+	uint8_t hello[RPC_AUTH_HELLO_MAX];
+	rpc_auth_init(&as1, cfg, 1);
+	long hl = rpc_auth_make_hello(&as1, hello, sizeof(hello));
+	fd = raw_connect(port0);
+	rpc_frame_header_encode(hdr, RPC_MSG_HELLO, 0, (uint32_t)hl);
+	raw_write(fd, hdr, 8);
+	raw_write(fd, hello, (size_t)hl);
+	assert_true(raw_closed(fd, 2000));
+	close(fd);
+
+	/* A valid Hello as node 2, then a DSM frame before authenticating. */
+	struct rpc_auth as2;
+	rpc_auth_init(&as2, cfg, 2);
+	hl = rpc_auth_make_hello(&as2, hello, sizeof(hello));
+	fd = raw_connect(port0);
+	rpc_frame_header_encode(hdr, RPC_MSG_HELLO, 0, (uint32_t)hl);
+	raw_write(fd, hdr, 8);
+	raw_write(fd, hello, (size_t)hl);
+	rpc_frame_header_encode(hdr, RPC_MSG_DSM, 0, 4);
+	raw_write(fd, hdr, 8);
+	raw_write(fd, "evil", 4);
+	assert_true(raw_closed(fd, 2000));
+	close(fd);
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[2] == 1, 1000));
+	assert_int_equal(n[0]->down_state[2], RPC_PEER_FAILED);
+	assert_non_null(strstr(n[0]->why[2], "before authentication"));
+
+	/* Nothing got through, and node 1 is unaffected. */
+	assert_int_equal(n[0]->frames, 0);
+	assert_true(all_up(n, 2));
+	assert_int_equal(n[0]->down[1] + n[1]->down[0], 0);
+	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "ok", 2, NULL), 0);
+	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	free(cfg);
+}
+
+/* ---- failure detection ---- */
+
+struct freezer {
+	sem_t frozen, release;
+};
+
+static void freeze_loop(struct node *n, void *arg)
+{
+	struct freezer *f = arg;
+	sem_post(&f->frozen);
+	sem_wait(&f->release);
+}
+
+static void test_silent_peer_times_out(void **state)
+{
+	const uint32_t timeout = 400;
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, timeout);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	struct freezer fz;
+
+	sem_init(&fz.frozen, 0, 0);
+	sem_init(&fz.release, 0, 0);
+	assert_true(wait_all_up(n, 2, 5000));
+	node_post(n[1], freeze_loop, &fz, false);
+	sem_wait(&fz.frozen);
+	int64_t t0 = now_ms();
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 5000));
+	int64_t dt = now_ms() - t0;
+	print_message("silent peer failed after %" PRId64 " ms (timeout %u)\n", dt, timeout);
+	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
+	assert_non_null(strstr(n[0]->why[1], "no frame for"));
+	assert_true(dt >= timeout - 60 && dt < 2 * timeout + 200);
+	/* Thawed, node 1 finds the connection closed without a Goodbye. */
+	sem_post(&fz.release);
+	assert_true(WAIT_UNTIL(n[1], n[1]->down[0] == 1, 2000));
+	assert_int_equal(n[1]->down_state[0], RPC_PEER_FAILED);
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	sem_destroy(&fz.frozen);
+	sem_destroy(&fz.release);
+	free(cfg);
+}
+
+static void test_crashed_peer(void **state)
+{
+	struct cluster_config *cfg = make_cfg(3, 0x11, 50, 3000);
+	struct node *n[3] = { node_start(cfg, 0), node_start(cfg, 1), node_start(cfg, 2) };
+
+	assert_true(wait_all_up(n, 3, 5000));
+	int64_t t0 = now_ms();
+	node_finish(n[1], true); /* connections reset, no Goodbye */
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 3000));
+	assert_true(WAIT_UNTIL(n[2], n[2]->down[1] == 1, 3000));
+	int64_t dt = now_ms() - t0;
+	assert_true(dt < 3000); /* well within peer_timeout */
+	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
+	assert_int_equal(n[2]->down_state[1], RPC_PEER_FAILED);
+	print_message("crash seen after %" PRId64 " ms: %s\n", dt, n[0]->why[1]);
+	/* The survivors still talk. */
+	assert_int_equal(rpc_transport_peer_state(n[0]->t, 2), RPC_PEER_UP);
+	assert_int_equal(rpc_transport_send(n[2]->t, 0, RPC_MSG_DSM, "ok", 2, NULL), 0);
+	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
+	node_finish(n[0], false);
+	node_finish(n[2], false);
+	free(cfg);
+}
+
+/* ---- request/response with rpc_call ---- */
+
+struct pingpong {
+	struct rpc_call_table calls;
+	int ignore; /* node 1 drops PINGs while set */
+};
+
+static void pong_page(uint8_t *p, uint64_t id)
+{
+	for (int i = 0; i < RPC_PAGE_SIZE; i += 8) {
+		uint64_t v = id ^ (uint64_t)i;
+		memcpy(p + i, &v, 8);
+	}
+}
+
+/* Node 1: answer PING with PONG + page. */
+static void server_frame(struct node *n, int peer, const struct rpc_frame_view *f)
+{
+	struct pingpong *pp = n->user;
+	if (f->type != RPC_MSG_PING || __atomic_load_n(&pp->ignore, __ATOMIC_RELAXED))
+		return;
+	Disco__BenchPing *ping = disco__bench_ping__unpack(NULL, f->body_len, f->body);
+	if (!ping)
+		return;
+	Disco__BenchPong pong = DISCO__BENCH_PONG__INIT;
+	uint8_t body[32], page[RPC_PAGE_SIZE];
+	pong.id = ping->id;
+	size_t bl = disco__bench_pong__pack(&pong, body);
+	pong_page(page, ping->id);
+	rpc_transport_send(n->t, peer, RPC_MSG_PONG, body, bl, page);
+	disco__bench_ping__free_unpacked(ping, NULL);
+}
+
+/* Node 0: complete the waiting call with the page. */
+static void client_frame(struct node *n, int peer, const struct rpc_frame_view *f)
+{
+	struct pingpong *pp = n->user;
+	if (f->type != RPC_MSG_PONG || !f->page)
+		return;
+	Disco__BenchPong *pong = disco__bench_pong__unpack(NULL, f->body_len, f->body);
+	if (!pong)
+		return;
+	rpc_call_complete(&pp->calls, pong->id, f->page, RPC_PAGE_SIZE);
+	disco__bench_pong__free_unpacked(pong, NULL);
+}
+
+static int send_ping(struct node *n, uint64_t id)
+{
+	Disco__BenchPing ping = DISCO__BENCH_PING__INIT;
+	uint8_t pad[48] = { 0 }, body[64];
+	ping.id = id;
+	ping.pad.data = pad;
+	ping.pad.len = sizeof(pad);
+	size_t bl = disco__bench_ping__pack(&ping, body);
+	return rpc_transport_send(n->t, 1, RPC_MSG_PING, body, bl, NULL);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_call_ping_pong(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	static struct pingpong pp;
+	static struct rpc_call_result res;
+	uint8_t want[RPC_PAGE_SIZE];
+	enum { N = 2000 };
+	static int64_t rtt[N];
+	uint64_t id;
+
+	memset(&pp, 0, sizeof(pp));
+	assert_int_equal(rpc_call_table_init(&pp.calls, 16), 0);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	n[0]->user = n[1]->user = &pp;
+	n[0]->on_frame = client_frame;
+	n[1]->on_frame = server_frame;
+	n[0]->calls = &pp.calls;
+	assert_true(wait_all_up(n, 2, 5000));
+
+	for (int i = 0; i < N; i++) {
+		int64_t t0 = now_ns();
+		assert_int_equal(rpc_call_begin(&pp.calls, &id), 0);
+		assert_int_equal(send_ping(n[0], id), 0);
+		assert_int_equal(rpc_call_wait(&pp.calls, id, 2000, &res), 0);
+		rtt[i] = now_ns() - t0;
+		assert_int_equal(res.len, RPC_PAGE_SIZE);
+		pong_page(want, id);
+		assert_memory_equal(res.data, want, RPC_PAGE_SIZE);
+	}
+	qsort(rtt, N, sizeof(rtt[0]), cmp_i64);
+	print_message("PING 64 B -> PONG 4 KiB via rpc_call, %d calls: median %.1f us, min %.1f "
+		      "us, p99 %.1f us\n",
+		      N, rtt[N / 2] / 1e3, rtt[0] / 1e3, rtt[N * 99 / 100] / 1e3);
+
+	/* No answer: the wait times out, and the slot is reusable. */
+	__atomic_store_n(&pp.ignore, 1, __ATOMIC_RELAXED);
+	assert_int_equal(rpc_call_begin(&pp.calls, &id), 0);
+	assert_int_equal(send_ping(n[0], id), 0);
+	int64_t t0 = now_ms();
+	assert_int_equal(rpc_call_wait(&pp.calls, id, 100, &res), -ETIMEDOUT);
+	assert_true(now_ms() - t0 >= 99);
+
+	/* The peer is lost while a call waits: the waiter is failed, not
+	 * left to its timeout. */
+	assert_int_equal(rpc_call_begin(&pp.calls, &id), 0);
+	assert_int_equal(send_ping(n[0], id), 0);
+	node_finish(n[1], true);
+	t0 = now_ms();
+	assert_int_equal(rpc_call_wait(&pp.calls, id, 4000, &res), -ECONNRESET);
+	assert_true(now_ms() - t0 < 2000);
+	node_finish(n[0], false);
+	rpc_call_table_destroy(&pp.calls);
+	free(cfg);
+}
+
+int main(void)
+{
+	port_base = 17000 + (getpid() % 2000) * 8;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_nodes_goodbye),
+		cmocka_unit_test(test_three_nodes),
+		cmocka_unit_test(test_ordered_frames),
+		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_raw_connections),
+		cmocka_unit_test(test_silent_peer_times_out),
+		cmocka_unit_test(test_crashed_peer),
+		cmocka_unit_test(test_call_ping_pong),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
