@@ -75,8 +75,11 @@ bool cfg_is_null(const yaml_node_t *n);
 const char *cfg_scalar(const yaml_node_t *n); /* NUL-terminated value */
 /* Value of @key in mapping @map, or NULL. */
 yaml_node_t *cfg_map_get(const struct cfg_ctx *c, const yaml_node_t *map, const char *key);
+/* The (first) key node @key of @map, or NULL. */
+yaml_node_t *cfg_map_key(const struct cfg_ctx *c, const yaml_node_t *map, const char *key);
 /* Every key must be a scalar, appear once and (unless @allowed is NULL) be
- * one of the NULL-terminated @allowed names. */
+ * one of the NULL-terminated @allowed names. Pairwise, so only for
+ * mappings whose size the first unknown key bounds. */
 int cfg_check_keys(struct cfg_ctx *c, const yaml_node_t *map, const char *const *allowed);
 /* For a value @v of key path already pushed, found in @parent: 1 when it is
  * a mapping/list, 0 when absent or null and not @required, else an error. */

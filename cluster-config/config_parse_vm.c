@@ -82,21 +82,36 @@ static int parse_vcpu_placement(struct cfg_ctx *c, const yaml_node_t *m, struct 
 	int r;
 
 	*first_busy = -1;
-	if ((r = cfg_want_map(c, m, pl, true)) < 0 || (r = cfg_check_keys(c, pl, NULL)) < 0)
+	if ((r = cfg_want_map(c, m, pl, true)) < 0)
 		return r;
 	if (cfg_len(pl) == 0)
 		return cfg_fail(c, pl,
 				"expected a mapping of node name to vCPU count with at least one "
 				"node, got an empty mapping");
+	/* Keys are checked here rather than by cfg_check_keys(): the node
+	 * bitmap finds duplicates in one pass, where a hostile file with a
+	 * huge mapping would make the generic pairwise check quadratic. */
 	for (yaml_node_pair_t *p = pl->data.mapping.pairs.start; p < pl->data.mapping.pairs.top;
 	     p++) {
 		const yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
-		const char *k = cfg_scalar(kn); /* a scalar: cfg_check_keys made sure */
-		int idx = cluster_config_find_node(c->cfg, k), n = 0;
+		const char *k = cfg_scalar(kn);
+		char q[CFG_QUOTE_MAX];
+		int idx, n = 0;
 
+		if (!k)
+			return cfg_fail(c, kn, "expected a node name, got %s",
+					cfg_describe(q, sizeof(q), kn));
+		idx = cluster_config_find_node(c->cfg, k);
 		if (idx < 0) {
 			cfg_path_key(c, k);
 			return unknown_node(c, kn, k, "");
+		}
+		if (vm->node_mask & (1ull << idx)) {
+			const yaml_node_t *first = cfg_map_key(c, pl, k);
+
+			cfg_path_key(c, k);
+			return cfg_fail(c, kn, "duplicate key %s (first at line %zu)",
+					cfg_quote(q, sizeof(q), k), first->start_mark.line + 1);
 		}
 		if ((r = cfg_get_int(c, pl, k, true, 0, CLUSTER_MAX_VCPUS, &n)) < 0)
 			return r;

@@ -50,7 +50,8 @@ yaml_node_t *cfg_seq_item(const struct cfg_ctx *c, const yaml_node_t *seq, size_
 	return yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
 }
 
-yaml_node_t *cfg_map_get(const struct cfg_ctx *c, const yaml_node_t *map, const char *key)
+static yaml_node_pair_t *find_pair(const struct cfg_ctx *c, const yaml_node_t *map,
+				   const char *key)
 {
 	if (!map || map->type != YAML_MAPPING_NODE)
 		return NULL;
@@ -59,9 +60,23 @@ yaml_node_t *cfg_map_get(const struct cfg_ctx *c, const yaml_node_t *map, const 
 		const char *k = cfg_scalar(yaml_document_get_node(c->doc, p->key));
 
 		if (k && !strcmp(k, key))
-			return yaml_document_get_node(c->doc, p->value);
+			return p;
 	}
 	return NULL;
+}
+
+yaml_node_t *cfg_map_get(const struct cfg_ctx *c, const yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t *p = find_pair(c, map, key);
+
+	return p ? yaml_document_get_node(c->doc, p->value) : NULL;
+}
+
+yaml_node_t *cfg_map_key(const struct cfg_ctx *c, const yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t *p = find_pair(c, map, key);
+
+	return p ? yaml_document_get_node(c->doc, p->key) : NULL;
 }
 
 static bool in_list(const char *s, const char *const *list)

@@ -11,9 +11,9 @@
  * a generated 4-node cluster on 127.0.0.1) and reports the sum.
  *
  * Region layout (4 KiB pages):
- *   0-3   16 counters, 64 bytes apart, spread over 4 pages
- *   4     the spinlock word            5  the record it protects
- *   8-39  one 256-byte tally slot per thread (what it did, for the check)
+ *   0-15  64 counters, 64 bytes apart, spread over --counter-pages pages
+ *   16    the spinlock word            17 the record it protects
+ *   20-99 one 640-byte tally slot per thread (what it did, for the check)
  *   64-   PAGES_PER_THREAD data pages per thread
  */
 #include <errno.h>
@@ -29,13 +29,13 @@
 #include "tool_common.h"
 
 #define PAGE DSM_PAGE_SIZE
-#define N_COUNTERS 16
-#define COUNTER_PAGES 4
-#define LOCK_PAGE 4
-#define RECORD_PAGE 5
-#define SLOT_FIRST_PAGE 8
-#define SLOT_SIZE 256
-#define DATA_FIRST_PAGE 64
+#define N_COUNTERS 64
+#define MAX_COUNTER_PAGES 16
+#define LOCK_PAGE 16
+#define RECORD_PAGE 17
+#define SLOT_FIRST_PAGE 20
+#define SLOT_SIZE 640
+#define DATA_FIRST_PAGE 100
 #define PAGES_PER_THREAD 4
 #define MAX_THREADS 8
 #define WORDS (PAGE / 8)
@@ -53,7 +53,7 @@ struct record {
 
 struct opts {
 	const char *config, *node, *vm, *result_dir;
-	int processes, threads;
+	int processes, threads, counter_pages;
 	uint64_t iterations, seed;
 };
 
@@ -66,9 +66,11 @@ struct worker {
 	uint64_t reads_checked, reads_torn, read_errors;
 };
 
+static int counter_pages = 16;
+
 static uint64_t *counter(uint8_t *base, int k)
 {
-	return (uint64_t *)(base + (k % COUNTER_PAGES) * PAGE + (k / COUNTER_PAGES) * 64);
+	return (uint64_t *)(base + (k % counter_pages) * PAGE + (k / counter_pages) * 64);
 }
 
 static struct slot *slot_of(uint8_t *base, int gtid)
@@ -192,8 +194,10 @@ static void *worker_main(void *arg)
 			int j = (int)(tool_rand(&rng) % PAGES_PER_THREAD);
 			uint64_t gen;
 			int rc;
-			while ((rc = check_page(data_page(base, g, j), g, j, &gen)) == 1)
+			while ((rc = check_page(data_page(base, g, j), g, j, &gen)) == 1) {
 				w->reads_torn++;
+				sched_yield(); /* the writer may be blocked in a fault */
+			}
 			if (rc < 0)
 				w->read_errors++;
 			w->reads_checked++;
@@ -307,15 +311,17 @@ static int run_member(struct opts *o)
 			fclose(f);
 		}
 	}
-	if (dsm_region_barrier(m.region, 3, 120000) < 0)
+	if ((rc = dsm_region_barrier(m.region, 3, 120000)) < 0) {
+		fprintf(stderr, "stress[%s]: final barrier failed: %s\n", o->node, strerror(-rc));
 		errors++;
+	}
 	tool_member_leave(&m);
 	return errors ? 1 : 0;
 }
 
 static int run_all(struct opts *o, const char *argv0)
 {
-	char config[4200], dir[4200], iters[32], threads[32], seed[32];
+	char config[4200], dir[4200], iters[32], threads[32], seed[32], cpages[32];
 	int rc;
 
 	if (o->config) {
@@ -330,8 +336,9 @@ static int run_all(struct opts *o, const char *argv0)
 	snprintf(iters, sizeof(iters), "%" PRIu64, o->iterations);
 	snprintf(threads, sizeof(threads), "%d", o->threads);
 	snprintf(seed, sizeof(seed), "%" PRIu64, o->seed);
+	snprintf(cpages, sizeof(cpages), "%d", o->counter_pages);
 	char *extra[] = { "--iterations", iters, "--threads", threads, "--seed", seed,
-			  "--result-dir", dir, NULL };
+			  "--counter-pages", cpages, "--result-dir", dir, NULL };
 	int failed = tool_run_members(argv0, config, extra, 600);
 
 	uint64_t faults = 0, max_elapsed = 0;
@@ -382,18 +389,22 @@ static void usage(FILE *f)
 		"  --threads N       threads per process (default 2, 1..%d)\n"
 		"  --iterations N    operations per thread (default 20000)\n"
 		"  --seed N          random seed (default 1)\n"
+		"  --counter-pages N pages the 64 shared counters spread over (default 16;\n"
+		"                    fewer = hotter pages, more = more pages in motion)\n"
 		"  --help            this text\n",
 		MAX_THREADS);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .processes = 4, .threads = 2, .iterations = 20000, .seed = 1 };
+	struct opts o = { .processes = 4, .threads = 2, .iterations = 20000, .seed = 1,
+			  .counter_pages = 16 };
 	static const struct option lo[] = {
 		{ "config", required_argument, 0, 'c' },    { "node", required_argument, 0, 'n' },
 		{ "vm", required_argument, 0, 'v' },        { "processes", required_argument, 0, 'p' },
 		{ "threads", required_argument, 0, 't' },   { "iterations", required_argument, 0, 'i' },
 		{ "seed", required_argument, 0, 's' },      { "result-dir", required_argument, 0, 'r' },
+		{ "counter-pages", required_argument, 0, 'k' },
 		{ "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
 	};
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
@@ -407,6 +418,7 @@ int main(int argc, char **argv)
 		case 't': o.threads = (int)strtol(optarg, &end, 10); break;
 		case 'i': o.iterations = strtoull(optarg, &end, 10); break;
 		case 's': o.seed = strtoull(optarg, &end, 10); break;
+		case 'k': o.counter_pages = (int)strtol(optarg, &end, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -421,11 +433,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (o.threads < 1 || o.threads > MAX_THREADS || o.processes < 2 || o.processes > 16 ||
-	    !o.iterations) {
+	    !o.iterations || o.counter_pages < 1 || o.counter_pages > MAX_COUNTER_PAGES) {
 		fprintf(stderr, "disco-dsm-stress: --threads must be 1..%d, --processes 2..16, "
-			"--iterations > 0\n", MAX_THREADS);
+			"--iterations > 0, --counter-pages 1..%d\n", MAX_THREADS, MAX_COUNTER_PAGES);
 		return 2;
 	}
+	counter_pages = o.counter_pages;
 	if (o.node) {
 		if (!o.config) {
 			fprintf(stderr, "disco-dsm-stress: --node needs --config\n");

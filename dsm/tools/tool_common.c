@@ -170,6 +170,17 @@ int tool_run_members(const char *argv0, const char *config, char *const extra[],
 		pid_t p = waitpid(-1, &status, WNOHANG);
 		if (p > 0) {
 			left--;
+			for (int i = 0; i < cfg->n_nodes; i++) {
+				if (pids[i] != p)
+					continue;
+				if (WIFSIGNALED(status))
+					fprintf(stderr, "member %s killed by signal %d (%s)\n",
+						cfg->nodes[i].name, WTERMSIG(status),
+						strsignal(WTERMSIG(status)));
+				else if (WEXITSTATUS(status))
+					fprintf(stderr, "member %s exited with status %d\n",
+						cfg->nodes[i].name, WEXITSTATUS(status));
+			}
 			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 				failed++;
 			continue;

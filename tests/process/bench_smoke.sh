@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The bench runs end to end on a small sample and ends with its summary line.
+# Figures are not judged here (benchmarks are not timed tests).
+set -euo pipefail
+bench=$1
+out=$("$bench" --samples 50 --rounds 20 2>/dev/null)
+echo "$out"
+last=$(printf '%s\n' "$out" | tail -n 1)
+if ! [[ $last =~ ^read_fault_p50_us=[0-9.]+\ rtt_p50_us=[0-9.]+\ overhead_ratio=[0-9.]+$ ]]; then
+	echo "bench_smoke: unexpected last line: $last" >&2
+	exit 1
+fi

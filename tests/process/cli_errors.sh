@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Bad command lines get exit status 2 and a message saying what is wrong;
+# --help works; a bad config names the file and field.
+set -uo pipefail
+stress=$1 bench=$2
+fail=0
+expect() { # expect STATUS PATTERN CMD...
+	local want=$1 pat=$2; shift 2
+	local out status
+	out=$("$@" 2>&1); status=$?
+	if [ "$status" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
+		echo "FAIL: $* -> status $status (want $want), output: $out"
+		fail=1
+	else
+		echo "ok: $* -> $status"
+	fi
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+printf 'cluster:\n  name: x\n  auth: { key_file: nokey }\nnodes: []\n' > "$tmp/bad.yaml"
+
+expect 0 "usage: disco-dsm-stress" "$stress" --help
+expect 0 "usage: disco-dsm-bench" "$bench" --help
+expect 2 'expected a number, got "abc"' "$stress" --threads abc
+expect 2 "threads must be 1" "$stress" --threads 99
+expect 2 "unexpected argument" "$stress" extra
+expect 2 "usage" "$stress" --no-such-option
+expect 2 "needs --config" "$stress" --node n0
+expect 2 'expected a number, got "x"' "$bench" --samples x
+expect 2 "go together" "$bench" --node n1
+expect 1 "bad.yaml" "$stress" --config "$tmp/bad.yaml" --node n0
+expect 1 "no node named \"zz\"" "$stress" --config "$(dirname "$0")/../../cluster-config/examples/local-2node.yaml" --node zz
+exit $fail

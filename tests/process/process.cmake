@@ -1,0 +1,13 @@
+# Process tests: real member processes talking over 127.0.0.1.
+add_test(NAME dsm_stress_4_processes
+         COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000)
+set_tests_properties(dsm_stress_4_processes PROPERTIES LABELS "process" TIMEOUT 600)
+
+add_test(NAME dsm_bench_smoke
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/process/bench_smoke.sh $<TARGET_FILE:disco-dsm-bench>)
+set_tests_properties(dsm_bench_smoke PROPERTIES LABELS "process" TIMEOUT 300)
+
+add_test(NAME tools_reject_bad_arguments
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/process/cli_errors.sh
+                 $<TARGET_FILE:disco-dsm-stress> $<TARGET_FILE:disco-dsm-bench>)
+set_tests_properties(tools_reject_bad_arguments PROPERTIES LABELS "process" TIMEOUT 120)

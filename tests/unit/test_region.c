@@ -1,0 +1,275 @@
+/*
+ * Integration tests of the DSM runtime (dsm/region.c, fault_path.c): real
+ * userfaultfd, real TCP on 127.0.0.1, two nodes. The coherence test runs
+ * both nodes inside this process (each region has its own mapping, loop
+ * thread and transport); the lost-peer test runs the second node in a
+ * child process and kills it with SIGKILL.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dsm/region.h"
+
+#define PAGE DSM_PAGE_SIZE
+
+static char keydir[] = "/tmp/disco-test-region-XXXXXX";
+
+static struct cluster_config *make_config(int port_base, const char *extra)
+{
+	char yaml[2048], err[512];
+	struct cluster_config *cfg = NULL;
+
+	snprintf(yaml, sizeof(yaml),
+		 "cluster:\n  name: test\n  auth: { key_file: %s/key }\n"
+		 "  heartbeat_ms: 100\n  peer_timeout_ms: 1000\n  connect_timeout_ms: 10000\n"
+		 "nodes:\n"
+		 "  - { name: n0, address: 127.0.0.1, port: %d }\n"
+		 "  - { name: n1, address: 127.0.0.1, port: %d }\n"
+		 "vms:\n  - name: v\n    memory: 4M\n    vcpus: 2\n"
+		 "    vcpu_placement: { n0: 1, n1: 1 }\n"
+		 "    dsm: { placement: interleave, fault_timeout_ms: 2000 %s}\n",
+		 keydir, port_base, port_base + 1, extra);
+	if (cluster_config_load_string(yaml, "test.yaml", &cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	return cfg;
+}
+
+static int port_base(void)
+{
+	return 20000 + (getpid() % 4000) * 4;
+}
+
+struct starter {
+	struct dsm_region *r;
+	int rc;
+	char err[256];
+};
+
+static void *start_thread(void *arg)
+{
+	struct starter *s = arg;
+	s->rc = dsm_region_start(s->r, s->err, sizeof(s->err));
+	return NULL;
+}
+
+static struct dsm_region *create(struct cluster_config *cfg, int node,
+				 void (*on_fatal)(void *, const char *), void *opaque)
+{
+	struct dsm_region_options o = {
+		.cfg = cfg, .vm = 0, .node = node, .on_fatal = on_fatal, .opaque = opaque,
+	};
+	struct dsm_region *r = NULL;
+	assert_int_equal(dsm_region_create(&o, &r), 0);
+	return r;
+}
+
+struct adder {
+	volatile uint64_t *counter;
+	int n;
+};
+
+static void *add_thread(void *arg)
+{
+	struct adder *a = arg;
+	for (int i = 0; i < a->n; i++)
+		__atomic_fetch_add(a->counter, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_two_nodes_coherent(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base(), "");
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
+	struct starter sb = { .r = b };
+	pthread_t t;
+	char err[256];
+
+	pthread_create(&t, NULL, start_thread, &sb);
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(sb.rc, 0);
+
+	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
+	assert_ptr_not_equal(ba, bb);
+	/* Node 0 writes pages homed on both nodes; node 1 sees every value. */
+	for (int p = 0; p < 64; p++)
+		*(volatile uint64_t *)(ba + p * PAGE + 8) = (uint64_t)p + 1;
+	for (int p = 0; p < 64; p++)
+		assert_int_equal(*(volatile uint64_t *)(bb + p * PAGE + 8), (uint64_t)p + 1);
+	/* And back the other way, over the copies node 0 now shares. */
+	for (int p = 0; p < 64; p++)
+		*(volatile uint64_t *)(bb + p * PAGE + 8) = (uint64_t)p + 100;
+	for (int p = 0; p < 64; p++)
+		assert_int_equal(*(volatile uint64_t *)(ba + p * PAGE + 8), (uint64_t)p + 100);
+
+	/* Atomic increments from both nodes at once stay exact. */
+	struct adder xa = { (volatile uint64_t *)(ba + 5 * PAGE), 3000 };
+	struct adder xb = { (volatile uint64_t *)(bb + 5 * PAGE), 3000 };
+	pthread_t ta, tb;
+	pthread_create(&ta, NULL, add_thread, &xa);
+	pthread_create(&tb, NULL, add_thread, &xb);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(*xa.counter, 6000);
+	assert_int_equal(*xb.counter, 6000);
+
+	/* Page 2 is homed on node 0; move it to node 1, keep using it. */
+	struct dsm_page_counters pc;
+	assert_int_equal(dsm_region_page_stats(a, 2, &pc), 0);
+	assert_true(pc.read_misses + pc.write_misses > 0);
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc), -ENOENT);
+	assert_int_equal(dsm_region_migrate_home(a, 2, 1), 0);
+	*(volatile uint64_t *)(bb + 2 * PAGE) = 777;
+	assert_int_equal(*(volatile uint64_t *)(ba + 2 * PAGE), 777);
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc), 0);
+	assert_int_equal(dsm_region_page_stats(a, 2, &pc), -ENOENT);
+	assert_int_equal(dsm_region_migrate_home(a, 2, 1), -EINVAL); /* not home any more */
+
+	struct dsm_stats sa, sb2;
+	assert_int_equal(dsm_region_stats(a, &sa), 0);
+	assert_int_equal(dsm_region_stats(b, &sb2), 0);
+	assert_true(sa.faults_served > 0 && sb2.faults_served > 0);
+	assert_true(sa.pages_received > 0 && sb2.pages_sent > 0);
+	assert_int_equal(sa.engine.protocol_errors + sb2.engine.protocol_errors, 0);
+	assert_int_equal(sa.engine.migrations_out, 1);
+	assert_int_equal(sb2.engine.migrations_in, 1);
+	uint64_t rtt;
+	assert_int_equal(dsm_region_rtt_probe(a, 1, &rtt), 0);
+	assert_true(rtt > 0);
+
+	dsm_region_stop(a);
+	dsm_region_stop(b);
+	dsm_region_destroy(a);
+	dsm_region_destroy(b);
+	cluster_config_free(cfg);
+}
+
+static void test_missing_peer_named_at_start(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 2, "");
+	cfg->connect_timeout_ms = 500;
+	struct dsm_region *a = create(cfg, 0, NULL, NULL);
+	char err[256];
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), -ETIMEDOUT);
+	assert_non_null(strstr(err, "n1 (127.0.0.1:"));
+	dsm_region_destroy(a);
+	cluster_config_free(cfg);
+}
+
+/* ---- lost peer ---------------------------------------------------------- */
+
+static pthread_mutex_t fatal_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fatal_cond = PTHREAD_COND_INITIALIZER;
+static char fatal_msg[512];
+
+static void on_fatal(void *opaque, const char *msg)
+{
+	(void)opaque;
+	pthread_mutex_lock(&fatal_mu);
+	snprintf(fatal_msg, sizeof(fatal_msg), "%s", msg);
+	pthread_cond_broadcast(&fatal_cond);
+	pthread_mutex_unlock(&fatal_mu);
+}
+
+static void *touch_thread(void *arg)
+{
+	(void)*(volatile uint64_t *)arg; /* blocks for good: the page is lost */
+	return NULL;
+}
+
+static void test_lost_peer_fails_fault_with_its_name(void **state)
+{
+	(void)state;
+	int pfd[2];
+	int base = port_base() + 2;
+	assert_int_equal(pipe(pfd), 0);
+
+	pid_t child = fork();
+	if (child == 0) {
+		struct cluster_config *cfg = make_config(base, "");
+		struct dsm_region *b = create(cfg, 1, NULL, NULL);
+		char err[256];
+		if (dsm_region_start(b, err, sizeof(err)) < 0)
+			_exit(1);
+		/* Page 1 is homed here: after this write the only copy is here. */
+		*(volatile uint64_t *)((uint8_t *)dsm_region_base(b) + PAGE) = 42;
+		if (write(pfd[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	struct cluster_config *cfg = make_config(base, "");
+	static struct dsm_region *a; /* left running: a thread stays blocked on it */
+	a = create(cfg, 0, on_fatal, NULL);
+	char err[256], c;
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+
+	pthread_t t;
+	pthread_create(&t, NULL, touch_thread, (uint8_t *)dsm_region_base(a) + PAGE);
+	pthread_detach(t);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	pthread_mutex_lock(&fatal_mu);
+	while (!fatal_msg[0])
+		if (pthread_cond_timedwait(&fatal_cond, &fatal_mu, &deadline) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&fatal_mu);
+	if (!fatal_msg[0])
+		fail_msg("no fatal error within 10 s of losing the page's node");
+	assert_non_null(strstr(fatal_msg, "node n1"));
+	print_message("fatal error reported: %s\n", fatal_msg);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char path[128];
+	if (!mkdtemp(keydir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/key", keydir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs("test-key-0123456789abcdef0123456", f);
+	fclose(f);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/key", keydir);
+	unlink(path);
+	rmdir(keydir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_nodes_coherent),
+		cmocka_unit_test(test_missing_peer_named_at_start),
+		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
+	};
+	return cmocka_run_group_tests_name("dsm_region", tests, setup, teardown);
+}
