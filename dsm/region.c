@@ -189,7 +189,8 @@ static void run_loop(struct dsm_region *r)
 		}
 		if (!uv_run(&r->loop, UV_RUN_NOWAIT))
 			return;
-		sched_yield();
+		if (r->poll_yield)
+			sched_yield();
 	}
 }
 
@@ -318,6 +319,7 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->woken_page = UINT64_MAX;
 	r->poll_max_ns = env_us("DISCO_POLL_US", 100) * 1000;
 	r->poll_linger_ns = env_us("DISCO_POLL_LINGER_US", 0) * 1000;
+	r->poll_yield = env_us("DISCO_POLL_YIELD", 1) != 0;
 	pthread_mutex_init(&r->mu, NULL);
 	init_cond_monotonic(&r->cond);
 	if (r->size % DSM_PAGE_SIZE || !r->n_pages) {

@@ -74,6 +74,7 @@ struct dsm_region {
 	uint64_t last_activity_ns;   /* last uffd event or frame handled */
 	uint64_t poll_max_ns;        /* poll at most this long for one answer */
 	uint64_t poll_linger_ns;     /* and this long after any activity */
+	bool poll_yield;             /* sched_yield() between polls */
 	uint8_t pb_arena[1024];    /* protobuf unpack scratch, see wire.c */
 	size_t pb_arena_used;
 
