@@ -20,6 +20,7 @@
 #include <linux/userfaultfd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -112,6 +113,8 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 	r->present[page] = 1;
 	r->writable[page] = writable;
 	r->woken_page = page; /* UFFDIO_COPY woke its waiters */
+	if (writable && r->hold_until)
+		r->hold_until[page] = now_ns() + r->min_hold_ns;
 }
 
 static void protect(struct dsm_region *r, uint64_t page, bool writable)
@@ -125,8 +128,11 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
 		return;
 	}
 	r->writable[page] = writable;
-	if (writable)
+	if (writable) {
 		r->woken_page = page; /* un-protecting wakes waiters */
+		if (r->hold_until)
+			r->hold_until[page] = now_ns() + r->min_hold_ns;
+	}
 }
 
 void region_emit(void *ctx, const struct dsm_action *a)
@@ -244,6 +250,82 @@ void region_check_timeouts(struct dsm_region *r, uint64_t now)
 
 /* ---- frames from peers ------------------------------------------------------- */
 
+static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m, const uint8_t *page)
+{
+	char why[160];
+
+	r->incoming_page = page;
+	r->woken_page = NO_PAGE;
+	int rc = dsm_engine_receive(r->engine, m);
+	r->incoming_page = NULL;
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "invalid DSM message (kind %u, page %" PRIu64 "): %s",
+			 (unsigned)m->kind, m->page, strerror(-rc));
+		rpc_transport_fail_peer(r->transport, peer, why);
+	}
+}
+
+static void hold(struct dsm_region *r, int peer, const struct dsm_msg *m, const uint8_t *page)
+{
+	struct held_msg *h = malloc(sizeof(*h) + (page ? DSM_PAGE_SIZE : 0));
+	if (!h) {
+		region_fatal(r, "out of memory holding a message for page %" PRIu64, m->page);
+		return;
+	}
+	h->next = NULL;
+	h->peer = peer;
+	h->m = *m;
+	h->has_page = page != NULL;
+	if (page)
+		memcpy(h->page, page, DSM_PAGE_SIZE);
+	if (r->held_tail)
+		r->held_tail->next = h;
+	else
+		r->held_head = h;
+	r->held_tail = h;
+	r->held_count[m->page]++;
+	r->held_total++;
+}
+
+/* Deliver held messages whose page's hold has expired, in arrival order;
+ * a page whose hold is still running keeps all its messages back. Only
+ * frame arrival adds to the list, never deliver(), so it is stable here. */
+void region_release_held(struct dsm_region *r, uint64_t now)
+{
+	struct held_msg *prev = NULL, *h = r->held_head;
+
+	while (h) {
+		struct held_msg *next = h->next;
+		if (now < r->hold_until[h->m.page]) {
+			prev = h;
+			h = next;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			r->held_head = next;
+		if (r->held_tail == h)
+			r->held_tail = prev;
+		r->held_count[h->m.page]--;
+		r->held_total--;
+		deliver(r, h->peer, &h->m, h->has_page ? h->page : NULL);
+		free(h);
+		h = next;
+	}
+}
+
+void region_free_held(struct dsm_region *r)
+{
+	while (r->held_head) {
+		struct held_msg *h = r->held_head;
+		r->held_head = h->next;
+		free(h);
+	}
+	r->held_tail = NULL;
+	r->held_total = 0;
+}
+
 static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_view *f)
 {
 	struct dsm_msg m;
@@ -261,15 +343,12 @@ static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_
 		rpc_transport_fail_peer(r->transport, peer, why);
 		return;
 	}
-	r->incoming_page = f->page;
-	r->woken_page = NO_PAGE;
-	int rc = dsm_engine_receive(r->engine, &m);
-	r->incoming_page = NULL;
-	if (rc < 0) {
-		snprintf(why, sizeof(why), "invalid DSM message (kind %u, page %" PRIu64 "): %s",
-			 (unsigned)m.kind, m.page, strerror(-rc));
-		rpc_transport_fail_peer(r->transport, peer, why);
+	if (r->hold_until && m.page < r->n_pages &&
+	    (r->held_count[m.page] || now_ns() < r->hold_until[m.page])) {
+		hold(r, peer, &m, f->page);
+		return;
 	}
+	deliver(r, peer, &m, f->page);
 }
 
 static void on_ping(struct dsm_region *r, int peer, uint64_t id)

@@ -174,6 +174,8 @@ static void run_loop(struct dsm_region *r)
 
 	for (;;) {
 		uint64_t now = uv_hrtime();
+		if (r->held_total)
+			region_release_held(r, now);
 		bool waiting = r->faults_in_flight ||
 			       __atomic_load_n(&r->probes_in_flight, __ATOMIC_RELAXED);
 		if (!waiting)
@@ -181,7 +183,8 @@ static void run_loop(struct dsm_region *r)
 		else if (!spin_start)
 			spin_start = now;
 		bool poll = (waiting && now - spin_start < r->poll_max_ns) ||
-			    now - r->last_activity_ns < r->poll_linger_ns;
+			    now - r->last_activity_ns < r->poll_linger_ns ||
+			    r->held_total; /* a hold ends within min_hold_us */
 		if (!poll) {
 			if (!uv_run(&r->loop, UV_RUN_ONCE))
 				return;
@@ -348,7 +351,13 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->present = calloc(r->n_pages, 1);
 	r->writable = calloc(r->n_pages, 1);
 	r->fault_start_ns = calloc(r->n_pages, sizeof(uint64_t));
-	if (!r->present || !r->writable || !r->fault_start_ns) {
+	r->min_hold_ns = (uint64_t)r->vm->dsm.min_hold_us * 1000;
+	if (r->min_hold_ns) {
+		r->hold_until = calloc(r->n_pages, sizeof(uint64_t));
+		r->held_count = calloc(r->n_pages, sizeof(uint32_t));
+	}
+	if (!r->present || !r->writable || !r->fault_start_ns ||
+	    (r->min_hold_ns && (!r->hold_until || !r->held_count))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -576,6 +585,9 @@ void dsm_region_destroy(struct dsm_region *r)
 	free(r->present);
 	free(r->writable);
 	free(r->fault_start_ns);
+	region_free_held(r);
+	free(r->hold_until);
+	free(r->held_count);
 	rpc_call_table_destroy(&r->calls);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);

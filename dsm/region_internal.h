@@ -41,6 +41,15 @@ struct region_cmd {
 	bool done;
 };
 
+/* A DSM message waiting out a page's minimum hold (dsm.min_hold_us). */
+struct held_msg {
+	struct held_msg *next;
+	int peer;
+	struct dsm_msg m;
+	bool has_page;
+	uint8_t page[]; /* DSM_PAGE_SIZE bytes when has_page */
+};
+
 struct dsm_region {
 	/* immutable after create */
 	const struct cluster_config *cfg;
@@ -75,6 +84,17 @@ struct dsm_region {
 	uint64_t poll_max_ns;        /* poll at most this long for one answer */
 	uint64_t poll_linger_ns;     /* and this long after any activity */
 	bool poll_yield;             /* sched_yield() between polls */
+	/* Minimum hold: a page this node got writable stays here at least
+	 * min_hold_ns; messages for it wait, in arrival order, so a lock
+	 * holder finishes its critical section before spinners steal the
+	 * page (no livelock). Per-page order is kept; pages may overtake
+	 * each other, which the protocol allows (its reasoning is per page;
+	 * the simulator's --per-page-fifo mode checks exactly this). */
+	uint64_t min_hold_ns;
+	uint64_t *hold_until;        /* per page; NULL when min_hold_ns == 0 */
+	uint32_t *held_count;        /* per page: messages waiting */
+	struct held_msg *held_head, *held_tail;
+	uint64_t held_total;
 	uint8_t pb_arena[1024];    /* protobuf unpack scratch, see wire.c */
 	size_t pb_arena_used;
 
@@ -99,6 +119,8 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events);
 void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f);
 void region_fatal(struct dsm_region *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void region_check_timeouts(struct dsm_region *r, uint64_t now_ns);
+void region_release_held(struct dsm_region *r, uint64_t now_ns);
+void region_free_held(struct dsm_region *r);
 
 /* wire.c: dsm_msg <-> protobuf */
 size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap);

@@ -177,7 +177,7 @@ out:
 static int run_cluster(const char *argv0, const struct opts *o, int n_nodes, struct figures *fig)
 {
 	char config[4200], dir[4200], result[4300], samples[32], rounds[32];
-	int rc = tool_make_local_config(n_nodes, "64M", "node:n0", config, sizeof(config), dir,
+	int rc = tool_make_local_config(n_nodes, "64M", "node:n0", 0, config, sizeof(config), dir,
 					sizeof(dir));
 	if (rc < 0) {
 		fprintf(stderr, "bench: cannot write a local config: %s\n", strerror(-rc));

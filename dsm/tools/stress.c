@@ -54,6 +54,7 @@ struct record {
 struct opts {
 	const char *config, *node, *vm, *result_dir;
 	int processes, threads, counter_pages;
+	unsigned min_hold_us;
 	uint64_t iterations, seed;
 };
 
@@ -328,7 +329,7 @@ static int run_all(struct opts *o, const char *argv0)
 		snprintf(config, sizeof(config), "%s", o->config);
 		if (mkdtemp(strcpy(dir, "/tmp/disco-stress-XXXXXX")) == NULL)
 			return 1;
-	} else if ((rc = tool_make_local_config(o->processes, "64M", "interleave", config,
+	} else if ((rc = tool_make_local_config(o->processes, "64M", "interleave", o->min_hold_us, config,
 						sizeof(config), dir, sizeof(dir))) < 0) {
 		fprintf(stderr, "stress: cannot write a local config: %s\n", strerror(-rc));
 		return 1;
@@ -391,6 +392,7 @@ static void usage(FILE *f)
 		"  --seed N          random seed (default 1)\n"
 		"  --counter-pages N pages the 64 shared counters spread over (default 16;\n"
 		"                    fewer = hotter pages, more = more pages in motion)\n"
+		"  --min-hold-us N   dsm.min_hold_us of the generated cluster (default 0)\n"
 		"  --help            this text\n",
 		MAX_THREADS);
 }
@@ -405,6 +407,7 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, 0, 't' },   { "iterations", required_argument, 0, 'i' },
 		{ "seed", required_argument, 0, 's' },      { "result-dir", required_argument, 0, 'r' },
 		{ "counter-pages", required_argument, 0, 'k' },
+		{ "min-hold-us", required_argument, 0, 'm' },
 		{ "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
 	};
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
@@ -419,6 +422,7 @@ int main(int argc, char **argv)
 		case 'i': o.iterations = strtoull(optarg, &end, 10); break;
 		case 's': o.seed = strtoull(optarg, &end, 10); break;
 		case 'k': o.counter_pages = (int)strtol(optarg, &end, 10); break;
+		case 'm': o.min_hold_us = (unsigned)strtoul(optarg, &end, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

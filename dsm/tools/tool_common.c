@@ -67,8 +67,8 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-int tool_make_local_config(int n_nodes, const char *memory, const char *placement, char *path,
-			   size_t pathlen, char *dir, size_t dirlen)
+int tool_make_local_config(int n_nodes, const char *memory, const char *placement,
+			   unsigned min_hold_us, char *path, size_t pathlen, char *dir, size_t dirlen)
 {
 	char keypath[4200];
 	uint8_t key[32];
@@ -117,7 +117,8 @@ int tool_make_local_config(int n_nodes, const char *memory, const char *placemen
 		memory, n_nodes);
 	for (int i = 0; i < n_nodes; i++)
 		fprintf(f, "      n%d: 1\n", i);
-	fprintf(f, "    dsm:\n      placement: %s\n      fault_timeout_ms: 10000\n", placement);
+	fprintf(f, "    dsm:\n      placement: %s\n      fault_timeout_ms: 10000\n"
+		   "      min_hold_us: %u\n", placement, min_hold_us);
 	fclose(f);
 	return 0;
 }

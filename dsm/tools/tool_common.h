@@ -14,8 +14,8 @@
 
 /* Write a config for @n_nodes on 127.0.0.1 (free ports, a random key) into
  * a new temporary folder; its path goes to @path (PATH_MAX). */
-int tool_make_local_config(int n_nodes, const char *memory, const char *placement, char *path,
-			   size_t pathlen, char *dir, size_t dirlen);
+int tool_make_local_config(int n_nodes, const char *memory, const char *placement,
+			   unsigned min_hold_us, char *path, size_t pathlen, char *dir, size_t dirlen);
 /* Remove what tool_make_local_config wrote. */
 void tool_remove_local_config(const char *dir);
 

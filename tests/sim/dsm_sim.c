@@ -71,6 +71,7 @@ struct sim {
 	int n_nodes, n_pages, n_cpus;
 	uint64_t events;
 	unsigned migrate_permille;
+	bool per_page_fifo;
 	struct sim_node nodes[MAX_NODES];
 	struct channel ch[MAX_NODES][MAX_NODES];
 	unsigned in_flight;
@@ -94,8 +95,9 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
-		"--cpus %d --events %" PRIu64 " --migrate %u\n",
-		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille);
+		"--cpus %d --events %" PRIu64 " --migrate %u%s\n",
+		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille,
+		S.per_page_fifo ? " --per-page-fifo" : "");
 	exit(1);
 }
 
@@ -278,10 +280,23 @@ static bool deliver_random(void)
 		struct channel *c = &S.ch[idx / S.n_nodes][idx % S.n_nodes];
 		if (!c->head)
 			continue;
-		struct sim_msg *sm = c->head;
-		c->head = sm->next;
-		if (!c->head)
-			c->tail = NULL;
+		/* Per-page FIFO mode: take the oldest message of a random page in
+		 * this channel, so pages overtake each other (as the runtime's
+		 * min-hold deferral allows); per (channel, page) order holds. */
+		struct sim_msg **pp = &c->head;
+		if (S.per_page_fifo) {
+			uint64_t page = rnd_below(S.n_pages);
+			for (struct sim_msg **q = &c->head; *q; q = &(*q)->next)
+				if ((*q)->m.page == page) {
+					pp = q;
+					break;
+				}
+		}
+		struct sim_msg *sm = *pp;
+		*pp = sm->next;
+		c->tail = NULL;
+		for (struct sim_msg *q = c->head; q; q = q->next)
+			c->tail = q;
 		c->len--;
 		S.in_flight--;
 		struct sim_node *dst = &S.nodes[sm->m.dst];
@@ -369,6 +384,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dsm-sim [--seed N] [--events N] [--nodes 3..%d] [--pages 1..%d]\n"
 		"               [--cpus 1..%d] [--migrate PERMILLE] [--drain-every N]\n"
+		"               [--per-page-fifo]  (order kept per channel and page only)\n"
 		"Drives the DSM protocol engine with random events and checks coherence\n"
 		"invariants after every step. Exits 1 and prints a replay command on failure.\n",
 		MAX_NODES, MAX_PAGES, MAX_CPUS);
@@ -382,6 +398,7 @@ int main(int argc, char **argv)
 		{ "nodes", required_argument, 0, 'n' },  { "pages", required_argument, 0, 'p' },
 		{ "cpus", required_argument, 0, 'c' },   { "migrate", required_argument, 0, 'm' },
 		{ "drain-every", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' },
+		{ "per-page-fifo", no_argument, 0, 'f' },
 		{ 0, 0, 0, 0 },
 	};
 	S.seed = 1;
@@ -399,6 +416,7 @@ int main(int argc, char **argv)
 		case 'c': S.n_cpus = atoi(optarg); break;
 		case 'm': S.migrate_permille = (unsigned)atoi(optarg); break;
 		case 'd': drain_every = strtoull(optarg, NULL, 0); break;
+		case 'f': S.per_page_fifo = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -14,3 +14,7 @@ endforeach()
 # Heavy migration and a single CPU per node: different interleavings.
 add_test(NAME dsm_sim_migration_heavy COMMAND dsm-sim --seed 11 --nodes 3 --pages 8 --cpus 1 --migrate 200 --events 1000000)
 set_tests_properties(dsm_sim_migration_heavy PROPERTIES LABELS "sim;sanitize")
+# Order kept only per (channel, page): what the runtime's min-hold deferral
+# produces. The protocol's reasoning is per page, so it must still hold.
+add_test(NAME dsm_sim_per_page_fifo COMMAND dsm-sim --seed 21 --nodes 4 --pages 8 --per-page-fifo --events 1000000)
+set_tests_properties(dsm_sim_per_page_fifo PROPERTIES LABELS "sim;sanitize")

@@ -158,11 +158,49 @@ static void test_two_nodes_coherent(void **state)
 	cluster_config_free(cfg);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void test_min_hold_keeps_page_with_new_owner(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 2, ", min_hold_us: 200000");
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
+	struct starter sb = { .r = b };
+	pthread_t t;
+	char err[256];
+
+	pthread_create(&t, NULL, start_thread, &sb);
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(sb.rc, 0);
+	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
+
+	/* Page 3 is homed on node 1: node 0 takes it writable... */
+	uint64_t t0 = now_ms();
+	*(volatile uint64_t *)(ba + 3 * PAGE) = 5;
+	/* ...and node 1 cannot have it back before the hold is over. */
+	assert_int_equal(*(volatile uint64_t *)(bb + 3 * PAGE), 5);
+	uint64_t waited = now_ms() - t0;
+	print_message("steal after %llu ms (hold 200 ms)\n", (unsigned long long)waited);
+	assert_true(waited >= 190);
+
+	dsm_region_stop(a);
+	dsm_region_stop(b);
+	dsm_region_destroy(a);
+	dsm_region_destroy(b);
+	cluster_config_free(cfg);
+}
+
 static void test_missing_peer_named_at_start(void **state)
 {
 	(void)state;
 	struct cluster_config *cfg = make_config(port_base() + 2, "");
-	cfg->connect_timeout_ms = 500;
+	cfg->connect_timeout_ms = 500; /* nobody runs n1 */
 	struct dsm_region *a = create(cfg, 0, NULL, NULL);
 	char err[256];
 	assert_int_equal(dsm_region_start(a, err, sizeof(err)), -ETIMEDOUT);
@@ -268,6 +306,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_nodes_coherent),
+		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
 		cmocka_unit_test(test_missing_peer_named_at_start),
 		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
 	};
