@@ -456,6 +456,17 @@ static int tcp_send(struct rpc_transport *bt, int peer, uint16_t type, const voi
 	return rpc_tcp_peer_send(t, &t->peers[peer], type, body, body_len, page, false);
 }
 
+/* The owner found a well-formed frame from @peer that makes no sense: the
+ * peer is failed like one that broke the protocol (loop thread). */
+static void tcp_fail_peer(struct rpc_transport *bt, int peer, const char *why)
+{
+	struct tcp_transport *t = tcp_of(bt);
+
+	if (peer < 0 || peer >= tcp_cfg(t)->n_nodes || peer == t->base.self || t->stopping)
+		return;
+	rpc_tcp_peer_down(t, &t->peers[peer], RPC_PEER_FAILED, "%s", why ? why : "failed by owner");
+}
+
 static enum rpc_peer_state tcp_peer_state(struct rpc_transport *bt, int peer)
 {
 	struct tcp_transport *t = tcp_of(bt);
@@ -496,6 +507,7 @@ static const struct rpc_transport_ops tcp_ops = {
 	.start = tcp_start,
 	.send = tcp_send,
 	.peer_state = tcp_peer_state,
+	.fail_peer = tcp_fail_peer,
 	.stop = tcp_stop,
 	.destroy = tcp_destroy,
 };

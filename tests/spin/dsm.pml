@@ -155,8 +155,9 @@ byte stale;    /* stale faults injected */
 
 /* scratch: not part of the state vector (every step is one d_step) */
 hidden byte mk, mp, mf, mr, mv, mx; /* the message being handled */
-hidden byte rc, r1, r2, rf;         /* requests at distinct nesting levels */
-hidden byte others, hadcopy, again, selflike, to, flush, k, kf, ci, cn, cp, cnt1, cnt2, cnt3;
+hidden byte rc, r1, r2, rf;         /* requests (distinct names per nesting level) */
+hidden byte others, hadcopy, again, restart, selflike, to, flush, k, kf, gfl, gval;
+hidden byte ci, cn, cp, cnt1, cnt2, cnt3;
 
 /* ---- actions (struct dsm_action) on the page table ---- */
 
@@ -208,7 +209,7 @@ inline wake(n, p)
 	fi
 }
 
-/* ---- home side, write path (no recursion into the requester side) ---- */
+/* ---- the request queue ---- */
 
 inline enqueue(n, p, r)
 {
@@ -226,31 +227,48 @@ inline dequeue(n, p, r)
 	qlen[I(n, p)]--
 }
 
-#define HOME_BUSY(n, p) (txn[I(n, p)] != TXN_NONE || migto[I(n, p)] != NOMIG || qlen[I(n, p)] > 0)
+/* ---- requester side ---- */
 
-/* finish_own_request() for a write: want_write is only ever set while a
- * read is pending, so `again` is false here (asserted). */
-inline finish_own_request_w(n, p)
+/*
+ * finish_own_request(). In C it ends with start_request(page, true) when a
+ * write fault came while the read was pending (`again`); here that tail call
+ * is deferred to the end of the step (do_restart), because Promela inlines
+ * cannot recurse. This changes no outcome: nothing between the two points
+ * reads the node's own pending state, and the restarted write either joins
+ * the tail of the home's queue or is served on an idle directory, exactly
+ * as in C (see the note at do_restart). At most one restart per step.
+ */
+inline finish_own_request(n, p)
 {
-	assert(!(wantw[I(n, p)] && lst[I(n, p)] != LOC_MOD));
+	again = wantw[I(n, p)] && lst[I(n, p)] != LOC_MOD;
+	assert(!(again && restart));
+	restart = restart || again;
 	pend[I(n, p)] = PEND_NONE;
 	wantw[I(n, p)] = 0;
 	wake(n, p)
 }
 
+/* ---- home side ---- */
+
+#define HOME_BUSY(n, p) (txn[I(n, p)] != TXN_NONE || migto[I(n, p)] != NOMIG || qlen[I(n, p)] > 0)
+
 inline send_grant(n, p, r, excl, dsrc)
 {
 	unfl[I(n, p)] = unfl[I(n, p)] | BIT(RQ_N(r));
+	gfl = (excl -> F_EXCL : 0);
+	gval = 0;
 	if
-	:: dsrc == D_NONE ->
-		send(n, RQ_N(r), GRANT, p, (excl -> F_EXCL : 0), GREQ(r), 0, 0)
 	:: dsrc == D_LOCAL ->
 		assert(present[I(n, p)]);
-		send(n, RQ_N(r), GRANT, p, (excl -> F_EXCL : 0) | F_DATA, GREQ(r), value[I(n, p)], 0)
+		gfl = gfl | F_DATA;
+		gval = value[I(n, p)]
 	:: dsrc == D_INCOMING ->
 		assert(mf & F_DATA);
-		send(n, RQ_N(r), GRANT, p, (excl -> F_EXCL : 0) | F_DATA, GREQ(r), mv, 0)
-	fi
+		gfl = gfl | F_DATA;
+		gval = mv
+	:: else -> skip
+	fi;
+	send(n, RQ_N(r), GRANT, p, gfl, GREQ(r), gval, 0)
 }
 
 inline home_take_exclusive(n, p)
@@ -261,18 +279,16 @@ inline home_take_exclusive(n, p)
 	act_protect(n, p, 1)
 }
 
+/* all other copies are gone; the home's copy is valid: grant r */
 inline finish_write(n, p, r)
 {
 	hadcopy = (copyset[I(n, p)] & BIT(RQ_N(r))) != 0;
 	if
 	:: RQ_N(r) == n ->
 		home_take_exclusive(n, p);
-		finish_own_request_w(n, p)
+		finish_own_request(n, p)
 	:: else ->
-		if
-		:: hadcopy -> send_grant(n, p, r, 1, D_NONE)
-		:: else -> send_grant(n, p, r, 1, D_LOCAL)
-		fi;
+		send_grant(n, p, r, 1, (hadcopy -> D_NONE : D_LOCAL));
 		act_drop(n, p);
 		lst[I(n, p)] = LOC_INV;
 		dir[I(n, p)] = DIR_RX;
@@ -288,11 +304,33 @@ inline begin_fetch(n, p, r, excl)
 	send(n, owner[I(n, p)], FETCH, p, (excl -> F_EXCL : 0), 0, 0, 0)
 }
 
+inline serve_read(n, p, r)
+{
+	if
+	:: dir[I(n, p)] == DIR_HX && RQ_N(r) != n ->
+		act_protect(n, p, 0);
+		lst[I(n, p)] = LOC_SH;
+		dir[I(n, p)] = DIR_SH;
+		copyset[I(n, p)] = BIT(RQ_N(r));
+		send_grant(n, p, r, 0, D_LOCAL)
+	:: dir[I(n, p)] == DIR_SH && RQ_N(r) != n ->
+		copyset[I(n, p)] = copyset[I(n, p)] | BIT(RQ_N(r));
+		send_grant(n, p, r, 0, D_LOCAL)
+	:: (dir[I(n, p)] == DIR_HX || dir[I(n, p)] == DIR_SH) && RQ_N(r) == n ->
+		finish_own_request(n, p) /* the home's own read: its copy allows it */
+	:: dir[I(n, p)] == DIR_RX ->
+		if
+		:: owner[I(n, p)] == RQ_N(r) -> proto_error() /* the owner cannot miss */
+		:: else -> begin_fetch(n, p, r, 0)
+		fi
+	fi
+}
+
 inline serve_write(n, p, r)
 {
 	if
 	:: dir[I(n, p)] == DIR_HX && RQ_N(r) == n ->
-		finish_own_request_w(n, p)
+		finish_own_request(n, p)
 	:: dir[I(n, p)] == DIR_HX && RQ_N(r) != n ->
 		/* stop local writers, send the bytes, then drop our copy */
 		act_protect(n, p, 0);
@@ -326,69 +364,6 @@ inline serve_write(n, p, r)
 	fi
 }
 
-/* home_request() for the write that finish_own_request() restarts */
-inline home_request_w(n, p, r)
-{
-	if
-	:: HOME_BUSY(n, p) -> enqueue(n, p, r)
-	:: else -> serve_write(n, p, r) /* home_serve: is_write */
-	fi
-}
-
-/* start_request(e, page, true) as called by finish_own_request() */
-inline start_request_w(n, p)
-{
-	pend[I(n, p)] = PEND_W;
-	rid[I(n, p)] = 1 - rid[I(n, p)];
-	if
-	:: ishome[I(n, p)] ->
-		r2 = REQ(n, 1, rid[I(n, p)], 0);
-		home_request_w(n, p, r2)
-	:: else ->
-		send(n, hint[I(n, p)], WRITE_REQ, p, 0, REQ(n, 0, rid[I(n, p)], 0), 0, 0)
-	fi
-}
-
-/* ---- requester side ---- */
-
-inline finish_own_request(n, p)
-{
-	again = wantw[I(n, p)] && lst[I(n, p)] != LOC_MOD;
-	pend[I(n, p)] = PEND_NONE;
-	wantw[I(n, p)] = 0;
-	wake(n, p);
-	if
-	:: again -> start_request_w(n, p)
-	:: else -> skip
-	fi
-}
-
-/* ---- home side, both paths ---- */
-
-inline serve_read(n, p, r)
-{
-	if
-	:: dir[I(n, p)] == DIR_HX && RQ_N(r) == n ->
-		finish_own_request(n, p) /* the home's own read: its copy allows it */
-	:: dir[I(n, p)] == DIR_HX && RQ_N(r) != n ->
-		act_protect(n, p, 0);
-		lst[I(n, p)] = LOC_SH;
-		dir[I(n, p)] = DIR_SH;
-		copyset[I(n, p)] = BIT(RQ_N(r));
-		send_grant(n, p, r, 0, D_LOCAL)
-	:: dir[I(n, p)] == DIR_SH && RQ_N(r) == n ->
-		finish_own_request(n, p)
-	:: dir[I(n, p)] == DIR_SH && RQ_N(r) != n ->
-		copyset[I(n, p)] = copyset[I(n, p)] | BIT(RQ_N(r));
-		send_grant(n, p, r, 0, D_LOCAL)
-	:: dir[I(n, p)] == DIR_RX ->
-		if
-		:: owner[I(n, p)] == RQ_N(r) -> proto_error() /* the owner cannot miss */
-		:: else -> begin_fetch(n, p, r, 0)
-		fi
-	fi
-}
-
 inline home_serve(n, p, r)
 {
 	if
@@ -418,12 +393,43 @@ inline start_request(n, p, w)
 	fi
 }
 
+/*
+ * The deferred tail of finish_own_request(): start_request(page, true).
+ * In C it runs inside the caller; when that caller is drain_queue() the
+ * queue is either empty (then the write is served at once, here too, as
+ * the directory is still idle) or not (then the write is appended to its
+ * tail, here too, behind whatever the drain left). Its own serve_write can
+ * only finish at once or start a transaction, never restart again.
+ */
+inline do_restart(n, p)
+{
+	if
+	:: restart ->
+		restart = 0;
+		pend[I(n, p)] = PEND_W;
+		rid[I(n, p)] = 1 - rid[I(n, p)];
+		if
+		:: ishome[I(n, p)] ->
+			r2 = REQ(n, 1, rid[I(n, p)], 0);
+			if
+			:: HOME_BUSY(n, p) -> enqueue(n, p, r2)
+			:: else -> serve_write(n, p, r2)
+			fi
+		:: else ->
+			send(n, hint[I(n, p)], WRITE_REQ, p, 0, REQ(n, 0, rid[I(n, p)], 0), 0, 0)
+		fi;
+		assert(!restart)
+	:: else -> skip
+	fi
+}
+
 #define PERMITS(n, p, w) ((w) -> lst[I(n, p)] == LOC_MOD : lst[I(n, p)] != LOC_INV)
 
 inline local_fault(n, p, w)
 {
 	if
 	:: PERMITS(n, p, w) ->
+		/* already served: just map it and let the thread go */
 		act_map_local(n, p, lst[I(n, p)] == LOC_MOD);
 		wake(n, p)
 	:: !PERMITS(n, p, w) && pend[I(n, p)] != PEND_NONE ->
@@ -654,7 +660,9 @@ inline on_fetch_reply(n, p, s)
 		fi
 	fi;
 	if
-	:: RQ_N(rc) == n -> finish_own_request(n, p)
+	:: RQ_N(rc) == n ->
+		finish_own_request(n, p);
+		do_restart(n, p) /* C: inside finish_own_request, before after_transaction */
 	:: else -> skip
 	fi;
 	after_transaction(n, p)
@@ -829,7 +837,7 @@ inline check()
 /* dsm_engine_receive(): one step per (channel, kind) at the channel's head,
  * so that every d_step stays within SPIN's size limit */
 #define RECV(s, kind, handler) \
-	d_step { ch[CH(s, me)]?kind, mp, mf, mr, mv, mx -> mk = kind; handler(me, mp, s); canon(); check(); skip }
+	d_step { ch[CH(s, me)]?kind, mp, mf, mr, mv, mx -> mk = kind; handler(me, mp, s); do_restart(me, mp); canon(); check(); skip }
 #define RECV_ALL(s) \
 	RECV(s, READ_REQ, on_request) \
 	:: RECV(s, WRITE_REQ, on_request) \
@@ -842,14 +850,14 @@ inline check()
 	:: RECV(s, FLUSH, on_flush) \
 	:: RECV(s, FLUSH_ACK, on_flush_ack)
 #define READ(p) \
-	d_step { tst[me] == T_IDLE && !present[I(me, p)] -> begin_access(me, p, 0); canon(); check(); skip }
+	d_step { tst[me] == T_IDLE && !present[I(me, p)] -> begin_access(me, p, 0); do_restart(me, p); canon(); check(); skip }
 #define WRITE(p) \
-	d_step { tst[me] == T_IDLE && wstarted < MAXW -> begin_access(me, p, 1); canon(); check(); skip }
+	d_step { tst[me] == T_IDLE && wstarted < MAXW -> begin_access(me, p, 1); do_restart(me, p); canon(); check(); skip }
 #define STALE(p, w) \
-	d_step { stale < MAXSTALE -> stale++; local_fault(me, p, w); canon(); check(); skip }
+	d_step { stale < MAXSTALE -> stale++; local_fault(me, p, w); do_restart(me, p); canon(); check(); skip }
 #define MIGRATE_TO(p, t) \
 	d_step { migs < MAXMIG && ishome[I(me, p)] && migto[I(me, p)] == NOMIG -> \
-		migs++; migrate_home(me, p, t); canon(); check(); skip }
+		migs++; migrate_home(me, p, t); do_restart(me, p); canon(); check(); skip }
 
 proctype node(byte me)
 {
@@ -857,7 +865,7 @@ end_idle:
 	do
 	:: RECV_ALL((me + 1) % NN)
 	:: RECV_ALL((me + 2) % NN)
-	:: d_step { tst[me] == T_WOKEN -> access(me); canon(); check(); skip }
+	:: d_step { tst[me] == T_WOKEN -> cp = tpg[me]; access(me); do_restart(me, cp); canon(); check(); skip }
 	:: READ(0)
 	:: READ(1)
 	:: WRITE(0)

@@ -220,6 +220,15 @@ static void cv_wait_ms(struct node *n, int ms)
 		ok_;                                                                               \
 	})
 
+/* Read @expr under n's mutex. */
+#define LOCKED(n, expr)                                                                            \
+	({                                                                                         \
+		lock(n);                                                                           \
+		__typeof__(expr) v_ = (expr);                                                      \
+		unlock(n);                                                                         \
+		v_;                                                                                \
+	})
+
 /* Run @fn on n's loop thread; with @wait, until it returned. */
 static void node_post(struct node *n, node_fn fn, void *arg, bool wait)
 {
@@ -304,7 +313,7 @@ static void test_two_nodes_goodbye(void **state)
 	assert_int_equal(rpc_transport_peer_state(n[0]->t, 1), RPC_PEER_LEFT);
 	assert_int_equal(rpc_transport_send(n[0]->t, 1, RPC_MSG_DSM, "x", 1, NULL), -ENOTCONN);
 	usleep(100 * 1000);
-	assert_int_equal(n[0]->down[1], 1); /* exactly once */
+	assert_int_equal(LOCKED(n[0], n[0]->down[1]), 1); /* exactly once */
 	node_finish(n[0], false);
 	free(cfg);
 }
@@ -319,10 +328,11 @@ static void test_three_nodes(void **state)
 	struct node *n[3] = { node_start(cfg, 0), node_start(cfg, 1), n2 };
 
 	assert_true(wait_all_up(n, 3, 5000));
+	/* The state turns UP just before on_peer_up runs. */
 	for (int i = 0; i < 3; i++)
 		for (int j = 0; j < 3; j++)
 			if (i != j)
-				assert_int_equal(n[i]->up[j], 1);
+				assert_true(WAIT_UNTIL(n[i], n[i]->up[j] == 1, 1000));
 	for (int i = 0; i < 3; i++)
 		node_finish(n[i], false);
 	free(cfg);
@@ -522,18 +532,18 @@ static void test_wrong_key(void **state)
 	}
 	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 100));
 	assert_true(WAIT_UNTIL(n[1], n[1]->down[0] == 1, 100));
-	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
-	assert_int_equal(n[1]->down_state[0], RPC_PEER_FAILED);
+	assert_int_equal(LOCKED(n[0], n[0]->down_state[1]), RPC_PEER_FAILED);
+	assert_int_equal(LOCKED(n[1], n[1]->down_state[0]), RPC_PEER_FAILED);
 	assert_non_null(strstr(n[0]->why[1], "node n1"));
 	assert_non_null(strstr(n[0]->why[1], "bad HMAC"));
 	assert_non_null(strstr(n[1]->why[0], "bad HMAC"));
 	assert_int_equal(rpc_transport_peer_state(n[0]->t, 1), RPC_PEER_FAILED);
-	assert_int_equal(n[0]->up[1] + n[1]->up[0], 0);
-	assert_int_equal(n[0]->frames + n[1]->frames, 0);
+	assert_int_equal(LOCKED(n[0], n[0]->up[1]) + LOCKED(n[1], n[1]->up[0]), 0);
+	assert_int_equal(LOCKED(n[0], n[0]->frames) + LOCKED(n[1], n[1]->frames), 0);
 	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "x", 1, NULL), -ENOTCONN);
 	/* A failed peer is not redialled. */
 	usleep(200 * 1000);
-	assert_int_equal(n[1]->down[0], 1);
+	assert_int_equal(LOCKED(n[1], n[1]->down[0]), 1);
 	assert_int_equal(rpc_transport_peer_state(n[1]->t, 0), RPC_PEER_FAILED);
 	assert_true(refused > 0);
 	node_finish(n[0], false);
@@ -667,9 +677,9 @@ static void test_raw_connections(void **state)
 	assert_true(silent_ms >= 900);
 
 	/* Nothing got through, and node 1 is unaffected. */
-	assert_int_equal(n[0]->frames, 0);
+	assert_int_equal(LOCKED(n[0], n[0]->frames), 0);
 	assert_true(all_up(n, 2));
-	assert_int_equal(n[0]->down[1] + n[1]->down[0], 0);
+	assert_int_equal(LOCKED(n[0], n[0]->down[1]) + LOCKED(n[1], n[1]->down[0]), 0);
 	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "ok", 2, NULL), 0);
 	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
 	node_finish(n[0], false);
@@ -746,6 +756,37 @@ static void test_crashed_peer(void **state)
 	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
 	node_finish(n[0], false);
 	node_finish(n[2], false);
+	free(cfg);
+}
+
+/* ---- the owner fails a peer ---- */
+
+static void judge_frame(struct node *n, int peer, const struct rpc_frame_view *f)
+{
+	if (f->body_len == 3 && !memcmp(f->body, "bad", 3))
+		rpc_transport_fail_peer(n->t, peer, "nonsense frame");
+}
+
+static void test_owner_fails_peer(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+
+	n[0]->on_frame = judge_frame;
+	assert_true(wait_all_up(n, 2, 5000));
+	/* Back to back: the frame after the bad one is not delivered. */
+	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "bad", 3, NULL), 0);
+	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "after", 5, NULL), 0);
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 2000));
+	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
+	assert_non_null(strstr(n[0]->why[1], "node n1"));
+	assert_non_null(strstr(n[0]->why[1], "nonsense frame"));
+	assert_true(WAIT_UNTIL(n[1], n[1]->down[0] == 1, 2000));
+	assert_int_equal(n[1]->down_state[0], RPC_PEER_FAILED);
+	usleep(50 * 1000);
+	assert_int_equal(LOCKED(n[0], n[0]->frames), 1);
+	node_finish(n[0], false);
+	node_finish(n[1], false);
 	free(cfg);
 }
 
@@ -880,6 +921,7 @@ int main(void)
 		cmocka_unit_test(test_raw_connections),
 		cmocka_unit_test(test_silent_peer_times_out),
 		cmocka_unit_test(test_crashed_peer),
+		cmocka_unit_test(test_owner_fails_peer),
 		cmocka_unit_test(test_call_ping_pong),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
