@@ -92,25 +92,32 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static uint64_t word_value(int gtid, int j, uint64_t gen, int i)
+/* One mix per page, a multiply-xor per word: cheap, and a word from
+ * another generation, page or thread (or a torn copy) still shows. */
+static uint64_t page_seed(int gtid, int j, uint64_t gen)
 {
-	return mix(((uint64_t)gtid << 48) ^ ((uint64_t)j << 40) ^ (gen << 12) ^ (uint64_t)i);
+	return mix(((uint64_t)gtid << 48) ^ ((uint64_t)j << 40) ^ gen);
+}
+
+static uint64_t word_value(uint64_t seed, int i)
+{
+	return seed ^ ((uint64_t)i * 0x9E3779B97F4A7C15ULL);
 }
 
 /* Word 0: seqlock; 1: owner; 2: page index; 3: generation; 4..WORDS-2:
- * pattern; WORDS-1: checksum of words 1..WORDS-2. */
+ * pattern; WORDS-1: weighted sum of words 1..WORDS-2. */
 static void write_page(uint64_t *p, int gtid, int j, uint64_t gen)
 {
 	uint64_t seq = __atomic_load_n(&p[0], __ATOMIC_RELAXED);
-	uint64_t sum = 0;
+	uint64_t seed = page_seed(gtid, j, gen), sum = 0;
 
 	__atomic_store_n(&p[0], seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (int i = 1; i < WORDS - 1; i++) {
 		uint64_t v = i == 1 ? (uint64_t)gtid : i == 2 ? (uint64_t)j : i == 3 ? gen
-								: word_value(gtid, j, gen, i);
+								: word_value(seed, i);
 		__atomic_store_n(&p[i], v, __ATOMIC_RELAXED);
-		sum += mix(v + (uint64_t)i);
+		sum += v * (2 * (uint64_t)i + 1);
 	}
 	__atomic_store_n(&p[WORDS - 1], sum, __ATOMIC_RELAXED);
 	__atomic_store_n(&p[0], seq + 2, __ATOMIC_RELEASE);
@@ -134,28 +141,50 @@ static int check_page(uint64_t *p, int gtid, int j, uint64_t *gen_out)
 		*gen_out = 0;
 		return 0;
 	}
-	uint64_t sum = 0;
+	uint64_t sum = 0, seed = page_seed(gtid, j, copy[3]);
 	for (int i = 1; i < WORDS - 1; i++)
-		sum += mix(copy[i] + (uint64_t)i);
+		sum += copy[i] * (2 * (uint64_t)i + 1);
 	if (copy[1] != (uint64_t)gtid || copy[2] != (uint64_t)j || sum != copy[WORDS - 1])
 		return -1;
 	for (int i = 4; i < WORDS - 1; i++)
-		if (copy[i] != word_value(gtid, j, copy[3], i))
+		if (copy[i] != word_value(seed, i))
 			return -1;
 	*gen_out = copy[3];
 	return 0;
 }
 
+/* A correct DSM never makes a thread wait this long; a stale copy can
+ * make it wait forever without faulting, so give up and say so. */
+#define STUCK_NS (20ULL * 1000000000ULL)
+
+static const char *member_name = "?";
+
+static void stuck(const char *what)
+{
+	fprintf(stderr, "stress[%s]: FAIL: %s for 20 s (a stale copy or a lost update)\n",
+		member_name, what);
+	fflush(stderr);
+	_exit(1);
+}
+
 static void spin_lock(uint32_t *l)
 {
+	uint64_t start = 0;
 	for (unsigned spins = 0;; spins++) {
 		if (!__atomic_load_n(l, __ATOMIC_RELAXED) &&
 		    !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
 			return;
-		if (spins > 8)
-			sched_yield(); /* never spin a core away from the loop threads */
-		else
+		if (spins <= 8) {
 			__builtin_ia32_pause();
+			continue;
+		}
+		sched_yield(); /* never spin a core away from the loop threads */
+		if ((spins & 1023) == 0) {
+			if (!start)
+				start = tool_now_ns();
+			else if (tool_now_ns() - start > STUCK_NS)
+				stuck("spinlock in DSM memory never came free");
+		}
 	}
 }
 
@@ -195,8 +224,14 @@ static void *worker_main(void *arg)
 			int j = (int)(tool_rand(&rng) % PAGES_PER_THREAD);
 			uint64_t gen;
 			int rc;
+			uint64_t start = 0;
 			while ((rc = check_page(data_page(base, g, j), g, j, &gen)) == 1) {
-				w->reads_torn++;
+				if ((++w->reads_torn & 1023) == 0) {
+					if (!start)
+						start = tool_now_ns();
+					else if (tool_now_ns() - start > STUCK_NS)
+						stuck("a page stayed half-written");
+				}
 				sched_yield(); /* the writer may be blocked in a fault */
 			}
 			if (rc < 0)
@@ -253,6 +288,7 @@ static int run_member(struct opts *o)
 
 	if (tool_member_join(&m, o->config, o->node, o->vm))
 		return 1;
+	member_name = o->node;
 	o->processes = m.cfg->n_nodes;
 	if ((uint64_t)(DATA_FIRST_PAGE + o->processes * o->threads * PAGES_PER_THREAD) * PAGE >
 	    dsm_region_size(m.region)) {
@@ -340,7 +376,7 @@ static int run_all(struct opts *o, const char *argv0)
 	snprintf(cpages, sizeof(cpages), "%d", o->counter_pages);
 	char *extra[] = { "--iterations", iters, "--threads", threads, "--seed", seed,
 			  "--counter-pages", cpages, "--result-dir", dir, NULL };
-	int failed = tool_run_members(argv0, config, extra, 600);
+	int failed = tool_run_members(argv0, config, extra, 300);
 
 	uint64_t faults = 0, max_elapsed = 0;
 	struct cluster_config *cfg;

@@ -48,7 +48,9 @@
  */
 
 #define NN 3  /* nodes */
+#ifndef NPG
 #define NPG 2 /* pages */
+#endif
 #ifndef MAXW
 #define MAXW 3
 #endif
@@ -867,17 +869,19 @@ end_idle:
 	:: RECV_ALL((me + 2) % NN)
 	:: d_step { tst[me] == T_WOKEN -> cp = tpg[me]; access(me); do_restart(me, cp); canon(); check(); skip }
 	:: READ(0)
-	:: READ(1)
 	:: WRITE(0)
-	:: WRITE(1)
 	:: STALE(0, 0)
 	:: STALE(0, 1)
-	:: STALE(1, 0)
-	:: STALE(1, 1)
 	:: MIGRATE_TO(0, (me + 1) % NN)
 	:: MIGRATE_TO(0, (me + 2) % NN)
+#if NPG > 1
+	:: READ(1)
+	:: WRITE(1)
+	:: STALE(1, 0)
+	:: STALE(1, 1)
 	:: MIGRATE_TO(1, (me + 1) % NN)
 	:: MIGRATE_TO(1, (me + 2) % NN)
+#endif
 	od
 }
 
