@@ -29,7 +29,7 @@ test-sanitize: setup
 	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L sanitize
 
 bench: build
-	$(BUILD)/dsm/disco-dsm-bench
+	scripts/bench-dsm.sh $(BUILD)
 
 run: build
 	@echo "make run: the spanning-guest run arrives with issue 3; running the DSM stress tool instead." >&2

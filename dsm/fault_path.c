@@ -67,7 +67,12 @@ static void record_latency(struct dsm_region *r, uint64_t page)
 		return;
 	r->fault_start_ns[page] = 0;
 	r->faults_in_flight--;
-	uint64_t us = (now_ns() - start) / 1000;
+	uint64_t now = now_ns();
+	if (r->frame_arrival_ns > start) {
+		r->stats.fault_wait_ns += r->frame_arrival_ns - start;
+		r->stats.fault_install_ns += now - r->frame_arrival_ns;
+	}
+	uint64_t us = (now - start) / 1000;
 	int b = 0;
 	while (us > 1 && b < DSM_LATENCY_BUCKETS - 1) {
 		us >>= 1;
@@ -223,7 +228,10 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 			r->woken_page = NO_PAGE;
 			dsm_engine_local_fault(r->engine, page, is_write);
 			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
-				r->fault_start_ns[page] = t;
+				/* The wait is counted from when the request left. */
+				uint64_t sent = now_ns();
+				r->stats.fault_send_ns += sent - t;
+				r->fault_start_ns[page] = sent;
 				r->faults_in_flight++;
 			}
 		}
@@ -366,7 +374,7 @@ void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 	struct dsm_region *r = opaque;
 	uint64_t id;
 
-	r->last_activity_ns = now_ns();
+	r->last_activity_ns = r->frame_arrival_ns = now_ns();
 	if (f->type == RPC_MSG_DSM) {
 		on_dsm_frame(r, peer, f);
 		return;

@@ -235,6 +235,7 @@ static void loop_thread(void *arg)
 	raise_loop_priority();
 
 	disco_log_set_thread_node(r->cfg->nodes[r->self].name);
+	pthread_setname_np(pthread_self(), "disco-dsm-loop");
 	int rc = rpc_transport_start(r->transport);
 	if (rc < 0) {
 		disco_log(DISCO_LOG_ERROR, "dsm: cannot start the %s transport on %s:%d: %s",
@@ -321,7 +322,7 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->uffd = -1;
 	r->woken_page = UINT64_MAX;
 	r->poll_max_ns = env_us("DISCO_POLL_US", 100) * 1000;
-	r->poll_linger_ns = env_us("DISCO_POLL_LINGER_US", 0) * 1000;
+	r->poll_linger_ns = env_us("DISCO_POLL_LINGER_US", 50) * 1000;
 	r->poll_yield = env_us("DISCO_POLL_YIELD", 1) != 0;
 	pthread_mutex_init(&r->mu, NULL);
 	init_cond_monotonic(&r->cond);

@@ -200,6 +200,8 @@ static void *worker_main(void *arg)
 	int total_threads = w->o->processes * w->o->threads;
 	uint64_t rng = w->o->seed * 1000003ULL + (uint64_t)w->gtid * 7919ULL + 1;
 
+	pthread_setname_np(pthread_self(), "stress-worker");
+
 	for (uint64_t it = 0; it < w->o->iterations; it++) {
 		unsigned r = (unsigned)(tool_rand(&rng) % 100);
 		if (r < 40) {

@@ -1,90 +1,110 @@
 /*
- * SPIN model of the DSM coherence protocol (dsm/protocol.c).
+ * SPIN model of the DSM coherence protocol engine (dsm/protocol.c).
  *
- * 3 nodes, 2 pages (first home of page p: node p % 3), home migration.
- * Every engine function has an inline of the same name below and follows
- * the C code statement by statement; docs/protocol.md is the prose version.
+ * 3 nodes, NPG pages (2 by default; first home of page p: node p), home
+ * migration. Every engine function has an inline of the same name below
+ * that follows the C code statement by statement; docs/protocol.md is the
+ * prose version and explains what this model found and how it is run
+ * (tests/spin/run-spin.sh).
  *
- * What is modelled
- *   - per node and page: local state, pending request (+ want_write, req id),
- *     is_home, home_hint (forwarding pointer), and at the home the directory
- *     (dir, owner, copyset, unflushed), the transaction (txn, cur, acks),
- *     migrate_to and the FIFO request queue;
- *   - the page table the engine's actions drive (present / writable / value),
- *     as the simulator keeps it: INSTALL, PROTECT, DROP, MAP_LOCAL, WAKE;
- *   - one channel per ordered pair of nodes, FIFO, carrying
- *     {kind, page, flags, req, value, migrate-info};
+ * Modelled
+ *   - per node and page: local state, own pending request and want_write,
+ *     is_home, home_hint (the forwarding pointer of a former home), and at
+ *     the home the directory (dir, owner, copyset, unflushed), the
+ *     transaction (txn, cur, acks_needed), migrate_to and the request queue;
+ *   - the page table the engine's actions drive, as the simulator keeps it
+ *     (present / writable / value): INSTALL, PROTECT, DROP, MAP_LOCAL, WAKE;
+ *   - one FIFO channel per ordered pair of nodes carrying every message kind
+ *     with its page, flags (DATA, EXCL), requester and hops, the data (the
+ *     value last written into the page) and, for MIGRATE, the directory
+ *     state, copyset and owner;
  *   - one CPU thread per node that reads or writes either page through the
- *     page table and faults into the engine when the mapping refuses;
+ *     page table and faults into the engine when the mapping refuses it,
+ *     then retries when woken (as the simulator's CPUs do);
  *   - bounded nondeterminism: MAXW writes in all (values 1..MAXW), MAXMIG
- *     home moves decided by the current home, MAXSTALE stale faults (a fault
- *     with no thread behind it, as userfaultfd may deliver).
- * Not modelled: peer failure (LOST, -EHOSTDOWN, F_ERROR grants), counters.
+ *     home moves, each decided by the current home towards any other node
+ *     at any time (dsm_engine_migrate_home), MAXSTALE stale faults (a fault
+ *     no thread waits for, as userfaultfd may deliver).
+ * Not modelled: peer failure (LOST, -EHOSTDOWN, GRANT with F_ERROR), the
+ * counters, and req_id (see below).
  *
- * Abstractions (none changes a decision of the engine)
- *   - req_id is kept modulo 2 (a node has at most one request per page in
- *     flight, so a GRANT for anything but the current or the previous
- *     request cannot exist; the parity still catches a duplicated grant);
- *   - fields the engine never reads in the current state are reset to 0
- *     (owner unless REMOTE_EXCL, directory fields at a non-home, cur and
- *     acks with no transaction, the bytes of a dropped page): see canon();
- *   - a read that hits the mapping is not a separate step (it would change
- *     nothing); check() asserts in every state that every mapped copy holds
- *     the last value written, which is what such a read returns.
+ * Abstractions (none changes a decision the engine takes)
+ *   - req_id: a node has at most one request per page, so the engine's
+ *     check "GRANT.req_id == our pending req_id" can only fail if a request
+ *     is served twice. The model keeps no id (a counter would multiply the
+ *     state space by the number of requests) but asserts that every request
+ *     finishes exactly once (finish_own_request) and that a GRANT only
+ *     arrives while a request is pending (on_grant, as the engine does): a
+ *     duplicate is then caught when its second GRANT or local finish comes.
+ *   - fields the engine never reads in the current state are zeroed so
+ *     that equal states compare equal: owner unless REMOTE_EXCL, cur once
+ *     the transaction is over, the directory of a former home, the bytes of
+ *     a dropped copy;
+ *   - finish_own_request() ends in C with a tail call start_request(page,
+ *     true); Promela inlines cannot recurse, so that restart is deferred to
+ *     the end of the step (do_restart), which leads to the same outcome
+ *     (explained there);
+ *   - a read that hits the mapping is no step of its own (it would change
+ *     nothing and keep the system from ever being stuck); check() asserts in
+ *     every state that every mapped copy holds the last value written, which
+ *     is what such a read would return.
  *
  * Checked
  *   - after every step (check()): at most one MODIFIED copy per page, no
- *     SHARED copy next to a MODIFIED one, every valid copy == last_written,
- *     the page table agrees with the local state, at most one home;
- *   - every read that completes returns last_written[page];
- *   - the engine never hits one of its protocol_errors paths (proto_error);
- *   - channels and queues never overflow, forwarding never exceeds MAXMIG hops;
- *   - when nothing can move any more (timeout), the system must be quiet:
- *     no message in flight, no thread blocked, no request pending, every
- *     directory idle and exact, one home per page (quiescence()).
+ *     SHARED copy next to a MODIFIED one, every valid copy holds
+ *     last_written[page], the page table agrees with the local state, at
+ *     most one home per page;
+ *   - every read that completes after a fault returns last_written[page];
+ *   - the engine never takes one of its protocol_errors paths (proto_error);
+ *   - no channel or queue overflows, no request is forwarded more than
+ *     MAXMIG times, the data a message carries is really there;
+ *   - when no step is possible any more (timeout), the system must be
+ *     quiet (quiescence()): no message in flight, no thread blocked, no
+ *     request pending, every directory idle, exact (it names precisely the
+ *     copies that exist) and exactly one home per page. Otherwise the end
+ *     state is invalid: a request pending with nothing in flight is a hang.
  *
- * -DNO_FLUSH: the old home migrates without the FLUSH round (mutation that
- * must be caught, see docs/protocol.md).
+ * -DNO_FLUSH: the old home migrates without the FLUSH round. This mutation
+ * must be caught (tests/spin/run-spin.sh --expect-fail).
  */
 
-#define NN 3  /* nodes */
+#define NN 3 /* nodes */
 #ifndef NPG
 #define NPG 2 /* pages */
 #endif
 #ifndef MAXW
-#define MAXW 3
+#define MAXW 3 /* writes in all, values 1..MAXW (at most 7) */
 #endif
 #ifndef MAXMIG
-#define MAXMIG 2
+#define MAXMIG 2 /* home moves in all */
 #endif
 #ifndef MAXSTALE
-#define MAXSTALE 1
+#define MAXSTALE 1 /* stale faults in all */
 #endif
 #ifndef CAP
-#define CAP 4
+#define CAP 8 /* channel capacity; overflow is an error */
 #endif
-#define QCAP NN
-#define HOPMAX MAXMIG
+#define QCAP NN /* a home queues at most one request per node */
 
 /* enum dsm_local_state */
 #define LOC_INV 0
 #define LOC_SH 1
 #define LOC_MOD 2
-/* enum dsm_dir_state (LOST not modelled) */
-#define DIR_HX 0
-#define DIR_SH 1
-#define DIR_RX 2
+/* enum dsm_dir_state (LOST is not modelled) */
+#define DIR_HX 0 /* HOME_EXCL */
+#define DIR_SH 1 /* SHARED */
+#define DIR_RX 2 /* REMOTE_EXCL */
 /* enum txn_kind */
 #define TXN_NONE 0
 #define TXN_INV 1
-#define TXN_FS 2
-#define TXN_FE 3
+#define TXN_FS 2 /* FETCH_SHARED */
+#define TXN_FE 3 /* FETCH_EXCL */
 #define TXN_FLUSH 4
 /* enum pending_kind */
 #define PEND_NONE 0
 #define PEND_R 1
 #define PEND_W 2
-/* DSM_MSG_F_* */
+/* DSM_MSG_F_DATA, DSM_MSG_F_EXCL */
 #define F_DATA 1
 #define F_EXCL 2
 /* enum dsm_data_source */
@@ -93,7 +113,7 @@
 #define D_INCOMING 2
 /* migrate_to == -1 */
 #define NOMIG 3
-/* thread states */
+/* CPU thread */
 #define T_IDLE 0
 #define T_BLOCKED 1
 #define T_WOKEN 2
@@ -102,45 +122,44 @@ mtype = { READ_REQ, WRITE_REQ, GRANT, INV, INV_ACK, FETCH, FETCH_REPLY, MIGRATE,
 
 #define I(n, p) ((n) * NPG + (p))
 #define BIT(n) (1 << (n))
-/* channel src -> dst */
+/* the channel src -> dst */
 #define CH(s, d) ((s) * (NN - 1) + ((d) > (s) -> (d) - 1 : (d)))
 
-/* struct dsm_req / the requester fields of a message, packed in a byte:
- * requester (2 bits), is_write (1, queue entries only), req_id parity (1), hops */
-#define REQ(n, w, id, hops) ((n) | ((w) << 2) | ((id) << 3) | ((hops) << 4))
+/* struct dsm_req in a byte: requester, hops, is_write */
+#define REQ(n, hops, w) ((n) | ((hops) << 2) | ((w) << 4))
 #define RQ_N(r) ((r) & 3)
-#define RQ_W(r) (((r) >> 2) & 1)
-#define RQ_ID(r) (((r) >> 3) & 1)
-#define RQ_HOPS(r) ((r) >> 4)
-/* what a GRANT echoes: requester and req_id */
-#define GREQ(r) REQ(RQ_N(r), 0, RQ_ID(r), 0)
+#define RQ_HOPS(r) (((r) >> 2) & 3)
+#define RQ_W(r) (((r) >> 4) & 1)
 /* MIGRATE: dir_state, copyset, owner */
 #define MX(d, cs, o) ((d) | ((cs) << 2) | ((o) << 5))
 #define MX_DIR(x) ((x) & 3)
 #define MX_CS(x) (((x) >> 2) & 7)
 #define MX_OWN(x) (((x) >> 5) & 3)
 
-/* message: kind, page, flags, req, value (the page data), migrate info */
-chan ch[NN * (NN - 1)] = [CAP] of { mtype, byte, byte, byte, byte, byte };
+/*
+ * A message: kind, then page | flags << 1 | value << 3 (value: the page's
+ * contents when F_DATA), then the request (requester | hops << 2: READ_REQ,
+ * WRITE_REQ, GRANT) or the directory (MIGRATE). src and dst are the channel.
+ */
+chan ch[NN * (NN - 1)] = [CAP] of { mtype, byte, byte };
 
-/* ---- per node and page (index I(n,p)) ---- */
-byte lst[NN * NPG];   /* LOC_* */
+/* ---- per node and page, at index I(node, page) ---- */
+byte lst[NN * NPG];     /* local state, LOC_* */
 byte pend[NN * NPG];    /* PEND_*: our own request in flight */
 bit wantw[NN * NPG];    /* a write fault came while a read was pending */
 bit ishome[NN * NPG];
-byte hint[NN * NPG];    /* home_hint; forwarding pointer of a former home */
-bit rid[NN * NPG];      /* req_id of our pending request, modulo 2 */
-byte dir[NN * NPG];     /* DIR_* (home only) */
-byte txn[NN * NPG];     /* TXN_* (home only) */
+byte hint[NN * NPG];    /* home_hint, the forwarding pointer of a former home */
+byte dir[NN * NPG];     /* DIR_*, meaningful at the home only */
+byte txn[NN * NPG];     /* TXN_* */
 byte owner[NN * NPG];
 byte acks[NN * NPG];    /* acks_needed */
-byte migto[NN * NPG];   /* migrate_to, NOMIG = -1 */
-byte copyset[NN * NPG];
-byte unfl[NN * NPG];    /* unflushed */
+byte migto[NN * NPG];   /* migrate_to, NOMIG for -1 */
+byte copyset[NN * NPG]; /* bit n: node n holds a read-only copy */
+byte unfl[NN * NPG];    /* unflushed: granted to since their last reply */
 byte cur[NN * NPG];     /* the request of the transaction in progress */
 byte qlen[NN * NPG];
-byte q[NN * NPG * QCAP];
-/* page table */
+byte q[NN * NPG * QCAP]; /* the queue, head first */
+/* the page table */
 bit present[NN * NPG];
 bit writable[NN * NPG];
 byte value[NN * NPG];
@@ -148,37 +167,37 @@ byte value[NN * NPG];
 byte tst[NN];
 byte tpg[NN];
 bit tw[NN];
-/* bounds and the reference value */
-byte lastw[NPG];
-byte wstarted; /* writes begun (<= MAXW) */
-byte wcount;   /* writes done: the last value written */
-byte migs;     /* home moves decided */
-byte stale;    /* stale faults injected */
+/* bounds, and the reference for sequential consistency */
+byte lastw[NPG]; /* last value written into the page */
+byte wstarted;   /* writes begun (<= MAXW) */
+byte wcount;     /* writes done, also the last value handed out */
+byte migs;       /* home moves decided */
+byte stale;      /* stale faults injected */
 
-/* scratch: not part of the state vector (every step is one d_step) */
-hidden byte mk, mp, mf, mr, mv, mx; /* the message being handled */
-hidden byte rc, r1, r2, rf;         /* requests (distinct names per nesting level) */
+/* scratch, not part of the state: every step below is a single d_step */
+hidden byte mk, mpf, marg, mp, mf, mv, mr, mx; /* the message being handled */
+hidden byte rc, r1, r2, rf; /* requests, one name per nesting level */
 hidden byte others, hadcopy, again, restart, selflike, to, flush, k, kf, gfl, gval;
-hidden byte ci, cn, cp, cnt1, cnt2, cnt3;
+hidden byte ci, cn, cp, nhomes;
 
-/* ---- actions (struct dsm_action) on the page table ---- */
+/* ---- actions (struct dsm_action), applied to the page table ---- */
 
 inline proto_error()
 {
-	/* e->c.protocol_errors++: the simulator fails on any */
+	/* e->c.protocol_errors++: the message made no sense here */
 	assert(false)
 }
 
-inline send(sndFrom, sndTo, sndKind, sndPage, sndFlags, sndReq, sndVal, sndMx)
+inline send(sFrom, sTo, sKind, sPage, sFlags, sArg, sVal)
 {
-	assert(sndFrom != sndTo && sndTo < NN);
-	assert(len(ch[CH(sndFrom, sndTo)]) < CAP);
-	ch[CH(sndFrom, sndTo)]!sndKind, sndPage, sndFlags, sndReq, sndVal, sndMx
+	assert(sFrom != sTo && sTo < NN);
+	assert(len(ch[CH(sFrom, sTo)]) < CAP);
+	ch[CH(sFrom, sTo)]!sKind, (sPage) | ((sFlags) << 1) | ((sVal) << 3), sArg
 }
 
 inline act_install(n, p, w, val)
 {
-	assert(mf & F_DATA); /* INSTALL takes the incoming payload */
+	assert(mf & F_DATA); /* the payload of the message being handled */
 	present[I(n, p)] = 1;
 	writable[I(n, p)] = w;
 	value[I(n, p)] = val
@@ -231,17 +250,11 @@ inline dequeue(n, p, r)
 
 /* ---- requester side ---- */
 
-/*
- * finish_own_request(). In C it ends with start_request(page, true) when a
- * write fault came while the read was pending (`again`); here that tail call
- * is deferred to the end of the step (do_restart), because Promela inlines
- * cannot recurse. This changes no outcome: nothing between the two points
- * reads the node's own pending state, and the restarted write either joins
- * the tail of the home's queue or is served on an idle directory, exactly
- * as in C (see the note at do_restart). At most one restart per step.
- */
+/* finish_own_request(); its tail call start_request(page, true) is
+ * do_restart() at the end of the step */
 inline finish_own_request(n, p)
 {
+	assert(pend[I(n, p)] != PEND_NONE); /* every request finishes exactly once */
 	again = wantw[I(n, p)] && lst[I(n, p)] != LOC_MOD;
 	assert(!(again && restart));
 	restart = restart || again;
@@ -270,7 +283,7 @@ inline send_grant(n, p, r, excl, dsrc)
 		gval = mv
 	:: else -> skip
 	fi;
-	send(n, RQ_N(r), GRANT, p, gfl, GREQ(r), gval, 0)
+	send(n, RQ_N(r), GRANT, p, gfl, RQ_N(r), gval)
 }
 
 inline home_take_exclusive(n, p)
@@ -281,7 +294,7 @@ inline home_take_exclusive(n, p)
 	act_protect(n, p, 1)
 }
 
-/* all other copies are gone; the home's copy is valid: grant r */
+/* all other copies are gone and the home's copy is valid: grant r */
 inline finish_write(n, p, r)
 {
 	hadcopy = (copyset[I(n, p)] & BIT(RQ_N(r))) != 0;
@@ -303,7 +316,7 @@ inline begin_fetch(n, p, r, excl)
 {
 	cur[I(n, p)] = r;
 	txn[I(n, p)] = (excl -> TXN_FE : TXN_FS);
-	send(n, owner[I(n, p)], FETCH, p, (excl -> F_EXCL : 0), 0, 0, 0)
+	send(n, owner[I(n, p)], FETCH, p, (excl -> F_EXCL : 0), 0, 0)
 }
 
 inline serve_read(n, p, r)
@@ -351,7 +364,7 @@ inline serve_write(n, p, r)
 				if
 				:: others & BIT(k) ->
 					acks[I(n, p)]++;
-					send(n, k, INV, p, 0, 0, 0, 0)
+					send(n, k, INV, p, 0, 0, 0)
 				:: else -> skip
 				fi;
 				k++
@@ -385,23 +398,25 @@ inline home_request(n, p, r)
 inline start_request(n, p, w)
 {
 	pend[I(n, p)] = (w -> PEND_W : PEND_R);
-	rid[I(n, p)] = 1 - rid[I(n, p)];
 	if
 	:: ishome[I(n, p)] ->
-		r1 = REQ(n, w, rid[I(n, p)], 0);
+		r1 = REQ(n, 0, w);
 		home_request(n, p, r1)
 	:: else ->
-		send(n, hint[I(n, p)], (w -> WRITE_REQ : READ_REQ), p, 0, REQ(n, 0, rid[I(n, p)], 0), 0, 0)
+		send(n, hint[I(n, p)], (w -> WRITE_REQ : READ_REQ), p, 0, REQ(n, 0, 0), 0)
 	fi
 }
 
 /*
- * The deferred tail of finish_own_request(): start_request(page, true).
- * In C it runs inside the caller; when that caller is drain_queue() the
- * queue is either empty (then the write is served at once, here too, as
- * the directory is still idle) or not (then the write is appended to its
- * tail, here too, behind whatever the drain left). Its own serve_write can
- * only finish at once or start a transaction, never restart again.
+ * The tail of finish_own_request(): start_request(page, true), run at the
+ * end of the step instead of inside finish_own_request(). Same outcome:
+ * between the two points nothing reads this node's own pending state, and
+ * when the caller is drain_queue() the restarted write in C is either
+ * served at once (queue empty, directory idle: here the drain ends on an
+ * empty queue and the write is served now, on the same directory) or
+ * appended to the queue (here it is appended behind whatever the drain
+ * left, the same order). on_fetch_reply() calls it where C does, before
+ * after_transaction(). A restarted write never restarts again.
  */
 inline do_restart(n, p)
 {
@@ -409,16 +424,15 @@ inline do_restart(n, p)
 	:: restart ->
 		restart = 0;
 		pend[I(n, p)] = PEND_W;
-		rid[I(n, p)] = 1 - rid[I(n, p)];
 		if
 		:: ishome[I(n, p)] ->
-			r2 = REQ(n, 1, rid[I(n, p)], 0);
+			r2 = REQ(n, 0, 1);
 			if
 			:: HOME_BUSY(n, p) -> enqueue(n, p, r2)
 			:: else -> serve_write(n, p, r2)
 			fi
 		:: else ->
-			send(n, hint[I(n, p)], WRITE_REQ, p, 0, REQ(n, 0, rid[I(n, p)], 0), 0, 0)
+			send(n, hint[I(n, p)], WRITE_REQ, p, 0, REQ(n, 0, 0), 0)
 		fi;
 		assert(!restart)
 	:: else -> skip
@@ -431,7 +445,7 @@ inline local_fault(n, p, w)
 {
 	if
 	:: PERMITS(n, p, w) ->
-		/* already served: just map it and let the thread go */
+		/* already served: map it and let the thread go */
 		act_map_local(n, p, lst[I(n, p)] == LOC_MOD);
 		wake(n, p)
 	:: !PERMITS(n, p, w) && pend[I(n, p)] != PEND_NONE ->
@@ -447,8 +461,7 @@ inline local_fault(n, p, w)
 inline on_grant(n, p, s)
 {
 	if
-	:: pend[I(n, p)] == PEND_NONE || RQ_ID(mr) != rid[I(n, p)] || RQ_N(mr) != n ->
-		proto_error()
+	:: pend[I(n, p)] == PEND_NONE || RQ_N(mr) != n -> proto_error()
 	:: else -> skip
 	fi;
 	hint[I(n, p)] = s;
@@ -480,7 +493,7 @@ inline on_inv(n, p, s)
 	act_drop(n, p);
 	lst[I(n, p)] = LOC_INV;
 	hint[I(n, p)] = s;
-	send(n, s, INV_ACK, p, 0, 0, 0, 0)
+	send(n, s, INV_ACK, p, 0, 0, 0)
 }
 
 inline on_fetch(n, p, s)
@@ -491,7 +504,7 @@ inline on_fetch(n, p, s)
 	fi;
 	/* stop local writers before the bytes are read for sending */
 	act_protect(n, p, 0);
-	send(n, s, FETCH_REPLY, p, F_DATA, 0, value[I(n, p)], 0);
+	send(n, s, FETCH_REPLY, p, F_DATA, 0, value[I(n, p)]);
 	if
 	:: mf & F_EXCL ->
 		act_drop(n, p);
@@ -505,7 +518,7 @@ inline on_fetch(n, p, s)
 inline on_flush(n, p, s)
 {
 	/* FIFO did the work: every GRANT the sender sent before this is in */
-	send(n, s, FLUSH_ACK, p, 0, 0, 0, 0)
+	send(n, s, FLUSH_ACK, p, 0, 0, 0)
 }
 
 /* ---- home migration ---- */
@@ -515,9 +528,8 @@ inline forward_queue(n, p, t)
 	do
 	:: qlen[I(n, p)] > 0 ->
 		dequeue(n, p, rf);
-		assert(RQ_HOPS(rf) + 1 <= HOPMAX);
-		send(n, t, (RQ_W(rf) -> WRITE_REQ : READ_REQ), p, 0,
-		     REQ(RQ_N(rf), 0, RQ_ID(rf), RQ_HOPS(rf) + 1), 0, 0)
+		assert(RQ_HOPS(rf) < MAXMIG);
+		send(n, t, (RQ_W(rf) -> WRITE_REQ : READ_REQ), p, 0, REQ(RQ_N(rf), RQ_HOPS(rf) + 1, 0), 0)
 	:: else -> break
 	od
 }
@@ -528,12 +540,13 @@ inline do_migrate(n, p)
 	if
 	:: dir[I(n, p)] == DIR_HX ->
 		act_protect(n, p, 0);
-		send(n, to, MIGRATE, p, F_DATA, 0, value[I(n, p)], MX(DIR_HX, copyset[I(n, p)], owner[I(n, p)]))
+		assert(present[I(n, p)]);
+		send(n, to, MIGRATE, p, F_DATA, MX(DIR_HX, copyset[I(n, p)], owner[I(n, p)]), value[I(n, p)])
 	:: dir[I(n, p)] == DIR_SH && !(copyset[I(n, p)] & BIT(to)) ->
 		assert(present[I(n, p)]);
-		send(n, to, MIGRATE, p, F_DATA, 0, value[I(n, p)], MX(DIR_SH, copyset[I(n, p)], owner[I(n, p)]))
+		send(n, to, MIGRATE, p, F_DATA, MX(DIR_SH, copyset[I(n, p)], owner[I(n, p)]), value[I(n, p)])
 	:: else ->
-		send(n, to, MIGRATE, p, 0, 0, 0, MX(dir[I(n, p)], copyset[I(n, p)], owner[I(n, p)]))
+		send(n, to, MIGRATE, p, 0, MX(dir[I(n, p)], copyset[I(n, p)], owner[I(n, p)]), 0)
 	fi;
 	if
 	:: lst[I(n, p)] != LOC_INV -> act_drop(n, p)
@@ -545,6 +558,8 @@ inline do_migrate(n, p)
 	migto[I(n, p)] = NOMIG;
 	copyset[I(n, p)] = 0;
 	unfl[I(n, p)] = 0;
+	dir[I(n, p)] = 0; /* no longer read here */
+	owner[I(n, p)] = 0;
 	forward_queue(n, p, to)
 }
 
@@ -559,6 +574,7 @@ inline drain_queue(n, p)
 	od
 }
 
+/* the page has no transaction: continue a home move, or serve the queue */
 inline after_transaction(n, p)
 {
 	if
@@ -566,7 +582,7 @@ inline after_transaction(n, p)
 	:: ishome[I(n, p)] && migto[I(n, p)] == NOMIG -> drain_queue(n, p)
 	:: ishome[I(n, p)] && migto[I(n, p)] != NOMIG ->
 #ifdef NO_FLUSH
-		do_migrate(n, p)
+		do_migrate(n, p) /* MUTATION: no FLUSH round */
 #else
 		flush = unfl[I(n, p)];
 		if
@@ -580,7 +596,7 @@ inline after_transaction(n, p)
 				if
 				:: flush & BIT(kf) ->
 					acks[I(n, p)]++;
-					send(n, kf, FLUSH, p, 0, 0, 0, 0)
+					send(n, kf, FLUSH, p, 0, 0, 0)
 				:: else -> skip
 				fi;
 				kf++
@@ -595,12 +611,12 @@ inline on_request(n, p, s)
 {
 	if
 	:: ishome[I(n, p)] ->
-		rc = REQ(RQ_N(mr), mk == WRITE_REQ, RQ_ID(mr), RQ_HOPS(mr));
+		rc = REQ(RQ_N(mr), RQ_HOPS(mr), mk == WRITE_REQ);
 		home_request(n, p, rc)
 	:: else ->
 		/* not (or no longer) the home: pass it along the forwarding pointer */
-		assert(RQ_HOPS(mr) + 1 <= HOPMAX);
-		send(n, hint[I(n, p)], mk, p, mf, REQ(RQ_N(mr), 0, RQ_ID(mr), RQ_HOPS(mr) + 1), 0, 0)
+		assert(RQ_HOPS(mr) < MAXMIG);
+		send(n, hint[I(n, p)], mk, p, mf, REQ(RQ_N(mr), RQ_HOPS(mr) + 1, 0), 0)
 	fi
 }
 
@@ -618,6 +634,7 @@ inline on_inv_ack(n, p, s)
 	:: acks[I(n, p)] == 0 ->
 		rc = cur[I(n, p)];
 		txn[I(n, p)] = TXN_NONE;
+		cur[I(n, p)] = 0;
 		finish_write(n, p, rc);
 		after_transaction(n, p)
 	:: else -> skip
@@ -639,6 +656,7 @@ inline on_fetch_reply(n, p, s)
 		act_install(n, p, 0, mv);
 		lst[I(n, p)] = LOC_SH;
 		dir[I(n, p)] = DIR_SH;
+		owner[I(n, p)] = 0;
 		copyset[I(n, p)] = BIT(s);
 		txn[I(n, p)] = TXN_NONE;
 		if
@@ -654,17 +672,19 @@ inline on_fetch_reply(n, p, s)
 		:: selflike ->
 			act_install(n, p, 1, mv);
 			lst[I(n, p)] = LOC_MOD;
-			dir[I(n, p)] = DIR_HX
+			dir[I(n, p)] = DIR_HX;
+			owner[I(n, p)] = 0
 		:: else ->
 			send_grant(n, p, rc, 1, D_INCOMING);
 			dir[I(n, p)] = DIR_RX;
 			owner[I(n, p)] = RQ_N(rc)
 		fi
 	fi;
+	cur[I(n, p)] = 0;
 	if
 	:: RQ_N(rc) == n ->
 		finish_own_request(n, p);
-		do_restart(n, p) /* C: inside finish_own_request, before after_transaction */
+		do_restart(n, p) /* in C: inside finish_own_request, before after_transaction */
 	:: else -> skip
 	fi;
 	after_transaction(n, p)
@@ -686,8 +706,9 @@ inline on_flush_ack(n, p, s)
 	fi
 }
 
-/* dsm_engine_migrate_home(): the caller checked is_home and migrate_to < 0
- * (otherwise the engine returns -EINVAL / -EBUSY and nothing changes) */
+/* dsm_engine_migrate_home(), called (by the step's guard) only when this
+ * node is the home and no move is under way: otherwise the engine returns
+ * -EINVAL or -EBUSY and nothing changes */
 inline migrate_home(n, p, t)
 {
 	migto[I(n, p)] = t;
@@ -740,6 +761,10 @@ inline on_migrate(n, p, s)
 		fi
 	:: else -> proto_error()
 	fi;
+	if
+	:: dir[I(n, p)] != DIR_RX -> owner[I(n, p)] = 0
+	:: else -> skip
+	fi;
 	/* threads that waited for this page may find the new state enough */
 	wake(n, p)
 }
@@ -782,84 +807,68 @@ inline begin_access(n, p, w)
 
 /* ---- invariants ---- */
 
-/* zero the fields the engine does not read in the current state */
-inline canon()
+/* the page table agrees with the local state; a valid copy is up to date */
+#define COPY_OK(n, p) \
+	((lst[I(n, p)] == LOC_INV -> !present[I(n, p)] : present[I(n, p)] && value[I(n, p)] == lastw[p]) && \
+	 (lst[I(n, p)] != LOC_SH || !writable[I(n, p)]))
+#define NMOD(p) ((lst[I(0, p)] == LOC_MOD) + (lst[I(1, p)] == LOC_MOD) + (lst[I(2, p)] == LOC_MOD))
+#define NSH(p) ((lst[I(0, p)] == LOC_SH) + (lst[I(1, p)] == LOC_SH) + (lst[I(2, p)] == LOC_SH))
+#define NHOME(p) (ishome[I(0, p)] + ishome[I(1, p)] + ishome[I(2, p)])
+
+inline check_page(p)
 {
-	ci = 0;
-	do
-	:: ci < NN * NPG ->
-		if
-		:: !ishome[ci] -> dir[ci] = 0; owner[ci] = 0
-		:: else -> skip
-		fi;
-		if
-		:: dir[ci] != DIR_RX -> owner[ci] = 0
-		:: else -> skip
-		fi;
-		if
-		:: txn[ci] == TXN_NONE -> cur[ci] = 0; acks[ci] = 0
-		:: else -> skip
-		fi;
-		ci++
-	:: else -> break
-	od
+	assert(COPY_OK(0, p) && COPY_OK(1, p) && COPY_OK(2, p));
+	assert(NMOD(p) <= 1);              /* a single writer */
+	assert(NMOD(p) == 0 || NSH(p) == 0); /* and no reader beside it */
+	assert(NHOME(p) <= 1)              /* at most one home */
 }
 
 inline check()
 {
-	cp = 0;
-	do
-	:: cp < NPG ->
-		cnt1 = 0; /* MODIFIED */
-		cnt2 = 0; /* SHARED */
-		cnt3 = 0; /* homes */
-		cn = 0;
-		do
-		:: cn < NN ->
-			cnt1 = cnt1 + (lst[I(cn, cp)] == LOC_MOD);
-			cnt2 = cnt2 + (lst[I(cn, cp)] == LOC_SH);
-			cnt3 = cnt3 + ishome[I(cn, cp)];
-			assert(lst[I(cn, cp)] != LOC_INV || !present[I(cn, cp)]);
-			assert(lst[I(cn, cp)] != LOC_SH || !writable[I(cn, cp)]);
-			assert(lst[I(cn, cp)] == LOC_INV || present[I(cn, cp)]);
-			assert(lst[I(cn, cp)] == LOC_INV || value[I(cn, cp)] == lastw[cp]);
-			cn++
-		:: else -> break
-		od;
-		assert(cnt1 <= 1);                /* single writer */
-		assert(cnt1 == 0 || cnt2 == 0);   /* no reader next to the writer */
-		assert(cnt3 <= 1);                /* at most one home */
-		cp++
-	:: else -> break
-	od
+	check_page(0);
+#if NPG > 1
+	check_page(1);
+#endif
+	skip
 }
 
 /* ---- processes ---- */
 
-/* dsm_engine_receive(): one step per (channel, kind) at the channel's head,
- * so that every d_step stays within SPIN's size limit */
+/*
+ * dsm_engine_receive(): one step per (channel, kind), taken when a message
+ * of that kind is at the channel's head (so that every d_step stays within
+ * SPIN's size limit). RECV ends with the deferred restart; RECV0 is for the
+ * handlers that cannot finish the node's own request, and checks that.
+ */
 #define RECV(s, kind, handler) \
-	d_step { ch[CH(s, me)]?kind, mp, mf, mr, mv, mx -> mk = kind; handler(me, mp, s); do_restart(me, mp); canon(); check(); skip }
+	d_step { ch[CH(s, me)]?kind, mpf, marg -> \
+		mk = kind; mp = mpf & 1; mf = (mpf >> 1) & 3; mv = mpf >> 3; mr = marg; mx = marg; \
+		handler(me, mp, s); do_restart(me, mp); check() }
+#define RECV0(s, kind, handler) \
+	d_step { ch[CH(s, me)]?kind, mpf, marg -> \
+		mk = kind; mp = mpf & 1; mf = (mpf >> 1) & 3; mv = mpf >> 3; mr = marg; mx = marg; \
+		handler(me, mp, s); assert(!restart); check() }
 #define RECV_ALL(s) \
 	RECV(s, READ_REQ, on_request) \
 	:: RECV(s, WRITE_REQ, on_request) \
 	:: RECV(s, GRANT, on_grant) \
-	:: RECV(s, INV, on_inv) \
+	:: RECV0(s, INV, on_inv) \
 	:: RECV(s, INV_ACK, on_inv_ack) \
-	:: RECV(s, FETCH, on_fetch) \
+	:: RECV0(s, FETCH, on_fetch) \
 	:: RECV(s, FETCH_REPLY, on_fetch_reply) \
-	:: RECV(s, MIGRATE, on_migrate) \
-	:: RECV(s, FLUSH, on_flush) \
+	:: RECV0(s, MIGRATE, on_migrate) \
+	:: RECV0(s, FLUSH, on_flush) \
 	:: RECV(s, FLUSH_ACK, on_flush_ack)
+/* the thread starts a read (only of a page it does not hold: see above) */
 #define READ(p) \
-	d_step { tst[me] == T_IDLE && !present[I(me, p)] -> begin_access(me, p, 0); do_restart(me, p); canon(); check(); skip }
+	d_step { tst[me] == T_IDLE && !present[I(me, p)] -> begin_access(me, p, 0); assert(!restart); check() }
 #define WRITE(p) \
-	d_step { tst[me] == T_IDLE && wstarted < MAXW -> begin_access(me, p, 1); do_restart(me, p); canon(); check(); skip }
+	d_step { tst[me] == T_IDLE && wstarted < MAXW -> begin_access(me, p, 1); assert(!restart); check() }
 #define STALE(p, w) \
-	d_step { stale < MAXSTALE -> stale++; local_fault(me, p, w); do_restart(me, p); canon(); check(); skip }
+	d_step { stale < MAXSTALE -> stale++; local_fault(me, p, w); assert(!restart); check() }
 #define MIGRATE_TO(p, t) \
 	d_step { migs < MAXMIG && ishome[I(me, p)] && migto[I(me, p)] == NOMIG -> \
-		migs++; migrate_home(me, p, t); do_restart(me, p); canon(); check(); skip }
+		migs++; migrate_home(me, p, t); do_restart(me, p); check() }
 
 proctype node(byte me)
 {
@@ -867,7 +876,8 @@ end_idle:
 	do
 	:: RECV_ALL((me + 1) % NN)
 	:: RECV_ALL((me + 2) % NN)
-	:: d_step { tst[me] == T_WOKEN -> cp = tpg[me]; access(me); do_restart(me, cp); canon(); check(); skip }
+	/* a woken thread retries its access */
+	:: d_step { tst[me] == T_WOKEN -> access(me); assert(!restart); check() }
 	:: READ(0)
 	:: WRITE(0)
 	:: STALE(0, 0)
@@ -885,7 +895,7 @@ end_idle:
 	od
 }
 
-/* nothing can move any more: only a quiet system is a valid end */
+/* nothing can move any more: only a quiet system is a valid end state */
 inline quiet()
 {
 	ci = 0;
@@ -901,43 +911,41 @@ inline quiet()
 	cp = 0;
 	do
 	:: cp < NPG ->
-		cnt3 = 0;
+		nhomes = 0;
 		cn = 0;
 		do
 		:: cn < NN ->
 			assert(pend[I(cn, cp)] == PEND_NONE); /* no request pending forever */
 			if
 			:: ishome[I(cn, cp)] ->
-				cnt3++;
+				nhomes++;
 				/* the directory is idle ... */
 				assert(txn[I(cn, cp)] == TXN_NONE && qlen[I(cn, cp)] == 0 &&
 				       migto[I(cn, cp)] == NOMIG);
 				/* ... and exact */
-				k = 0;
-				do
-				:: k < NN ->
-					if
-					:: k == cn -> skip
-					:: k != cn && dir[I(cn, cp)] == DIR_HX -> assert(lst[I(k, cp)] == LOC_INV)
-					:: k != cn && dir[I(cn, cp)] == DIR_SH ->
-						assert((lst[I(k, cp)] == LOC_SH) == ((copyset[I(cn, cp)] & BIT(k)) != 0));
-						assert(lst[I(k, cp)] != LOC_MOD)
-					:: k != cn && dir[I(cn, cp)] == DIR_RX ->
-						assert((lst[I(k, cp)] == LOC_MOD) == (owner[I(cn, cp)] == k));
-						assert(lst[I(k, cp)] != LOC_SH)
-					fi;
-					k++
-				:: else -> break
-				od;
 				assert(dir[I(cn, cp)] != DIR_HX || lst[I(cn, cp)] == LOC_MOD);
 				assert(dir[I(cn, cp)] != DIR_SH || (lst[I(cn, cp)] == LOC_SH && copyset[I(cn, cp)] != 0));
-				assert(dir[I(cn, cp)] != DIR_RX || lst[I(cn, cp)] == LOC_INV)
+				assert(dir[I(cn, cp)] != DIR_RX || lst[I(cn, cp)] == LOC_INV);
+				k = 0;
+				do
+				:: k < NN && k == cn -> k++
+				:: k < NN && k != cn ->
+					assert(dir[I(cn, cp)] != DIR_HX || lst[I(k, cp)] == LOC_INV);
+					assert(dir[I(cn, cp)] != DIR_SH ||
+					       (lst[I(k, cp)] == LOC_SH) == ((copyset[I(cn, cp)] & BIT(k)) != 0) &&
+					       lst[I(k, cp)] != LOC_MOD);
+					assert(dir[I(cn, cp)] != DIR_RX ||
+					       (lst[I(k, cp)] == LOC_MOD) == (owner[I(cn, cp)] == k) &&
+					       lst[I(k, cp)] != LOC_SH);
+					k++
+				:: else -> break
+				od
 			:: else -> skip
 			fi;
 			cn++
 		:: else -> break
 		od;
-		assert(cnt3 == 1); /* exactly one home */
+		assert(nhomes == 1); /* exactly one home */
 		cp++
 	:: else -> break
 	od
@@ -953,6 +961,7 @@ end_wait:
 init
 {
 	d_step {
+		assert(MAXW <= 7 && MAXMIG <= 3);
 		cp = 0;
 		do
 		:: cp < NPG ->
@@ -975,7 +984,8 @@ init
 			od;
 			cp++
 		:: else -> break
-		od
+		od;
+		skip
 	}
 	atomic {
 		run node(0);
