@@ -299,6 +299,45 @@ static void init_cond_monotonic(pthread_cond_t *c)
 	pthread_condattr_destroy(&a);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Apply @advice to every maximal run of pages whose home-ness is @home. */
+static int advise_runs(struct dsm_region *r, bool home, int advice)
+{
+	uint64_t start = 0;
+	for (uint64_t p = 0; p <= r->n_pages; p++) {
+		if (p < r->n_pages && dsm_engine_is_home(r->engine, p) == home)
+			continue;
+		if (p > start && madvise(r->base + start * DSM_PAGE_SIZE,
+					 (p - start) * DSM_PAGE_SIZE, advice) < 0)
+			return -errno;
+		start = p + 1;
+	}
+	return 0;
+}
+
+/*
+ * An adopted mapping may hold data already (QEMU's ROM blobs, a guest
+ * image). Pages another node is home for are discarded: their content
+ * comes from their home. Our own pages keep theirs, and are populated now,
+ * before userfaultfd registration, so the loop thread can later read them
+ * for sending without ever faulting on its own region.
+ */
+static int adopt_mapping(struct dsm_region *r)
+{
+	int rc = advise_runs(r, false, MADV_DONTNEED);
+	if (rc == 0)
+		rc = advise_runs(r, true, MADV_POPULATE_WRITE);
+	if (rc < 0)
+		return rc;
+	for (uint64_t p = 0; p < r->n_pages; p++)
+		if (dsm_engine_is_home(r->engine, p))
+			r->present[p] = r->writable[p] = 1;
+	return 0;
+}
+
 int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **out)
 {
 	const struct cluster_config *cfg = o->cfg;
@@ -369,10 +408,8 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (o->addr) /* an adopted mapping: only our own pages may keep content */
-		for (uint64_t p = 0; p < r->n_pages; p++)
-			if (!dsm_engine_is_home(r->engine, p))
-				madvise(r->base + p * DSM_PAGE_SIZE, DSM_PAGE_SIZE, MADV_DONTNEED);
+	if (o->addr && (rc = adopt_mapping(r)) < 0)
+		goto fail;
 
 	rc = dsm_uffd_open();
 	if (rc < 0)

@@ -56,7 +56,11 @@ struct dsm_region_options {
 	const struct cluster_config *cfg; /* must outlive the region */
 	int vm;                           /* index into cfg->vms: size and placement */
 	int node;                         /* this node's index */
-	void *addr;                       /* NULL: map anonymous memory; else adopt this mapping */
+	/* NULL: map fresh anonymous memory. Else adopt this private anonymous
+	 * mapping of @size bytes: pages this node is initially home for keep
+	 * their content (and are populated now), all others are discarded and
+	 * filled from their home on first access. */
+	void *addr;
 	size_t size;                      /* 0: the VM's memory size */
 	void (*on_fatal)(void *opaque, const char *message);
 	void *opaque;

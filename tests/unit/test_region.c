@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,6 +197,43 @@ static void test_min_hold_keeps_page_with_new_owner(void **state)
 	cluster_config_free(cfg);
 }
 
+static void test_adopted_mapping_keeps_only_home_pages(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 2, "");
+	size_t size = cfg->vms[0].memory_bytes;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	memset(mem, 0xab, size); /* what QEMU might have put there */
+
+	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .addr = mem };
+	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
+	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_ptr_equal(dsm_region_base(a), mem);
+	struct starter sb = { .r = b };
+	pthread_t t;
+	char err[256];
+	pthread_create(&t, NULL, start_thread, &sb);
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(sb.rc, 0);
+
+	uint8_t *bb = dsm_region_base(b);
+	/* Interleave: even pages are node 0's and keep 0xab, for node 1 too;
+	 * odd pages are node 1's: node 0's stale bytes must not show. */
+	assert_int_equal(bb[0 * PAGE + 100], 0xab);
+	assert_int_equal(mem[1 * PAGE + 100], 0);
+	assert_int_equal(bb[1 * PAGE + 100], 0);
+	assert_int_equal(mem[2 * PAGE + 7], 0xab);
+
+	dsm_region_stop(a);
+	dsm_region_stop(b);
+	dsm_region_destroy(a);
+	dsm_region_destroy(b);
+	munmap(mem, size);
+	cluster_config_free(cfg);
+}
+
 static void test_missing_peer_named_at_start(void **state)
 {
 	(void)state;
@@ -307,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_nodes_coherent),
 		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
+		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
 		cmocka_unit_test(test_missing_peer_named_at_start),
 		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
 	};
