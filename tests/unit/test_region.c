@@ -77,6 +77,28 @@ static struct dsm_region *create(struct cluster_config *cfg, int node,
 	return r;
 }
 
+/* Start @a and @b (both must come up together: start waits for peers). */
+static void start_pair(struct dsm_region *a, struct dsm_region *b)
+{
+	struct starter sb = { .r = b };
+	pthread_t t;
+	char err[256];
+
+	pthread_create(&t, NULL, start_thread, &sb);
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(sb.rc, 0);
+}
+
+static void stop_pair(struct dsm_region *a, struct dsm_region *b, struct cluster_config *cfg)
+{
+	dsm_region_stop(a);
+	dsm_region_stop(b);
+	dsm_region_destroy(a);
+	dsm_region_destroy(b);
+	cluster_config_free(cfg);
+}
+
 struct adder {
 	volatile uint64_t *counter;
 	int n;
@@ -95,14 +117,8 @@ static void test_two_nodes_coherent(void **state)
 	(void)state;
 	struct cluster_config *cfg = make_config(port_base(), "");
 	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
-	struct starter sb = { .r = b };
-	pthread_t t;
-	char err[256];
 
-	pthread_create(&t, NULL, start_thread, &sb);
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
-	pthread_join(t, NULL);
-	assert_int_equal(sb.rc, 0);
+	start_pair(a, b);
 
 	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
 	assert_ptr_not_equal(ba, bb);
@@ -152,11 +168,7 @@ static void test_two_nodes_coherent(void **state)
 	assert_int_equal(dsm_region_rtt_probe(a, 1, &rtt), 0);
 	assert_true(rtt > 0);
 
-	dsm_region_stop(a);
-	dsm_region_stop(b);
-	dsm_region_destroy(a);
-	dsm_region_destroy(b);
-	cluster_config_free(cfg);
+	stop_pair(a, b, cfg);
 }
 
 static uint64_t now_ms(void)
@@ -171,14 +183,8 @@ static void test_min_hold_keeps_page_with_new_owner(void **state)
 	(void)state;
 	struct cluster_config *cfg = make_config(port_base() + 2, ", min_hold_us: 200000");
 	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
-	struct starter sb = { .r = b };
-	pthread_t t;
-	char err[256];
 
-	pthread_create(&t, NULL, start_thread, &sb);
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
-	pthread_join(t, NULL);
-	assert_int_equal(sb.rc, 0);
+	start_pair(a, b);
 	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
 
 	/* Page 3 is homed on node 1: node 0 takes it writable... */
@@ -190,11 +196,7 @@ static void test_min_hold_keeps_page_with_new_owner(void **state)
 	print_message("steal after %llu ms (hold 200 ms)\n", (unsigned long long)waited);
 	assert_true(waited >= 190);
 
-	dsm_region_stop(a);
-	dsm_region_stop(b);
-	dsm_region_destroy(a);
-	dsm_region_destroy(b);
-	cluster_config_free(cfg);
+	stop_pair(a, b, cfg);
 }
 
 static void test_adopted_mapping_keeps_only_home_pages(void **state)
@@ -210,13 +212,7 @@ static void test_adopted_mapping_keeps_only_home_pages(void **state)
 	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
 	assert_int_equal(dsm_region_create(&o, &a), 0);
 	assert_ptr_equal(dsm_region_base(a), mem);
-	struct starter sb = { .r = b };
-	pthread_t t;
-	char err[256];
-	pthread_create(&t, NULL, start_thread, &sb);
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
-	pthread_join(t, NULL);
-	assert_int_equal(sb.rc, 0);
+	start_pair(a, b);
 
 	uint8_t *bb = dsm_region_base(b);
 	/* Interleave: even pages are node 0's and keep 0xab, for node 1 too;
@@ -226,12 +222,8 @@ static void test_adopted_mapping_keeps_only_home_pages(void **state)
 	assert_int_equal(bb[1 * PAGE + 100], 0);
 	assert_int_equal(mem[2 * PAGE + 7], 0xab);
 
-	dsm_region_stop(a);
-	dsm_region_stop(b);
-	dsm_region_destroy(a);
-	dsm_region_destroy(b);
+	stop_pair(a, b, cfg);
 	munmap(mem, size);
-	cluster_config_free(cfg);
 }
 
 static void test_missing_peer_named_at_start(void **state)
