@@ -10,8 +10,9 @@
  *    fault-timeout timer; it owns the engine. It may block only in epoll.
  *  - faulting threads: any thread touching the region; they block in the
  *    kernel until the loop thread resolves their fault.
- * Lock order: r->mu, then (never the other way) nothing: the loop thread
- * releases mu before calling into the engine or the transport.
+ * Locking: r->mu is a leaf lock. Nobody holds it while taking another
+ * lock or blocking (except in pthread_cond_wait on r->cond), and the loop
+ * thread releases it before calling into the engine or the transport.
  */
 #include <errno.h>
 #include <sched.h>

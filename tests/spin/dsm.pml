@@ -72,15 +72,6 @@
 #ifndef NPG
 #define NPG 2 /* pages */
 #endif
-#ifndef MAXW
-#define MAXW 3 /* writes in all, values 1..MAXW (at most 7) */
-#endif
-#ifndef MAXMIG
-#define MAXMIG 2 /* home moves in all */
-#endif
-#ifndef MAXSTALE
-#define MAXSTALE 1 /* stale faults in all */
-#endif
 #ifndef CAP
 #define CAP 8 /* channel capacity; overflow is an error */
 #endif
@@ -167,6 +158,11 @@ byte value[NN * NPG];
 byte tst[NN];
 byte tpg[NN];
 bit tw[NN];
+/* the configuration (constant once init has chosen it) */
+byte npages;   /* pages the threads and homes use: 1 or NPG */
+byte maxw;     /* writes in all, values 1..maxw (at most 7) */
+byte maxmig;   /* home moves in all (at most 3) */
+byte maxstale; /* stale faults in all */
 /* bounds, and the reference for sequential consistency */
 byte lastw[NPG]; /* last value written into the page */
 byte wstarted;   /* writes begun (<= MAXW) */
@@ -528,7 +524,7 @@ inline forward_queue(n, p, t)
 	do
 	:: qlen[I(n, p)] > 0 ->
 		dequeue(n, p, rf);
-		assert(RQ_HOPS(rf) < MAXMIG);
+		assert(RQ_HOPS(rf) < maxmig);
 		send(n, t, (RQ_W(rf) -> WRITE_REQ : READ_REQ), p, 0, REQ(RQ_N(rf), RQ_HOPS(rf) + 1, 0), 0)
 	:: else -> break
 	od
@@ -615,7 +611,7 @@ inline on_request(n, p, s)
 		home_request(n, p, rc)
 	:: else ->
 		/* not (or no longer) the home: pass it along the forwarding pointer */
-		assert(RQ_HOPS(mr) < MAXMIG);
+		assert(RQ_HOPS(mr) < maxmig);
 		send(n, hint[I(n, p)], mk, p, mf, REQ(RQ_N(mr), RQ_HOPS(mr) + 1, 0), 0)
 	fi
 }
@@ -861,13 +857,13 @@ inline check()
 	:: RECV(s, FLUSH_ACK, on_flush_ack)
 /* the thread starts a read (only of a page it does not hold: see above) */
 #define READ(p) \
-	d_step { tst[me] == T_IDLE && !present[I(me, p)] -> begin_access(me, p, 0); assert(!restart); check() }
+	d_step { tst[me] == T_IDLE && p < npages && !present[I(me, p)] -> begin_access(me, p, 0); assert(!restart); check() }
 #define WRITE(p) \
-	d_step { tst[me] == T_IDLE && wstarted < MAXW -> begin_access(me, p, 1); assert(!restart); check() }
+	d_step { tst[me] == T_IDLE && p < npages && wstarted < maxw -> begin_access(me, p, 1); assert(!restart); check() }
 #define STALE(p, w) \
-	d_step { stale < MAXSTALE -> stale++; local_fault(me, p, w); assert(!restart); check() }
+	d_step { p < npages && stale < maxstale -> stale++; local_fault(me, p, w); assert(!restart); check() }
 #define MIGRATE_TO(p, t) \
-	d_step { migs < MAXMIG && ishome[I(me, p)] && migto[I(me, p)] == NOMIG -> \
+	d_step { p < npages && migs < maxmig && ishome[I(me, p)] && migto[I(me, p)] == NOMIG -> \
 		migs++; migrate_home(me, p, t); do_restart(me, p); check() }
 
 proctype node(byte me)
@@ -958,10 +954,23 @@ end_wait:
 	d_step { quiet(); skip }
 }
 
+/* one exhaustive search covers every configuration listed (see
+ * docs/protocol.md for why these) */
+#define CONFIG(pages, w, m, st) \
+	d_step { npages = pages; maxw = w; maxmig = m; maxstale = st; skip }
+
 init
 {
+	if
+#ifdef FULL
+	:: CONFIG(NPG, 3, 2, 1) /* too big for an exhaustive search here */
+#else
+	:: CONFIG(NPG, 2, 1, 0) /* both pages, fewer writes and moves */
+	:: CONFIG(1, 3, 2, 1)   /* one page, every bound */
+#endif
+	fi;
 	d_step {
-		assert(MAXW <= 7 && MAXMIG <= 3);
+		assert(maxw <= 7 && maxmig <= 3 && npages <= NPG);
 		cp = 0;
 		do
 		:: cp < NPG ->
