@@ -21,10 +21,11 @@
  *   - one CPU thread per node that reads or writes either page through the
  *     page table and faults into the engine when the mapping refuses it,
  *     then retries when woken (as the simulator's CPUs do);
- *   - bounded nondeterminism: MAXW writes in all (values 1..MAXW), MAXMIG
+ *   - bounded nondeterminism: maxw writes in all (values 1..maxw), maxmig
  *     home moves, each decided by the current home towards any other node
- *     at any time (dsm_engine_migrate_home), MAXSTALE stale faults (a fault
- *     no thread waits for, as userfaultfd may deliver).
+ *     at any time (dsm_engine_migrate_home), maxstale stale faults (a fault
+ *     no thread waits for, as userfaultfd may deliver). init picks the
+ *     bounds: one search covers every configuration listed there.
  * Not modelled: peer failure (LOST, -EHOSTDOWN, GRANT with F_ERROR), the
  * counters, and req_id (see below).
  *
@@ -55,17 +56,21 @@
  *     last_written[page], the page table agrees with the local state, at
  *     most one home per page;
  *   - every read that completes after a fault returns last_written[page];
- *   - the engine never takes one of its protocol_errors paths (proto_error);
- *   - no channel or queue overflows, no request is forwarded more than
- *     MAXMIG times, the data a message carries is really there;
+ *   - the engine never takes one of its protocol_errors paths (the asserts
+ *     marked "protocol error");
+ *   - no channel or queue overflows, no request is forwarded more often
+ *     than the page moved, the data a message carries is really there;
  *   - when no step is possible any more (timeout), the system must be
  *     quiet (quiescence()): no message in flight, no thread blocked, no
  *     request pending, every directory idle, exact (it names precisely the
  *     copies that exist) and exactly one home per page. Otherwise the end
  *     state is invalid: a request pending with nothing in flight is a hang.
  *
- * -DNO_FLUSH: the old home migrates without the FLUSH round. This mutation
- * must be caught (tests/spin/run-spin.sh --expect-fail).
+ * Options: -DNO_FLUSH: the old home migrates without the FLUSH round, a
+ * mutation that must be caught (tests/spin/run-spin.sh --expect-fail);
+ * -DFULL: the full configuration only (too big for an exhaustive search
+ * here: use run-spin.sh --bitstate); -DSMALL: a tiny one, for a
+ * non-progress search (-DNP, pan -l); -DCAP=n: channel capacity.
  */
 
 #define NN 3 /* nodes */
@@ -165,7 +170,7 @@ byte maxmig;   /* home moves in all (at most 3) */
 byte maxstale; /* stale faults in all */
 /* bounds, and the reference for sequential consistency */
 byte lastw[NPG]; /* last value written into the page */
-byte wstarted;   /* writes begun (<= MAXW) */
+byte wstarted;   /* writes begun (<= maxw) */
 byte wcount;     /* writes done, also the last value handed out */
 byte migs;       /* home moves decided */
 byte stale;      /* stale faults injected */
@@ -177,12 +182,6 @@ hidden byte others, hadcopy, again, restart, selflike, to, flush, k, kf, gfl, gv
 hidden byte ci, cn, cp, nhomes;
 
 /* ---- actions (struct dsm_action), applied to the page table ---- */
-
-inline proto_error()
-{
-	/* e->c.protocol_errors++: the message made no sense here */
-	assert(false)
-}
 
 inline send(sFrom, sTo, sKind, sPage, sFlags, sArg, sVal)
 {
@@ -330,10 +329,8 @@ inline serve_read(n, p, r)
 	:: (dir[I(n, p)] == DIR_HX || dir[I(n, p)] == DIR_SH) && RQ_N(r) == n ->
 		finish_own_request(n, p) /* the home's own read: its copy allows it */
 	:: dir[I(n, p)] == DIR_RX ->
-		if
-		:: owner[I(n, p)] == RQ_N(r) -> proto_error() /* the owner cannot miss */
-		:: else -> begin_fetch(n, p, r, 0)
-		fi
+		assert(owner[I(n, p)] != RQ_N(r)); /* protocol error: the owner cannot miss */
+		begin_fetch(n, p, r, 0)
 	fi
 }
 
@@ -368,10 +365,8 @@ inline serve_write(n, p, r)
 			od
 		fi
 	:: dir[I(n, p)] == DIR_RX ->
-		if
-		:: owner[I(n, p)] == RQ_N(r) -> proto_error()
-		:: else -> begin_fetch(n, p, r, 1)
-		fi
+		assert(owner[I(n, p)] != RQ_N(r)); /* protocol error: the owner cannot miss */
+		begin_fetch(n, p, r, 1)
 	fi
 }
 
@@ -456,24 +451,21 @@ inline local_fault(n, p, w)
 
 inline on_grant(n, p, s)
 {
-	if
-	:: pend[I(n, p)] == PEND_NONE || RQ_N(mr) != n -> proto_error()
-	:: else -> skip
-	fi;
+	/* protocol error: a GRANT nobody waits for (the engine also compares
+	 * req_id, see the top of this file) */
+	assert(pend[I(n, p)] != PEND_NONE && RQ_N(mr) == n);
 	hint[I(n, p)] = s;
 	if
 	:: mf & F_EXCL ->
 		if
 		:: mf & F_DATA -> act_install(n, p, 1, mv)
-		:: !(mf & F_DATA) && lst[I(n, p)] == LOC_SH -> act_protect(n, p, 1)
-		:: else -> proto_error() /* an upgrade without a copy to upgrade */
+		:: else ->
+			assert(lst[I(n, p)] == LOC_SH); /* protocol error: an upgrade without a copy */
+			act_protect(n, p, 1)
 		fi;
 		lst[I(n, p)] = LOC_MOD
 	:: else ->
-		if
-		:: !(mf & F_DATA) -> proto_error()
-		:: else -> skip
-		fi;
+		assert(mf & F_DATA); /* protocol error: a shared GRANT without data */
 		act_install(n, p, 0, mv);
 		lst[I(n, p)] = LOC_SH
 	fi;
@@ -482,10 +474,7 @@ inline on_grant(n, p, s)
 
 inline on_inv(n, p, s)
 {
-	if
-	:: ishome[I(n, p)] || lst[I(n, p)] != LOC_SH -> proto_error()
-	:: else -> skip
-	fi;
+	assert(!ishome[I(n, p)] && lst[I(n, p)] == LOC_SH); /* protocol error: INV at a non-sharer */
 	act_drop(n, p);
 	lst[I(n, p)] = LOC_INV;
 	hint[I(n, p)] = s;
@@ -494,10 +483,7 @@ inline on_inv(n, p, s)
 
 inline on_fetch(n, p, s)
 {
-	if
-	:: ishome[I(n, p)] || lst[I(n, p)] != LOC_MOD -> proto_error()
-	:: else -> skip
-	fi;
+	assert(!ishome[I(n, p)] && lst[I(n, p)] == LOC_MOD); /* protocol error: FETCH at a non-owner */
 	/* stop local writers before the bytes are read for sending */
 	act_protect(n, p, 0);
 	send(n, s, FETCH_REPLY, p, F_DATA, 0, value[I(n, p)]);
@@ -618,11 +604,8 @@ inline on_request(n, p, s)
 
 inline on_inv_ack(n, p, s)
 {
-	if
-	:: !ishome[I(n, p)] || txn[I(n, p)] != TXN_INV || !(copyset[I(n, p)] & BIT(s)) ||
-	   acks[I(n, p)] == 0 -> proto_error()
-	:: else -> skip
-	fi;
+	/* protocol error: an INV_ACK nobody waits for */
+	assert(ishome[I(n, p)] && txn[I(n, p)] == TXN_INV && (copyset[I(n, p)] & BIT(s)) && acks[I(n, p)] > 0);
 	copyset[I(n, p)] = copyset[I(n, p)] & ~BIT(s);
 	unfl[I(n, p)] = unfl[I(n, p)] & ~BIT(s);
 	acks[I(n, p)]--;
@@ -640,11 +623,9 @@ inline on_inv_ack(n, p, s)
 inline on_fetch_reply(n, p, s)
 {
 	rc = cur[I(n, p)];
-	if
-	:: !ishome[I(n, p)] || (txn[I(n, p)] != TXN_FS && txn[I(n, p)] != TXN_FE) ||
-	   s != owner[I(n, p)] || !(mf & F_DATA) -> proto_error()
-	:: else -> skip
-	fi;
+	/* protocol error: a FETCH_REPLY nobody waits for */
+	assert(ishome[I(n, p)] && (txn[I(n, p)] == TXN_FS || txn[I(n, p)] == TXN_FE) &&
+	       s == owner[I(n, p)] && (mf & F_DATA));
 	unfl[I(n, p)] = unfl[I(n, p)] & ~BIT(s);
 	selflike = RQ_N(rc) == n;
 	if
@@ -688,10 +669,8 @@ inline on_fetch_reply(n, p, s)
 
 inline on_flush_ack(n, p, s)
 {
-	if
-	:: !ishome[I(n, p)] || txn[I(n, p)] != TXN_FLUSH || !(unfl[I(n, p)] & BIT(s)) -> proto_error()
-	:: else -> skip
-	fi;
+	/* protocol error: a FLUSH_ACK nobody waits for */
+	assert(ishome[I(n, p)] && txn[I(n, p)] == TXN_FLUSH && (unfl[I(n, p)] & BIT(s)));
 	unfl[I(n, p)] = unfl[I(n, p)] & ~BIT(s);
 	acks[I(n, p)]--;
 	if
@@ -716,10 +695,7 @@ inline migrate_home(n, p, t)
 
 inline on_migrate(n, p, s)
 {
-	if
-	:: ishome[I(n, p)] -> proto_error()
-	:: else -> skip
-	fi;
+	assert(!ishome[I(n, p)]); /* protocol error: MIGRATE to the home */
 	ishome[I(n, p)] = 1;
 	hint[I(n, p)] = n;
 	txn[I(n, p)] = TXN_NONE;
@@ -730,10 +706,8 @@ inline on_migrate(n, p, s)
 	dir[I(n, p)] = MX_DIR(mx);
 	if
 	:: MX_DIR(mx) == DIR_HX ->
-		if
-		:: mf & F_DATA -> act_install(n, p, 1, mv)
-		:: else -> proto_error()
-		fi;
+		assert(mf & F_DATA); /* protocol error: HOME_EXCL without the data */
+		act_install(n, p, 1, mv);
 		lst[I(n, p)] = LOC_MOD
 	:: MX_DIR(mx) == DIR_SH ->
 		others = MX_CS(mx) & ~BIT(n);
@@ -755,7 +729,6 @@ inline on_migrate(n, p, s)
 		:: MX_OWN(mx) == n -> dir[I(n, p)] = DIR_HX /* we are MODIFIED already */
 		:: else -> skip
 		fi
-	:: else -> proto_error()
 	fi;
 	if
 	:: dir[I(n, p)] != DIR_RX -> owner[I(n, p)] = 0
@@ -962,8 +935,10 @@ end_wait:
 init
 {
 	if
-#ifdef FULL
+#if defined(FULL)
 	:: CONFIG(NPG, 3, 2, 1) /* too big for an exhaustive search here */
+#elif defined(SMALL)
+	:: CONFIG(1, 1, 0, 0)   /* for a quick non-progress (-DNP) search */
 #else
 	:: CONFIG(NPG, 2, 1, 0) /* both pages, fewer writes and moves */
 	:: CONFIG(1, 3, 2, 1)   /* one page, every bound */
