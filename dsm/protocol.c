@@ -868,13 +868,15 @@ void dsm_engine_peer_failed(struct dsm_engine *e, int peer)
 	if (peer < 0 || peer >= e->n_nodes || peer == e->self || (e->failed & BIT(peer)))
 		return;
 	e->failed |= BIT(peer);
-	for (uint64_t p = 0; p < e->n_pages; p++) {
-		struct dsm_page *pg = &e->pages[p];
-		if (pg->is_home)
+	/* A pending request is never abandoned here, even if it went to the
+	 * failed node: that node may have forwarded it to a live home, whose
+	 * GRANT (maybe with the only copy of the page) must still find the
+	 * request. A request that is really lost is reported by the
+	 * runtime's fault timeout. New requests to a failed hint fail at once
+	 * (start_request): nothing of theirs is in flight. */
+	for (uint64_t p = 0; p < e->n_pages; p++)
+		if (e->pages[p].is_home)
 			home_forget_peer(e, p, peer);
-		else if (pg->pending != PENDING_NONE && pg->home_hint == peer)
-			finish_own_request(e, p, -EHOSTDOWN);
-	}
 }
 
 /* ---- life cycle and introspection ----------------------------------------- */

@@ -165,8 +165,11 @@ int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *msg);
  * the move started (it completes once in-flight transactions finish). */
 int dsm_engine_migrate_home(struct dsm_engine *e, uint64_t page, int target);
 
-/* @peer is gone for good: drop it from directories; requests that needed it
- * fail with -EHOSTDOWN (WAKE with error). */
+/* @peer is gone for good: drop it from directories; pages it alone held
+ * become LOST and requests for them fail with -EHOSTDOWN (WAKE with error),
+ * as do new requests whose home hint is @peer. Requests already in flight
+ * are left alone (they may have been forwarded to a live home); the
+ * runtime's fault timeout reports those that are really lost. */
 void dsm_engine_peer_failed(struct dsm_engine *e, int peer);
 
 /* Introspection (tests, simulator, stats). */

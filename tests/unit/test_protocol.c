@@ -371,19 +371,50 @@ static void test_lost_owner_fails_requests(void **state)
 	assert_int_equal(act(n0, 0, DSM_ACT_WAKE)->error, -EHOSTDOWN);
 }
 
-static void test_lost_home_fails_pending_request(void **state)
+static void test_lost_hint_fails_new_requests_only(void **state)
 {
 	(void)state;
 	setup_cluster(2, 0);
+	/* A request in flight is not abandoned: it may be served yet. */
 	dsm_engine_local_fault(nodes[1].e, 0, false);
 	clear(&nodes[1]);
 	dsm_engine_peer_failed(nodes[1].e, 0);
-	assert_int_equal(act(&nodes[1], 0, DSM_ACT_WAKE)->error, -EHOSTDOWN);
-	assert_false(dsm_engine_pending(nodes[1].e, 0));
-	/* Later faults on its pages fail at once instead of hanging. */
+	assert_int_equal(nodes[1].n_acts, 0);
+	assert_true(dsm_engine_pending(nodes[1].e, 0));
+	/* A new request to the lost node fails at once instead of hanging. */
 	clear(&nodes[1]);
-	dsm_engine_local_fault(nodes[1].e, 0, true);
+	dsm_engine_local_fault(nodes[1].e, 2, true);
 	assert_int_equal(act(&nodes[1], 0, DSM_ACT_WAKE)->error, -EHOSTDOWN);
+}
+
+/* Node 0 moves page 0 to node 1; node 2, still pointing at node 0, asks;
+ * node 0 forwards, then dies. The live home's GRANT must still land. */
+static void test_request_forwarded_by_a_node_that_dies_is_served(void **state)
+{
+	(void)state;
+	setup_cluster(3, 0);
+	struct node *n0 = &nodes[0], *n1 = &nodes[1], *n2 = &nodes[2];
+
+	assert_int_equal(dsm_engine_migrate_home(n0->e, 0, 1), 0);
+	deliver(n0, 1); /* PROTECT, MIGRATE (with data), DROP */
+	dsm_engine_local_fault(n2->e, 0, true);
+	sent(n2, 0, DSM_MSG_WRITE_REQ, 0);
+	deliver(n2, 0);
+	sent(n0, 0, DSM_MSG_WRITE_REQ, 1); /* forwarded */
+	struct dsm_action fwd = n0->acts[0];
+
+	clear(n2);
+	dsm_engine_peer_failed(n2->e, 0);
+	dsm_engine_peer_failed(n1->e, 0);
+	assert_int_equal(n2->n_acts, 0);
+	clear(n1);
+	assert_int_equal(dsm_engine_receive(n1->e, &fwd.msg), 0);
+	sent(n1, 1, DSM_MSG_GRANT, 2);
+	deliver(n1, 1);
+	act(n2, 0, DSM_ACT_INSTALL);
+	assert_int_equal(act(n2, 1, DSM_ACT_WAKE)->error, 0);
+	assert_int_equal(dsm_engine_local_state(n2->e, 0), DSM_LOCAL_MODIFIED);
+	assert_int_equal(dsm_engine_counters(n2->e)->protocol_errors, 0);
 }
 
 static void test_malformed_messages_rejected(void **state)
@@ -433,7 +464,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_home_migration_flushes_then_forwards, teardown),
 		cmocka_unit_test_teardown(test_lost_sharer_is_dropped, teardown),
 		cmocka_unit_test_teardown(test_lost_owner_fails_requests, teardown),
-		cmocka_unit_test_teardown(test_lost_home_fails_pending_request, teardown),
+		cmocka_unit_test_teardown(test_lost_hint_fails_new_requests_only, teardown),
+		cmocka_unit_test_teardown(test_request_forwarded_by_a_node_that_dies_is_served, teardown),
 		cmocka_unit_test_teardown(test_malformed_messages_rejected, teardown),
 	};
 	return cmocka_run_group_tests_name("dsm_protocol", tests, NULL, NULL);
