@@ -78,6 +78,10 @@ struct dsm_page {
 	struct dsm_req cur;      /* the transaction in progress */
 	struct dsm_req *q_head, *q_tail;
 	struct dsm_page_counters ctr;
+	/* Per requesting node: reads at [n], writes at [n_nodes + n]. Made on
+	 * the first miss served here, freed when the home moves away (the
+	 * new home starts counting afresh, as Disco resets its counters). */
+	uint32_t *node_misses;
 };
 
 struct dsm_engine {
@@ -456,6 +460,10 @@ static void home_serve(struct dsm_engine *e, uint64_t page, const struct dsm_req
 		fail_request(e, page, r, -EHOSTDOWN);
 		return;
 	}
+	if (!pg->node_misses)
+		pg->node_misses = calloc(2 * (size_t)e->n_nodes, sizeof(uint32_t));
+	if (pg->node_misses) /* counters are best effort; never fail a request */
+		pg->node_misses[(r->is_write ? e->n_nodes : 0) + r->requester]++;
 	if (r->is_write) {
 		pg->ctr.write_misses++;
 		serve_write(e, page, r);
@@ -644,6 +652,8 @@ static void do_migrate(struct dsm_engine *e, uint64_t page)
 	pg->copyset = 0;
 	pg->unflushed = 0;
 	pg->ctr.migrations++;
+	free(pg->node_misses);
+	pg->node_misses = NULL;
 	e->c.migrations_out++;
 	forward_queue(e, page, to);
 }
@@ -923,6 +933,7 @@ void dsm_engine_destroy(struct dsm_engine *e)
 		struct dsm_req r;
 		while (dequeue(&e->pages[p], &r))
 			;
+		free(e->pages[p].node_misses);
 	}
 	free(e->pages);
 	free(e);
@@ -973,6 +984,17 @@ const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine
 							 uint64_t page)
 {
 	return &e->pages[page].ctr;
+}
+
+bool dsm_engine_page_node_misses(const struct dsm_engine *e, uint64_t page,
+				 uint32_t *read_misses, uint32_t *write_misses)
+{
+	const uint32_t *m = e->pages[page].node_misses;
+	for (int n = 0; n < e->n_nodes; n++) {
+		read_misses[n] = m ? m[n] : 0;
+		write_misses[n] = m ? m[e->n_nodes + n] : 0;
+	}
+	return m != NULL;
 }
 
 const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e)

@@ -186,6 +186,11 @@ bool dsm_engine_pending(const struct dsm_engine *e, uint64_t page);
 bool dsm_engine_dir_busy(const struct dsm_engine *e, uint64_t page);
 const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine *e,
 							 uint64_t page);
+/* Misses of @page served here, by requesting node: read_misses[n] and
+ * write_misses[n] for n < n_nodes. Returns false (and zeros) if none was
+ * counted since this node became the page's home. */
+bool dsm_engine_page_node_misses(const struct dsm_engine *e, uint64_t page,
+				 uint32_t *read_misses, uint32_t *write_misses);
 const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e);
 uint64_t dsm_engine_n_pages(const struct dsm_engine *e);
 int dsm_engine_self(const struct dsm_engine *e);

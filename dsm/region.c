@@ -92,6 +92,8 @@ static int run_cmd(struct dsm_region *r, struct region_cmd *c)
 		if (!dsm_engine_is_home(r->engine, c->page))
 			return -ENOENT;
 		*c->page_counters = *dsm_engine_page_counters(r->engine, c->page);
+		if (c->read_by && c->write_by)
+			dsm_engine_page_node_misses(r->engine, c->page, c->read_by, c->write_by);
 		return 0;
 	case REGION_CMD_MIGRATE:
 		if (c->page >= r->n_pages)
@@ -549,9 +551,13 @@ int dsm_region_stats(struct dsm_region *r, struct dsm_stats *out)
 	return rc;
 }
 
-int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_counters *out)
+int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_counters *out,
+			  uint32_t *read_by, uint32_t *write_by)
 {
-	struct region_cmd c = { .kind = REGION_CMD_PAGE_STATS, .page = page, .page_counters = out };
+	struct region_cmd c = {
+		.kind = REGION_CMD_PAGE_STATS, .page = page, .page_counters = out,
+		.read_by = read_by, .write_by = write_by,
+	};
 	return post_cmd(r, &c);
 }
 

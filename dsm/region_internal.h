@@ -37,6 +37,7 @@ struct region_cmd {
 	uint32_t barrier_id;
 	struct dsm_stats *stats;
 	struct dsm_page_counters *page_counters;
+	uint32_t *read_by, *write_by;
 	int result;
 	bool done;
 };

@@ -174,6 +174,12 @@ static void test_write_invalidates_every_other_sharer(void **state)
 	sent(n0, 1, DSM_MSG_INV, 3);
 	assert_true(dsm_engine_dir_busy(n0->e, 0));
 	assert_int_equal(dsm_engine_page_counters(n0->e, 0)->invalidations, 2);
+	uint32_t rd[4], wr[4];
+	assert_true(dsm_engine_page_node_misses(n0->e, 0, rd, wr));
+	assert_int_equal(rd[1] + rd[2] + rd[3], 3);
+	assert_int_equal(rd[0], 0);
+	assert_int_equal(wr[1], 1);
+	assert_int_equal(wr[2] + wr[3], 0);
 
 	/* A read from node 2 meanwhile must wait in the queue. */
 	struct dsm_action inv2 = n0->acts[0], inv3 = n0->acts[1];

@@ -146,14 +146,21 @@ static void test_two_nodes_coherent(void **state)
 
 	/* Page 2 is homed on node 0; move it to node 1, keep using it. */
 	struct dsm_page_counters pc;
-	assert_int_equal(dsm_region_page_stats(a, 2, &pc), 0);
+	uint32_t rd[2], wr[2];
+	assert_int_equal(dsm_region_page_stats(a, 2, &pc, rd, wr), 0);
 	assert_true(pc.read_misses + pc.write_misses > 0);
-	assert_int_equal(dsm_region_page_stats(b, 2, &pc), -ENOENT);
+	/* node 1 read page 2 once (as it first read every page); node 0 wrote
+	 * its own page without asking anyone at first (HOME_EXCL). */
+	assert_int_equal(rd[1], 1);
+	assert_int_equal(pc.read_misses, rd[0] + rd[1]);
+	assert_int_equal(pc.write_misses, wr[0] + wr[1]);
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc, NULL, NULL), -ENOENT);
 	assert_int_equal(dsm_region_migrate_home(a, 2, 1), 0);
 	*(volatile uint64_t *)(bb + 2 * PAGE) = 777;
 	assert_int_equal(*(volatile uint64_t *)(ba + 2 * PAGE), 777);
-	assert_int_equal(dsm_region_page_stats(b, 2, &pc), 0);
-	assert_int_equal(dsm_region_page_stats(a, 2, &pc), -ENOENT);
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc, rd, wr), 0);
+	assert_int_equal(rd[0] + wr[0] + rd[1] + wr[1], pc.read_misses + pc.write_misses);
+	assert_int_equal(dsm_region_page_stats(a, 2, &pc, NULL, NULL), -ENOENT);
 	assert_int_equal(dsm_region_migrate_home(a, 2, 1), -EINVAL); /* not home any more */
 
 	struct dsm_stats sa, sb2;
