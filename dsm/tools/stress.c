@@ -10,6 +10,11 @@
  * Without --node it launches one member per node of the config (by default
  * a generated 4-node cluster on 127.0.0.1) and reports the sum.
  *
+ * Threads: main creates --threads workers after the start barrier and joins
+ * them. A worker owns its tally (copied into its DSM slot at the end),
+ * takes no lock but the spinlock in DSM memory, and blocks only in DSM
+ * faults; its spins are bounded (stuck()) so a stale copy cannot hang it.
+ *
  * Region layout (4 KiB pages):
  *   0-15  64 counters, 64 bytes apart, spread over --counter-pages pages
  *   16    the spinlock word            17 the record it protects

@@ -29,4 +29,9 @@ expect 2 'expected a number, got "x"' "$bench" --samples x
 expect 2 "go together" "$bench" --node n1
 expect 1 "bad.yaml" "$stress" --config "$tmp/bad.yaml" --node n0
 expect 1 "no node named \"zz\"" "$stress" --config "$(dirname "$0")/../../cluster-config/examples/local-2node.yaml" --node zz
+examples="$(cd "$(dirname "$0")/../../cluster-config/examples" && pwd)"
+sed -e 's/transport: tcp/transport: rdma/' -e "s#key_file: local.key#key_file: $examples/local.key#" \
+	-e 's/^\(    port: 740[01]\)$/\1\n    rdma: { device: rxe0 }/' \
+	"$examples/local-2node.yaml" > "$tmp/rdma.yaml"
+expect 1 "transport rdma is not implemented yet" "$stress" --config "$tmp/rdma.yaml" --node n0
 exit $fail
