@@ -4,12 +4,14 @@
  * A thread touching a page it may not access blocks in the kernel; the
  * loop thread, asleep in epoll on the userfaultfd among the sockets, reads
  * the event, feeds it to the engine, and the engine's SEND goes out with
- * writev() from this same thread. The answer arrives on a socket watched
+ * sendmsg() from this same thread. The answer arrives on a socket watched
  * by the same loop; the engine's INSTALL becomes one UFFDIO_COPY straight
  * from the receive buffer, which also wakes the faulting thread. So a
- * remote read fault costs four wake-ups in all (loop here, loop at the
- * home, loop here, the faulting thread) and one copy of the page at each
- * end, and nothing on the way takes a lock but the socket's send mutex.
+ * remote read fault costs at most four wake-ups (loop here, loop at the
+ * home, loop here, the faulting thread; polling saves the first three,
+ * see run_loop() in region.c) and three copies of the page (home memory
+ * to socket, socket to receive buffer, buffer to place), and nothing on
+ * the way takes a lock but the socket's send mutex.
  *
  * Page payloads are read straight from the region for sending (the engine
  * always write-protects a writable page first), or from the incoming frame
@@ -69,7 +71,7 @@ static void record_latency(struct dsm_region *r, uint64_t page)
 	r->faults_in_flight--;
 	uint64_t now = now_ns();
 	if (r->frame_arrival_ns > start) {
-		r->stats.fault_wait_ns += r->frame_arrival_ns - start;
+		r->stats.fault_send_wait_ns += r->frame_arrival_ns - start;
 		r->stats.fault_install_ns += now - r->frame_arrival_ns;
 	}
 	uint64_t us = (now - start) / 1000;
@@ -228,10 +230,8 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 			r->woken_page = NO_PAGE;
 			dsm_engine_local_fault(r->engine, page, is_write);
 			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
-				/* The wait is counted from when the request left. */
-				uint64_t sent = now_ns();
-				r->stats.fault_send_ns += sent - t;
-				r->fault_start_ns[page] = sent;
+				r->stats.fault_send_ns += now_ns() - t;
+				r->fault_start_ns[page] = t;
 				r->faults_in_flight++;
 			}
 		}

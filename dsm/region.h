@@ -42,11 +42,12 @@ struct dsm_stats {
 	uint64_t fault_latency_us[DSM_LATENCY_BUCKETS];   /* histogram of their latency */
 	uint64_t uffd_events;
 	/* Where a served fault's time goes inside the loop thread, summed over
-	 * faults_served (ns): from reading the userfaultfd event to the request
-	 * being sent, from then to the answer arriving, and from the answer to
-	 * the page being installed and the thread woken. What the faulting
-	 * thread sees beyond their sum is the kernel's fault entry and wake-up. */
-	uint64_t fault_send_ns, fault_wait_ns, fault_install_ns;
+	 * faults_served (ns): reading the userfaultfd event to the request sent
+	 * (send), the event to the answer read (send + wait), and the answer to
+	 * the page installed and the thread woken (install). The histogram
+	 * above covers event to wake-up; what the faulting thread sees beyond
+	 * it is the kernel's fault entry and its own wake-up. */
+	uint64_t fault_send_ns, fault_send_wait_ns, fault_install_ns;
 	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
 	uint64_t pages_sent, pages_received;
 	uint64_t pages_present; /* pages mapped at this node now */

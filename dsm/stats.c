@@ -52,7 +52,8 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	if (s->faults_served) {
 		double n = (double)s->faults_served * 1000.0;
 		fprintf(f, "%sfault_mean_send_us=%.1f\n", prefix, (double)s->fault_send_ns / n);
-		fprintf(f, "%sfault_mean_wait_us=%.1f\n", prefix, (double)s->fault_wait_ns / n);
+		double wait = (double)s->fault_send_wait_ns - (double)s->fault_send_ns;
+		fprintf(f, "%sfault_mean_wait_us=%.1f\n", prefix, (wait > 0 ? wait : 0) / n);
 		fprintf(f, "%sfault_mean_install_us=%.1f\n", prefix, (double)s->fault_install_ns / n);
 	}
 	fprintf(f, "%sfault_latency_p50_us<=%.0f\n", prefix, dsm_stats_latency_percentile(s, 50));

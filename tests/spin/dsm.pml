@@ -941,7 +941,8 @@ init
 	:: CONFIG(1, 1, 0, 0)   /* for a quick non-progress (-DNP) search */
 #else
 	:: CONFIG(NPG, 2, 1, 0) /* both pages, fewer writes and moves */
-	:: CONFIG(1, 3, 2, 1)   /* one page, every bound */
+	:: CONFIG(1, 3, 2, 0)   /* one page, every write and move */
+	:: CONFIG(1, 2, 2, 1)   /* one page, stale faults and every move */
 #endif
 	fi;
 	d_step {
