@@ -72,6 +72,7 @@ struct sim {
 	uint64_t events;
 	unsigned migrate_permille;
 	bool per_page_fifo;
+	uint64_t drain_every;
 	struct sim_node nodes[MAX_NODES];
 	struct channel ch[MAX_NODES][MAX_NODES];
 	unsigned in_flight;
@@ -95,9 +96,9 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
-		"--cpus %d --events %" PRIu64 " --migrate %u%s\n",
+		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s\n",
 		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille,
-		S.per_page_fifo ? " --per-page-fifo" : "");
+		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "");
 	exit(1);
 }
 
@@ -392,7 +393,6 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	uint64_t drain_every = 50000;
 	static const struct option opts[] = {
 		{ "seed", required_argument, 0, 's' },   { "events", required_argument, 0, 'e' },
 		{ "nodes", required_argument, 0, 'n' },  { "pages", required_argument, 0, 'p' },
@@ -407,6 +407,7 @@ int main(int argc, char **argv)
 	S.n_pages = 8;
 	S.n_cpus = 2;
 	S.migrate_permille = 30;
+	S.drain_every = 50000;
 	for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
 		switch (o) {
 		case 's': S.seed = strtoull(optarg, NULL, 0); break;
@@ -415,14 +416,14 @@ int main(int argc, char **argv)
 		case 'p': S.n_pages = atoi(optarg); break;
 		case 'c': S.n_cpus = atoi(optarg); break;
 		case 'm': S.migrate_permille = (unsigned)atoi(optarg); break;
-		case 'd': drain_every = strtoull(optarg, NULL, 0); break;
+		case 'd': S.drain_every = strtoull(optarg, NULL, 0); break;
 		case 'f': S.per_page_fifo = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (S.n_nodes < 2 || S.n_nodes > MAX_NODES || S.n_pages < 1 || S.n_pages > MAX_PAGES ||
-	    S.n_cpus < 1 || S.n_cpus > MAX_CPUS || S.migrate_permille > 1000 || !drain_every) {
+	    S.n_cpus < 1 || S.n_cpus > MAX_CPUS || S.migrate_permille > 1000 || !S.drain_every) {
 		usage(stderr);
 		return 2;
 	}
@@ -452,7 +453,7 @@ int main(int argc, char **argv)
 		else if (!deliver_random())
 			step_cpu(true);
 		check_invariants();
-		if (S.step % drain_every == 0)
+		if (S.step % S.drain_every == 0)
 			drain_and_check_quiescent();
 	}
 	drain_and_check_quiescent();
