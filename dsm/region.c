@@ -456,6 +456,9 @@ int dsm_region_start(struct dsm_region *r, char *err, size_t errlen)
 			 cluster_transport_name(r->cfg->transport));
 		return -EPROTONOSUPPORT;
 	}
+	if (r->vm->dsm.policy != DSM_POLICY_STATIC)
+		disco_log(DISCO_LOG_WARN, "dsm: vm %s: dsm.policy disco is not implemented yet; "
+			  "page homes stay where placement put them", r->vm->name);
 	if ((rc = uv_loop_init(&r->loop)) < 0)
 		return rc;
 	rc = rpc_tcp_transport_create(&r->loop, r->cfg, r->self, &cb, r, &r->transport);
