@@ -243,6 +243,8 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 void region_check_timeouts(struct dsm_region *r, uint64_t now)
 {
 	uint64_t limit = (uint64_t)r->fault_timeout_ms * 1000000ULL;
+	if (!r->faults_in_flight)
+		return;
 	for (uint64_t p = 0; p < r->n_pages; p++) {
 		uint64_t start = r->fault_start_ns[p];
 		if (start && now - start > limit) {

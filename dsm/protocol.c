@@ -1002,16 +1002,6 @@ const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e
 	return &e->c;
 }
 
-uint64_t dsm_engine_n_pages(const struct dsm_engine *e)
-{
-	return e->n_pages;
-}
-
-int dsm_engine_self(const struct dsm_engine *e)
-{
-	return e->self;
-}
-
 const char *dsm_msg_kind_name(enum dsm_msg_kind k)
 {
 	static const char *const names[] = {

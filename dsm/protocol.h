@@ -192,8 +192,6 @@ const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine
 bool dsm_engine_page_node_misses(const struct dsm_engine *e, uint64_t page,
 				 uint32_t *read_misses, uint32_t *write_misses);
 const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e);
-uint64_t dsm_engine_n_pages(const struct dsm_engine *e);
-int dsm_engine_self(const struct dsm_engine *e);
 
 const char *dsm_msg_kind_name(enum dsm_msg_kind k);
 const char *dsm_local_state_name(enum dsm_local_state s);

@@ -521,7 +521,6 @@ int dsm_region_barrier(struct dsm_region *r, uint32_t id, uint32_t timeout_ms)
 
 	deadline_in(&deadline, timeout_ms);
 	pthread_mutex_lock(&r->mu);
-	r->barrier_reached = id;
 	for (;;) {
 		/* A peer that reached the barrier may already have left: only a
 		 * lost peer that had not reached it fails the barrier. */

@@ -109,7 +109,6 @@ struct dsm_region {
 	dsm_nodeset_t peers_up;
 	dsm_nodeset_t peers_down;
 	uint32_t barrier_seen[DSM_MAX_NODES];
-	uint32_t barrier_reached; /* our own highest barrier id */
 
 	struct rpc_call_table calls; /* raw RTT probes; thread-safe itself */
 	uint32_t probes_in_flight;   /* RTT probes waiting (atomic): poll for them too */
