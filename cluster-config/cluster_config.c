@@ -307,6 +307,42 @@ int cluster_vm_numa_range(const struct cluster_config *cfg, const struct cluster
 	return 0;
 }
 
+int cluster_vm_node_vcpus(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+			  int *first, int *count)
+{
+	int m, next;
+
+	if (!cfg || !vm || node < 0 || node >= cfg->n_nodes)
+		return -EINVAL;
+	m = vm->master_node;
+	if (node == m) {
+		*first = 0;
+		*count = vm->vcpus_per_node[m];
+		return 0;
+	}
+	next = vm->vcpus_per_node[m];
+	for (int i = 0; i < node; i++)
+		if (i != m)
+			next += vm->vcpus_per_node[i];
+	*first = next;
+	*count = vm->vcpus_per_node[node];
+	return 0;
+}
+
+int cluster_vm_vcpu_node(const struct cluster_config *cfg, const struct cluster_vm *vm, int cpu)
+{
+	if (!cfg || !vm || cpu < 0 || cpu >= vm->vcpus)
+		return -EINVAL;
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		int first, count;
+
+		cluster_vm_node_vcpus(cfg, vm, i, &first, &count);
+		if (cpu >= first && cpu < first + count)
+			return i;
+	}
+	return -EINVAL;
+}
+
 static int numa_home(const struct cluster_config *cfg, const struct cluster_vm *vm, uint64_t page)
 {
 	uint64_t start = 0, pages = vm->memory_bytes >> PAGE_SHIFT;

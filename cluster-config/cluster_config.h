@@ -131,6 +131,16 @@ int cluster_vm_initial_home(const struct cluster_config *cfg, const struct clust
 int cluster_vm_numa_range(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
 			  uint64_t *first_page, uint64_t *n_pages);
 
+/* vCPU numbering, the same on every node: the master's vCPUs come first
+ * (vCPU 0 is the bootstrap processor and lives with the devices), then each
+ * other node's in node order. cluster_vm_node_vcpus() gives node @node's
+ * first vCPU index and count (count 0: first is where its range would
+ * start); cluster_vm_vcpu_node() the node owning vCPU @cpu. Both return
+ * -EINVAL for an index out of range. */
+int cluster_vm_node_vcpus(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+			  int *first, int *count);
+int cluster_vm_vcpu_node(const struct cluster_config *cfg, const struct cluster_vm *vm, int cpu);
+
 const char *cluster_transport_name(enum cluster_transport t);
 
 #endif

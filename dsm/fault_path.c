@@ -110,8 +110,11 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 {
 	uint8_t *addr = r->base + page * DSM_PAGE_SIZE;
 
-	if (r->present[page]) /* not expected: the engine installs into invalid pages */
+	if (r->present[page]) { /* not expected: the engine installs into invalid pages */
 		madvise(addr, DSM_PAGE_SIZE, MADV_DONTNEED);
+		if (r->on_page_dropped)
+			r->on_page_dropped(r->opaque, page);
+	}
 	int rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
 	if (rc < 0) {
 		region_fatal(r, "page %" PRIu64 ": UFFDIO_COPY failed: %s", page, strerror(-rc));
@@ -167,6 +170,8 @@ void region_emit(void *ctx, const struct dsm_action *a)
 			madvise(r->base + page * DSM_PAGE_SIZE, DSM_PAGE_SIZE, MADV_DONTNEED);
 			r->present[page] = 0;
 			r->writable[page] = 0;
+			if (r->on_page_dropped)
+				r->on_page_dropped(r->opaque, page);
 		}
 		break;
 	case DSM_ACT_MAP_LOCAL:
@@ -379,6 +384,10 @@ void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 	r->last_activity_ns = r->frame_arrival_ns = now_ns();
 	if (f->type == RPC_MSG_DSM) {
 		on_dsm_frame(r, peer, f);
+		return;
+	}
+	if (f->type >= RPC_MSG_VM_FIRST && f->type <= RPC_MSG_VM_LAST && r->on_frame) {
+		r->on_frame(r->opaque, peer, f->type, f->body, f->body_len);
 		return;
 	}
 	if (dsm_wire_unpack_u64_id(r, f->type, f->body, f->body_len, &id) < 0) {

@@ -160,6 +160,8 @@ static void on_peer_down(void *opaque, int peer, enum rpc_peer_state state, cons
 	r->woken_page = UINT64_MAX;
 	dsm_engine_peer_failed(r->engine, peer);
 	rpc_call_fail_all(&r->calls, -EHOSTDOWN);
+	if (!stopping && r->on_peer_lost)
+		r->on_peer_lost(r->opaque, peer, why);
 }
 
 /*
@@ -236,6 +238,8 @@ static void loop_thread(void *arg)
 	struct dsm_region *r = arg;
 
 	raise_loop_priority();
+	if (r->on_loop_start)
+		r->on_loop_start(r->opaque);
 
 	disco_log_set_thread_node(r->cfg->nodes[r->self].name);
 	pthread_setname_np(pthread_self(), "disco-dsm-loop");
@@ -361,6 +365,10 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->fault_timeout_ms = r->vm->dsm.fault_timeout_ms ? r->vm->dsm.fault_timeout_ms : 5000;
 	r->on_fatal = o->on_fatal;
 	r->opaque = o->opaque;
+	r->on_loop_start = o->on_loop_start;
+	r->on_page_dropped = o->on_page_dropped;
+	r->on_frame = o->on_frame;
+	r->on_peer_lost = o->on_peer_lost;
 	r->uffd = -1;
 	r->woken_page = UINT64_MAX;
 	r->poll_max_ns = env_us("DISCO_POLL_US", 100) * 1000;
@@ -602,6 +610,15 @@ int dsm_region_rtt_probe(struct dsm_region *r, int peer, uint64_t *rtt_ns)
 	*rtt_ns = uv_hrtime() - t0;
 	__atomic_fetch_sub(&r->probes_in_flight, 1, __ATOMIC_RELAXED);
 	return rc;
+}
+
+int dsm_region_send_frame(struct dsm_region *r, int peer, uint16_t type, const void *body,
+			  size_t len)
+{
+	if (type < RPC_MSG_VM_FIRST || type > RPC_MSG_VM_LAST || peer < 0 || peer >= r->n_nodes ||
+	    peer == r->self)
+		return -EINVAL;
+	return rpc_transport_send(r->transport, peer, type, body, len, NULL);
 }
 
 void dsm_region_stop(struct dsm_region *r)

@@ -65,6 +65,22 @@ struct dsm_region_options {
 	size_t size;                      /* 0: the VM's memory size */
 	void (*on_fatal)(void *opaque, const char *message);
 	void *opaque;
+
+	/* Optional hooks for a region that carries a VM (QEMU). All run on
+	 * the loop thread, must not block, and must never wait for a thread
+	 * that may itself be blocked in a fault on the region (in QEMU: never
+	 * take the BQL). */
+	void (*on_loop_start)(void *opaque);             /* first thing on the loop thread */
+	/* This node's copy of @page was just dropped: whatever the next
+	 * mapping brings may differ (QEMU: invalidate translated code). Runs
+	 * before the drop is acknowledged to anyone. */
+	void (*on_page_dropped)(void *opaque, uint64_t page);
+	/* A frame of type RPC_MSG_VM_FIRST..RPC_MSG_VM_LAST from @peer; @body
+	 * is valid during the call only. */
+	void (*on_frame)(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
+	/* @peer failed or left while the region was running (not during
+	 * dsm_region_stop()); @why says how. */
+	void (*on_peer_lost)(void *opaque, int peer, const char *why);
 };
 
 struct dsm_region;
@@ -94,6 +110,13 @@ int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
 /* Raw transport round trip to @peer: a 64-byte request answered by a 4 KiB
  * page, sent straight from the calling thread (no DSM). For benchmarks. */
 int dsm_region_rtt_probe(struct dsm_region *r, int peer, uint64_t *rtt_ns);
+
+/* Send a frame of type RPC_MSG_VM_FIRST..RPC_MSG_VM_LAST to @peer, from
+ * any thread, straight onto the connection (frames to one peer arrive in
+ * the order they were sent). -EINVAL for another type, -ENOTCONN when the
+ * peer is not connected. */
+int dsm_region_send_frame(struct dsm_region *r, int peer, uint16_t type, const void *body,
+			  size_t len);
 
 void dsm_region_stop(struct dsm_region *r);
 void dsm_region_destroy(struct dsm_region *r);

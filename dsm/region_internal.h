@@ -64,6 +64,10 @@ struct dsm_region {
 	uint32_t fault_timeout_ms;
 	void (*on_fatal)(void *opaque, const char *message);
 	void *opaque;
+	void (*on_loop_start)(void *opaque);
+	void (*on_page_dropped)(void *opaque, uint64_t page);
+	void (*on_frame)(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
+	void (*on_peer_lost)(void *opaque, int peer, const char *why);
 
 	/* loop thread only */
 	uv_loop_t loop;

@@ -29,7 +29,8 @@
 
 /* Message type ids (the header's `type`); each names one protobuf message
  * of proto/. Ranges: 1-15 membership, 16-31 DSM, 32-47 test/bench,
- * 64-127 reserved for vCPU/IPI/I-O forwarding (issue 3). */
+ * 64-127 the spanning VM's own messages (node-monitor/qemu: IPIs, I/O
+ * forwarding, lifecycle), passed through the DSM region untouched. */
 enum rpc_msg_type {
 	RPC_MSG_HELLO = 1,     /* Hello: cluster, node, nonce */
 	RPC_MSG_AUTH = 2,      /* AuthProof: HMAC over both nonces */
@@ -39,6 +40,8 @@ enum rpc_msg_type {
 	RPC_MSG_BARRIER = 17,  /* Barrier: cluster-wide rendezvous of a region's users */
 	RPC_MSG_PING = 32,     /* BenchPing: 64 B request */
 	RPC_MSG_PONG = 33,     /* BenchPong (+ page): 4 KiB reply */
+	RPC_MSG_VM_FIRST = 64,
+	RPC_MSG_VM_LAST = 127,
 	RPC_MSG_TYPE_MAX = 127,
 };
 

@@ -12,6 +12,10 @@ packages=(
 	libcmocka-dev                           # unit tests
 	libibverbs-dev librdmacm-dev rdma-core  # RDMA transport
 	spin                                    # Promela model of the protocol
+	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev  # patched QEMU 7.2
+	flex bison zlib1g-dev libfdt-dev                           #   (scripts/build-qemu.sh)
+	seabios qemu-system-data                # guest firmware: bios.bin, linuxboot_dma.bin
+	busybox-static cpio                     # default guest initramfs (scripts/make-guest.sh)
 )
 
 missing=()

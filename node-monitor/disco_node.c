@@ -1,0 +1,442 @@
+/*
+ * disco-node: the node monitor, one per machine of the cluster. It starts
+ * this machine's share of a distributed VM, which is one patched QEMU
+ * process, and lives exactly as long as it.
+ *
+ * It is a thin command in the kvmtool sense: parse the options, load and
+ * check the cluster file (cluster-config/), find this node and the VM,
+ * locate the QEMU binary, then hand over to qemu_cmdline.c (the argv, the
+ * same machine on every node) and qemu_run.c (fork, forward signals,
+ * wait). All cross-node work (DSM, vCPU placement, I/O and interrupt
+ * forwarding) happens inside QEMU's disco object, which reads the same
+ * cluster file.
+ *
+ * Exit status: 0 when QEMU exited 0; 1 when it failed, was killed or could
+ * not be executed; 2 when nothing was started because the command line,
+ * the config, the QEMU binary or the guest files are wrong.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster-config/cluster_config.h"
+#include "qemu_cmdline.h"
+#include "qemu_run.h"
+
+#define EXIT_GUEST_FAILED 1
+#define EXIT_BAD_SETUP 2
+#define MAX_LISTED 20 /* names shown in "the nodes are ..." before "and N more" */
+
+struct cli {
+	const char *config, *node, *vm, *qemu, *stats, *append;
+	enum node_accel accel;
+	enum node_console console;
+	const char *console_path;
+	bool console_given, dry_run;
+	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS } query;
+	char *const *extra;
+	int n_extra;
+	char who[CLUSTER_NAME_MAX + 16]; /* log prefix: "disco-node NODE" */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: disco-node --config FILE --node NAME [options] [-- extra QEMU args...]\n"
+		"Starts this machine's QEMU for a distributed VM and exits with it.\n\n"
+		"  --config FILE        cluster file (docs/config.md)\n"
+		"  --node NAME          this machine's node in the cluster file\n"
+		"  --vm NAME            the VM to run (may be left out when the file has one VM)\n"
+		"  --qemu PATH          patched QEMU binary (default: $DISCO_QEMU, else\n"
+		"                       ../qemu/qemu-system-x86_64 next to disco-node, built by make)\n"
+		"  --accel tcg|kvm      accelerator (default tcg: multi-threaded TCG)\n"
+		"  --console stdio|null|socket:PATH\n"
+		"                       guest serial console on the master node (default stdio);\n"
+		"                       other nodes always use null\n"
+		"  --stats FILE         the disco object writes its statistics to FILE\n"
+		"  --append TEXT        added to the VM's kernel command line\n"
+		"  --dry-run            print the QEMU command line and exit\n"
+		"  --help               this text\n"
+		"Queries for scripts (need --config, not --node; print and exit):\n"
+		"  --list-nodes         the VM's nodes, master first, one per line\n"
+		"  --print-vm           the VM's name\n"
+		"  --print-vcpus        the VM's vCPU count\n"
+		"  -- ARGS...           passed to QEMU after the generated arguments\n\n"
+		"Exit status: 0 guest exited cleanly, 1 QEMU failed or was killed,\n"
+		"2 bad arguments, config, QEMU binary or guest files (nothing started).\n");
+}
+
+/* "a, b, c" from @n names, at most MAX_LISTED, then "and N more". */
+static void list_names(char *buf, size_t len, int n,
+		       const char *(*name)(const struct cluster_config *, int),
+		       const struct cluster_config *cfg)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && i < MAX_LISTED && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s%s", i ? ", " : "", name(cfg, i));
+	if (n > MAX_LISTED && used < len)
+		snprintf(buf + used, len - used, " and %d more", n - MAX_LISTED);
+}
+
+static const char *node_name(const struct cluster_config *cfg, int i)
+{
+	return cfg->nodes[i].name;
+}
+
+static const char *vm_name(const struct cluster_config *cfg, int i)
+{
+	return cfg->vms[i].name;
+}
+
+/* 0 on success, 1 for --help, -EINVAL after printing what is wrong. */
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	static const struct option lo[] = {
+		{"config", required_argument, 0, 'c'}, {"node", required_argument, 0, 'n'},
+		{"vm", required_argument, 0, 'v'},     {"qemu", required_argument, 0, 'q'},
+		{"accel", required_argument, 0, 'a'},  {"console", required_argument, 0, 'C'},
+		{"stats", required_argument, 0, 's'},  {"append", required_argument, 0, 'A'},
+		{"dry-run", no_argument, 0, 'd'},      {"help", no_argument, 0, 'h'},
+		{"list-nodes", no_argument, 0, 'L'},   {"print-vm", no_argument, 0, 'P'},
+		{"print-vcpus", no_argument, 0, 'V'},  {0, 0, 0, 0},
+	};
+	const char *last_optarg = NULL;
+
+	opterr = 0;
+	for (int ch; (ch = getopt_long(argc, argv, "+:h", lo, NULL)) != -1;) {
+		last_optarg = optarg;
+		switch (ch) {
+		case 'c': c->config = optarg; break;
+		case 'n': c->node = optarg; break;
+		case 'v': c->vm = optarg; break;
+		case 'q': c->qemu = optarg; break;
+		case 's': c->stats = optarg; break;
+		case 'A': c->append = optarg; break;
+		case 'd': c->dry_run = true; break;
+		case 'h': return 1;
+		case 'L': c->query = QUERY_LIST_NODES; break;
+		case 'P': c->query = QUERY_PRINT_VM; break;
+		case 'V': c->query = QUERY_PRINT_VCPUS; break;
+		case 'a':
+			if (!strcmp(optarg, "tcg")) {
+				c->accel = NODE_ACCEL_TCG;
+			} else if (!strcmp(optarg, "kvm")) {
+				c->accel = NODE_ACCEL_KVM;
+			} else {
+				fprintf(stderr, "disco-node: --accel: expected tcg or kvm, got \"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'C':
+			c->console_given = true;
+			if (!strcmp(optarg, "stdio")) {
+				c->console = NODE_CONSOLE_STDIO;
+			} else if (!strcmp(optarg, "null")) {
+				c->console = NODE_CONSOLE_NULL;
+			} else if (!strncmp(optarg, "socket:", 7) && optarg[7]) {
+				c->console = NODE_CONSOLE_SOCKET;
+				c->console_path = optarg + 7;
+			} else {
+				fprintf(stderr,
+					"disco-node: --console: expected stdio, null or socket:PATH, got \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case ':':
+			fprintf(stderr, "disco-node: option %s needs a value (see --help)\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			fprintf(stderr, "disco-node: unknown option \"%s\"\n", argv[optind - 1]);
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	/* What is left must follow a "--" that getopt consumed as the end of
+	 * options (not as the value of an option such as --append --). */
+	if (optind < argc && !(optind > 1 && !strcmp(argv[optind - 1], "--") &&
+			       last_optarg != argv[optind - 1])) {
+		fprintf(stderr,
+			"disco-node: unexpected argument \"%s\" (QEMU arguments go after \"--\"; see --help)\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	c->extra = argv + optind;
+	c->n_extra = argc - optind;
+	if (!c->config || (!c->node && c->query == QUERY_NONE)) {
+		fprintf(stderr, "disco-node: %s is required (see --help)\n",
+			!c->config ? "--config FILE" : "--node NAME");
+		return -EINVAL;
+	}
+	snprintf(c->who, sizeof(c->who), "disco-node%s%.*s", c->node ? " " : "", CLUSTER_NAME_MAX,
+		 c->node ? c->node : "");
+	return 0;
+}
+
+/* The VM to run: --vm, or the only one. -ENOENT after printing. */
+static int pick_vm(const struct cluster_config *cfg, const struct cli *c)
+{
+	char names[2048];
+	int i;
+
+	list_names(names, sizeof(names), cfg->n_vms, vm_name, cfg);
+	if (cfg->n_vms == 0) {
+		fprintf(stderr, "%s: %s defines no VMs; add one under \"vms:\" (docs/config.md)\n", c->who,
+			c->config);
+		return -ENOENT;
+	}
+	if (!c->vm) {
+		if (cfg->n_vms == 1)
+			return 0;
+		fprintf(stderr, "%s: %s defines %d VMs; choose one with --vm NAME: %s\n", c->who,
+			c->config, cfg->n_vms, names);
+		return -ENOENT;
+	}
+	i = cluster_config_find_vm(cfg, c->vm);
+	if (i < 0) {
+		fprintf(stderr, "%s: no VM named \"%s\" in %s; the VMs are %s\n", c->who, c->vm,
+			c->config, names);
+		return -ENOENT;
+	}
+	return i;
+}
+
+/* @name searched in $PATH when it has no '/'; into @out (PATH_MAX). */
+static void search_path(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+
+	snprintf(out, len, "%s", name);
+	if (strchr(name, '/') || !path)
+		return;
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		char cand[PATH_MAX];
+
+		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? path : ".", name) < (int)sizeof(cand) &&
+		    access(cand, X_OK) == 0) {
+			snprintf(out, len, "%s", cand);
+			return;
+		}
+		path += n + (path[n] == ':');
+	}
+}
+
+/* The QEMU binary into @out (PATH_MAX); -ENOENT after printing. */
+static int find_qemu(const struct cli *c, char *out, size_t len)
+{
+	const char *env = getenv("DISCO_QEMU"), *from;
+	struct stat st;
+	const char *why;
+
+	if (c->qemu) {
+		search_path(c->qemu, out, len);
+		from = "--qemu";
+	} else if (env && *env) {
+		search_path(env, out, len);
+		from = "$DISCO_QEMU";
+	} else {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		char *slash;
+
+		if (n < 0) {
+			fprintf(stderr, "disco-node %s: cannot find my own executable (/proc/self/exe: %s); "
+				"give the QEMU binary with --qemu PATH\n", c->node, strerror(errno));
+			return -ENOENT;
+		}
+		exe[n] = '\0';
+		for (int up = 0; up < 2; up++) { /* drop "/disco-node", then "/node-monitor" */
+			slash = strrchr(exe, '/');
+			if (slash)
+				*slash = '\0';
+		}
+		if (snprintf(out, len, "%s/qemu/qemu-system-x86_64", exe) >= (int)len) {
+			fprintf(stderr, "disco-node %s: path of the default QEMU binary too long; "
+				"give it with --qemu PATH\n", c->node);
+			return -ENAMETOOLONG;
+		}
+		from = "default";
+	}
+	if (stat(out, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (access(out, X_OK) < 0)
+		why = strerror(errno);
+	else
+		return 0;
+	fprintf(stderr,
+		"disco-node %s: QEMU binary %s (%s) is not executable: %s; run `make` to build the patched "
+		"QEMU (scripts/build-qemu.sh), or give another with --qemu PATH or $DISCO_QEMU\n",
+		c->node, out, from, why);
+	return -ENOENT;
+}
+
+/* --list-nodes, --print-vm, --print-vcpus: for scripts that start every
+ * node (scripts/run-vm.sh). Returns the exit status. */
+static int query(const struct cluster_config *cfg, const struct cli *c)
+{
+	const struct cluster_vm *vm;
+	int i = pick_vm(cfg, c);
+
+	if (i < 0)
+		return EXIT_BAD_SETUP;
+	vm = &cfg->vms[i];
+	switch (c->query) {
+	case QUERY_LIST_NODES:
+		printf("%s\n", cfg->nodes[vm->master_node].name);
+		for (int n = 0; n < cfg->n_nodes; n++)
+			if (n != vm->master_node && (vm->node_mask & (1ULL << n)))
+				printf("%s\n", cfg->nodes[n].name);
+		break;
+	case QUERY_PRINT_VM:
+		printf("%s\n", vm->name);
+		break;
+	default:
+		printf("%d\n", vm->vcpus);
+		break;
+	}
+	return 0;
+}
+
+/* Run QEMU and turn its end into disco-node's exit status. */
+static int run(const struct cli *c, char **argv)
+{
+	char note[CLUSTER_NAME_MAX + 64];
+	int status, r;
+
+	snprintf(note, sizeof(note), "disco-node %s: second signal: killing qemu\n", c->node);
+	r = qemu_run(argv, note, &status);
+
+	if (r < 0) {
+		fprintf(stderr, "disco-node %s: cannot run %s: %s\n", c->node, argv[0], strerror(-r));
+		return EXIT_GUEST_FAILED;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		fprintf(stderr, "disco-node %s: qemu exited\n", c->node);
+		return 0;
+	}
+	if (WIFSIGNALED(status)) {
+		const char *abbrev = sigabbrev_np(WTERMSIG(status));
+
+		if (abbrev)
+			fprintf(stderr, "disco-node %s: qemu killed by signal SIG%s\n", c->node, abbrev);
+		else
+			fprintf(stderr, "disco-node %s: qemu killed by signal %d\n", c->node, WTERMSIG(status));
+	} else {
+		fprintf(stderr, "disco-node %s: qemu exited with status %d\n", c->node, WEXITSTATUS(status));
+	}
+	return EXIT_GUEST_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = {.accel = NODE_ACCEL_TCG, .console = NODE_CONSOLE_STDIO};
+	struct cluster_config *cfg = NULL;
+	struct node_qemu_opts qo;
+	char err[4096], names[2048], qemu[PATH_MAX], config_abs[PATH_MAX];
+	char **qargv = NULL;
+	const struct cluster_vm *vm;
+	int node, vmi, r, ret = EXIT_BAD_SETUP;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_BAD_SETUP;
+	}
+	r = parse_args(argc, argv, &c);
+	if (r == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (r < 0)
+		return EXIT_BAD_SETUP;
+
+	if (cluster_config_load(c.config, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_BAD_SETUP;
+	}
+	if (c.query != QUERY_NONE) {
+		ret = query(cfg, &c);
+		goto out;
+	}
+	node = cluster_config_find_node(cfg, c.node);
+	if (node < 0) {
+		list_names(names, sizeof(names), cfg->n_nodes, node_name, cfg);
+		fprintf(stderr, "disco-node: no node named \"%s\" in %s; the nodes are %s\n", c.node, c.config,
+			names);
+		goto out;
+	}
+	vmi = pick_vm(cfg, &c);
+	if (vmi < 0)
+		goto out;
+	vm = &cfg->vms[vmi];
+	if (!realpath(c.config, config_abs)) {
+		fprintf(stderr, "disco-node %s: %s: %s\n", c.node, c.config, strerror(errno));
+		goto out;
+	}
+	if (find_qemu(&c, qemu, sizeof(qemu)) < 0)
+		goto out;
+
+	qo = (struct node_qemu_opts){
+		.qemu = qemu,
+		.config_path = config_abs,
+		.accel = c.accel,
+		.console = c.console,
+		.console_path = c.console_path,
+		.stats = c.stats,
+		.append = c.append,
+		.extra = c.extra,
+		.n_extra = c.n_extra,
+	};
+	r = qemu_cmdline_build(cfg, vm, node, &qo, &qargv, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "disco-node %s: %s\n", c.node, err);
+		goto out;
+	}
+
+	if (c.dry_run) {
+		char *line = qemu_cmdline_quote(qargv);
+
+		if (!line) {
+			fprintf(stderr, "disco-node %s: out of memory\n", c.node);
+			goto out;
+		}
+		printf("%s\n", line);
+		free(line);
+		ret = 0;
+		goto out;
+	}
+
+	if (!vm->kernel[0])
+		fprintf(stderr,
+			"disco-node %s: VM %s has no kernel in %s; the guest will only run the firmware\n",
+			c.node, vm->name, c.config);
+	if (node != vm->master_node && c.console_given && c.console != NODE_CONSOLE_NULL)
+		fprintf(stderr,
+			"disco-node %s: --console ignored: the guest console belongs to the master node %s\n",
+			c.node, cfg->nodes[vm->master_node].name);
+	if (node == vm->master_node && c.console == NODE_CONSOLE_SOCKET)
+		fprintf(stderr, "disco-node %s: guest console on unix socket %s (e.g. socat - UNIX-CONNECT:%s)\n",
+			c.node, c.console_path, c.console_path);
+	fprintf(stderr, "disco-node %s: starting %s for VM %s (%d vCPUs, %d here; %s; %s)\n", c.node, qemu,
+		vm->name, vm->vcpus, vm->vcpus_per_node[node], c.accel == NODE_ACCEL_KVM ? "kvm" : "tcg",
+		node == vm->master_node ? "master" : "not master");
+	fflush(stderr);
+	fflush(stdout);
+	ret = run(&c, qargv);
+out:
+	qemu_cmdline_free(qargv);
+	cluster_config_free(cfg);
+	return ret;
+}

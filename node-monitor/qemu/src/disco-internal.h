@@ -1,0 +1,129 @@
+/*
+ * State shared by the QEMU-side files of disco. One `struct disco_node`
+ * per process (the `disco` global), filled by the -object's complete()
+ * (disco-object.c) and by the machine-init-done notifier (disco-ram.c).
+ *
+ * Threads and locks:
+ *   - main loop thread (BQL): object creation, init-done, the inbox BH
+ *     that applies messages from other nodes in arrival order, shutdown;
+ *   - vCPU threads: send IPIs and I/O requests; wait for I/O replies on
+ *     `calls` (never holding `inbox_lock`);
+ *   - the DSM loop thread (dsm/region.c): receives every frame, answers
+ *     clock requests and I/O replies itself, and queues the rest in the
+ *     inbox. It never takes the BQL: vCPUs holding it may be blocked in a
+ *     page fault that only this thread can serve.
+ *   `inbox_lock` is a leaf lock guarding the inbox list.
+ */
+#ifndef DISCO_QEMU_INTERNAL_H
+#define DISCO_QEMU_INTERNAL_H
+
+#include "qemu/osdep.h"
+#include "qemu/thread.h"
+#include "qemu/queue.h"
+#include "block/aio.h"
+#include "exec/ramblock.h"
+
+#include "cluster-config/cluster_config.h"
+#include "dsm/region.h"
+#include "rpc/call.h"
+#include "rpc/frame.h"
+
+#include "hooks.h"
+
+/* Frame types of the spanning VM (rpc/frame.h range 64..127). */
+enum disco_msg {
+    DISCO_MSG_IPI = RPC_MSG_VM_FIRST, /* VmIpi */
+    DISCO_MSG_APIC_STATE,             /* VmApicState */
+    DISCO_MSG_EOI,                    /* VmEoi */
+    DISCO_MSG_IO_REQ,                 /* VmIo, to the master */
+    DISCO_MSG_IO_REPLY,               /* VmIo, from the master */
+    DISCO_MSG_CHIPSET,                /* VmChipset */
+    DISCO_MSG_CLOCK_START,            /* VmClock: the master's clock runs */
+    DISCO_MSG_CLOCK_REQ,              /* VmClock with id: what time is it? */
+    DISCO_MSG_CLOCK_REPLY,            /* VmClock: the master's virtual time */
+    DISCO_MSG_LIFECYCLE,              /* VmLifecycle: the VM shuts down */
+};
+
+/* A frame waiting for the main loop (applied in arrival order). */
+struct disco_inbox_msg {
+    QSIMPLEQ_ENTRY(disco_inbox_msg) next;
+    int peer;
+    uint16_t type;
+    size_t len;
+    uint8_t body[];
+};
+
+struct disco_counters {
+    uint64_t ipis_sent, ipis_received;
+    uint64_t io_forwarded, io_served;
+    uint64_t tb_invalidations;
+};
+
+struct disco_node {
+    /* set by the -object, immutable afterwards */
+    struct cluster_config *cfg;
+    const struct cluster_vm *vm;
+    int vm_index, self, master;
+    char *stats_path;
+    int cpu_first, cpu_count;           /* this node's vCPU indices */
+    int apic_owner[256];                /* APIC ID -> node, -1 if none */
+
+    /* set at machine-init-done */
+    struct dsm_region *region;
+    RAMBlock *ram;
+
+    QEMUBH *inbox_bh;
+    QemuMutex inbox_lock;
+    QSIMPLEQ_HEAD(, disco_inbox_msg) inbox;
+
+    struct rpc_call_table calls;        /* I/O and clock requests in flight */
+
+    /* lifecycle (main loop thread, read by the DSM loop) */
+    bool shutdown_from_peer;            /* the shutdown came as a message */
+    bool shutting_down;
+    bool exiting;                       /* past the final barrier */
+    int shutdown_cause;
+    char shutdown_origin[CLUSTER_NAME_MAX];
+    int clock_synced;
+
+    struct disco_counters n;            /* atomics */
+};
+
+extern struct disco_node disco;
+
+static inline const char *disco_node_name(int node)
+{
+    return disco.cfg->nodes[node].name;
+}
+
+/* disco-msg.c */
+int disco_send(int peer, uint16_t type, const void *body, size_t len);
+void disco_broadcast(uint16_t type, const void *body, size_t len);
+void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
+void disco_inbox_init(void);
+void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN disco_die(const char *fmt, ...);
+
+/* handlers of queued messages, main loop thread, BQL held */
+void disco_irq_apply_ipi(int peer, const uint8_t *body, size_t len);
+void disco_irq_apply_apic_state(int peer, const uint8_t *body, size_t len);
+void disco_irq_apply_eoi(int peer, const uint8_t *body, size_t len);
+void disco_io_serve(int peer, const uint8_t *body, size_t len);
+void disco_machine_apply_chipset(int peer, const uint8_t *body, size_t len);
+void disco_machine_apply_clock_start(int peer, const uint8_t *body, size_t len);
+void disco_machine_apply_lifecycle(int peer, const uint8_t *body, size_t len);
+/* handlers run on the DSM loop thread */
+void disco_io_complete(const uint8_t *body, size_t len);
+void disco_machine_answer_clock(int peer, const uint8_t *body, size_t len);
+void disco_machine_clock_reply(const uint8_t *body, size_t len);
+
+/* disco-irq.c */
+void disco_irq_init(void);
+
+/* disco-machine.c */
+void disco_machine_init_done(void);
+
+/* disco-ram.c */
+void disco_ram_init_done(void);
+void disco_ram_print_stats(void);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * Messages between the nodes of a spanning VM: sending (any thread,
+ * straight onto the connection through the DSM region) and receiving (the
+ * DSM loop thread). A few messages are answered on the loop thread itself
+ * because their answer must not wait for the main loop: I/O replies wake
+ * the waiting vCPU, clock requests read the virtual clock. Everything else
+ * touches devices or vCPUs and needs the BQL, so it goes to the inbox,
+ * which a bottom half drains on the main loop in arrival order: that keeps
+ * each sender's order (INIT before SIPI, PAM before the IPIs that follow).
+ */
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+
+#include "disco-internal.h"
+
+void disco_die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "disco %s: ", disco.self >= 0 ? disco_node_name(disco.self) : "?");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    /* Other threads may be blocked in page faults that will never be
+     * served: skip atexit handlers and QEMU's cleanup, which would wait. */
+    _exit(1);
+}
+
+int disco_send(int peer, uint16_t type, const void *body, size_t len)
+{
+    return dsm_region_send_frame(disco.region, peer, type, body, len);
+}
+
+void disco_broadcast(uint16_t type, const void *body, size_t len)
+{
+    for (int i = 0; i < disco.cfg->n_nodes; i++) {
+        if (i != disco.self && (disco.vm->node_mask & (1ULL << i))) {
+            disco_send(i, type, body, len);
+        }
+    }
+}
+
+static void disco_inbox_run(void *opaque)
+{
+    for (;;) {
+        struct disco_inbox_msg *m;
+
+        qemu_mutex_lock(&disco.inbox_lock);
+        m = QSIMPLEQ_FIRST(&disco.inbox);
+        if (m) {
+            QSIMPLEQ_REMOVE_HEAD(&disco.inbox, next);
+        }
+        qemu_mutex_unlock(&disco.inbox_lock);
+        if (!m) {
+            return;
+        }
+        switch (m->type) {
+        case DISCO_MSG_IPI:
+            disco_irq_apply_ipi(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_APIC_STATE:
+            disco_irq_apply_apic_state(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_EOI:
+            disco_irq_apply_eoi(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_IO_REQ:
+            disco_io_serve(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_CHIPSET:
+            disco_machine_apply_chipset(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_CLOCK_START:
+            disco_machine_apply_clock_start(m->peer, m->body, m->len);
+            break;
+        case DISCO_MSG_LIFECYCLE:
+            disco_machine_apply_lifecycle(m->peer, m->body, m->len);
+            break;
+        }
+        g_free(m);
+    }
+}
+
+void disco_inbox_init(void)
+{
+    qemu_mutex_init(&disco.inbox_lock);
+    QSIMPLEQ_INIT(&disco.inbox);
+    disco.inbox_bh = qemu_bh_new(disco_inbox_run, NULL);
+}
+
+void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len)
+{
+    struct disco_inbox_msg *m;
+
+    switch (type) {
+    case DISCO_MSG_IO_REPLY:
+        disco_io_complete(body, len);
+        return;
+    case DISCO_MSG_CLOCK_REQ:
+        disco_machine_answer_clock(peer, body, len);
+        return;
+    case DISCO_MSG_CLOCK_REPLY:
+        disco_machine_clock_reply(body, len);
+        return;
+    case DISCO_MSG_IPI:
+    case DISCO_MSG_APIC_STATE:
+    case DISCO_MSG_EOI:
+    case DISCO_MSG_IO_REQ:
+    case DISCO_MSG_CHIPSET:
+    case DISCO_MSG_CLOCK_START:
+    case DISCO_MSG_LIFECYCLE:
+        break;
+    default:
+        disco_die("node %s sent unknown VM message type %u", disco_node_name(peer), type);
+    }
+    m = g_malloc(sizeof(*m) + len);
+    m->peer = peer;
+    m->type = type;
+    m->len = len;
+    memcpy(m->body, body, len);
+    qemu_mutex_lock(&disco.inbox_lock);
+    QSIMPLEQ_INSERT_TAIL(&disco.inbox, m, next);
+    qemu_mutex_unlock(&disco.inbox_lock);
+    qemu_bh_schedule(disco.inbox_bh);
+}

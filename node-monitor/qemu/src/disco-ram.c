@@ -1,0 +1,145 @@
+/*
+ * Guest RAM under the DSM. At machine-init-done (BQL held, before the
+ * first reset and vm_start) the memory backend's RAMBlock becomes a DSM
+ * region: dsm_region_create() adopts QEMU's private anonymous mapping,
+ * keeps (and populates) the pages this node is initially home for and
+ * discards the rest, which then fill from their home on first access.
+ * dsm_region_start() joins the cluster and returns once every node of the
+ * VM is connected, or the process exits naming who is missing.
+ *
+ * The region's hooks run on its loop thread: it registers with RCU (TB
+ * invalidation needs it), invalidates translated code of every page whose
+ * local copy is dropped (before the drop is acknowledged, so the writer
+ * never runs ahead of a stale translation here), hands VM messages to
+ * disco-msg.c, and stops the VM when a node is lost.
+ */
+#include "qemu/osdep.h"
+#include "qemu/rcu.h"
+#include "qemu/madvise.h"
+#include "qemu/error-report.h"
+#include "exec/ram_addr.h"
+#include "exec/exec-all.h"
+#include "sysemu/hostmem.h"
+#include "sysemu/tcg.h"
+
+#include "disco-internal.h"
+
+static int disco_find_backend_ram(RAMBlock *rb, void *opaque)
+{
+    Object *owner = rb->mr ? rb->mr->owner : NULL;
+
+    if (owner && object_dynamic_cast(owner, TYPE_MEMORY_BACKEND)) {
+        if (disco.ram) {
+            disco_die("guest RAM has more than one memory backend (%s, %s): "
+                      "one backend is supported", qemu_ram_get_idstr(disco.ram),
+                      qemu_ram_get_idstr(rb));
+        }
+        disco.ram = rb;
+    }
+    return 0;
+}
+
+static void disco_loop_start(void *opaque)
+{
+    rcu_register_thread();
+}
+
+static void disco_page_dropped(void *opaque, uint64_t page)
+{
+    ram_addr_t ra = disco.ram->offset + page * TARGET_PAGE_SIZE;
+
+    /* a clean CODE bit means translated blocks may exist for this page */
+    if (tcg_enabled() && !cpu_physical_memory_get_dirty_flag(ra, DIRTY_MEMORY_CODE)) {
+        tb_invalidate_phys_range(ra, ra + TARGET_PAGE_SIZE);
+        qatomic_inc(&disco.n.tb_invalidations);
+    }
+}
+
+static void disco_fatal(void *opaque, const char *message)
+{
+    if (qatomic_read(&disco.exiting)) {
+        return;
+    }
+    disco_die("%s: stopping the VM", message);
+}
+
+static void disco_peer_lost(void *opaque, int peer, const char *why)
+{
+    if (qatomic_read(&disco.shutting_down)) {
+        return; /* the shutdown barrier reports a node that did not make it */
+    }
+    disco_die("node %s lost (%s): stopping the VM", disco_node_name(peer), why);
+}
+
+void disco_ram_init_done(void)
+{
+    struct dsm_region_options o = {
+        .cfg = disco.cfg,
+        .vm = disco.vm_index,
+        .node = disco.self,
+        .on_fatal = disco_fatal,
+        .on_loop_start = disco_loop_start,
+        .on_page_dropped = disco_page_dropped,
+        .on_frame = disco_on_frame,
+        .on_peer_lost = disco_peer_lost,
+    };
+    char err[512];
+    void *host;
+    size_t size;
+    int rc;
+
+    qemu_ram_foreach_block(disco_find_backend_ram, NULL);
+    if (!disco.ram) {
+        disco_die("no memory backend found: start QEMU with -object memory-backend-ram "
+                  "and -machine memory-backend=");
+    }
+    host = qemu_ram_get_host_addr(disco.ram);
+    size = qemu_ram_get_used_length(disco.ram);
+    if (size != disco.vm->memory_bytes) {
+        disco_die("RAM block %s has %zu bytes, vm %s %" PRIu64, qemu_ram_get_idstr(disco.ram),
+                  size, disco.vm->name, disco.vm->memory_bytes);
+    }
+    /* userfaultfd works on 4 KiB pages: no transparent huge pages here */
+    qemu_madvise(host, size, QEMU_MADV_NOHUGEPAGE);
+    o.addr = host;
+    o.size = size;
+    rc = dsm_region_create(&o, &disco.region);
+    if (rc < 0) {
+        disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));
+    }
+    info_report("disco %s: joining cluster %s for vm %s (%d of %d vCPUs here, %s)",
+                disco_node_name(disco.self), disco.cfg->name, disco.vm->name, disco.cpu_count,
+                disco.vm->vcpus, disco_nonmaster ? "devices on the master" : "master");
+    rc = dsm_region_start(disco.region, err, sizeof(err));
+    if (rc < 0) {
+        disco_die("cannot join the cluster: %s", err);
+    }
+}
+
+void disco_ram_print_stats(void)
+{
+    char prefix[96];
+    struct dsm_stats s;
+    FILE *f = stderr;
+
+    if (disco.stats_path) {
+        f = fopen(disco.stats_path, "w");
+        if (!f) {
+            error_report("disco: cannot write statistics to %s: %s", disco.stats_path,
+                         strerror(errno));
+            f = stderr;
+        }
+    }
+    snprintf(prefix, sizeof(prefix), "disco %s: ", disco_node_name(disco.self));
+    if (dsm_region_stats(disco.region, &s) == 0) {
+        dsm_stats_print(&s, prefix, f);
+    }
+    fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
+            "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
+            "%stb_invalidations=%" PRIu64 "\n",
+            prefix, disco.n.ipis_sent, prefix, disco.n.ipis_received, prefix,
+            disco.n.io_forwarded, prefix, disco.n.io_served, prefix, disco.n.tb_invalidations);
+    if (f != stderr) {
+        fclose(f);
+    }
+}

@@ -1,0 +1,57 @@
+/*
+ * The calls the patched QEMU core makes into disco (node-monitor/qemu/
+ * patches/ adds one line per hook point; the logic lives in this folder).
+ * Every hook is a cheap no-op unless a `-object disco,...` made this QEMU
+ * process one node of a spanning VM; then:
+ *
+ *   - vCPUs of other nodes exist here but are parked (never run);
+ *   - interrupts for them are sent to their node (disco-irq.c);
+ *   - port and memory-mapped I/O of a non-master goes to the master, which
+ *     owns every device (disco-io.c);
+ *   - chipset routing, guest time and shutdown are kept alike on every
+ *     node (disco-machine.c); guest RAM is a DSM region (disco-ram.c).
+ *
+ * Threads: the hooks run on vCPU threads (I/O, APIC writes, TSC) or the
+ * main loop thread, with or without the BQL as the QEMU call site has it;
+ * each says what it needs. None blocks while holding the BQL except
+ * disco_io_forward's callers that already held it (device code).
+ */
+#ifndef DISCO_QEMU_HOOKS_H
+#define DISCO_QEMU_HOOKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+extern bool disco_enabled;   /* this process is a node of a spanning VM */
+extern bool disco_nonmaster; /* ... and not the master (which owns the devices) */
+
+/* Interrupts (hw/intc/apic.c), under the BQL. @mask is the 8-word APIC-ID
+ * bitmap apic.c computed; bits of vCPUs on other nodes are sent there and
+ * cleared (LOWPRI is first narrowed to the one target apic.c would pick). */
+void disco_apic_route(uint32_t *mask, uint8_t delivery_mode, uint8_t vector,
+                      uint8_t trigger_mode);
+/* A local vCPU changed its APIC ID, LDR or DFR: tell every node. */
+void disco_apic_addressing_changed(void *apic_common_state);
+/* EOI of a level-triggered vector: true if sent to the master instead of
+ * the local (device-less) IOAPIC. */
+bool disco_apic_eoi(int vector);
+/* Non-masters have no programmed PIC: its output must reach no vCPU. */
+static inline bool disco_pic_ignored(void) { return disco_nonmaster; }
+
+/* I/O of a vCPU on a non-master (TCG io_readx/io_writex, the PIO helpers,
+ * KVM exits), called WITHOUT the BQL where QEMU allows it: true if the
+ * access was done by the master (*val holds a read's result). */
+bool disco_mmio_forward(uint64_t gpa, uint64_t *val, unsigned size, bool is_write);
+bool disco_pio_forward(uint32_t port, uint64_t *val, unsigned size, bool is_write);
+
+/* i440FX PAM/SMRAM registers changed on the master (BQL held). */
+void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
+
+/* TCG's TSC: derived from the shared virtual clock on every node. */
+uint64_t disco_tsc(void);
+
+/* End of qemu_cleanup(): wait for every node to stop its vCPUs, print the
+ * statistics, and exit with the VM's status. */
+void disco_cleanup(void);
+
+#endif

@@ -1,0 +1,361 @@
+/*
+ * Builds the QEMU command line of one node (see qemu_cmdline.h for the
+ * contract and node-monitor/README.md for why each flag is there).
+ *
+ * The argv is assembled in a growable array of malloc'd strings; any
+ * allocation failure frees what was built and returns -ENOMEM, so callers
+ * only ever see a complete argv or none. Values that QEMU parses as
+ * "key=value,key=value" (-name, -object, -chardev) go through
+ * qemu_opt_escape(); -kernel, -initrd and -append take their argument
+ * verbatim, so those are passed as they are.
+ */
+#include "qemu_cmdline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct argv_builder {
+	char **v;
+	int n, cap;
+	int error; /* first failure (negative errno), sticky */
+};
+
+static void add_owned(struct argv_builder *b, char *s)
+{
+	if (!s && !b->error)
+		b->error = -ENOMEM;
+	if (b->error) {
+		free(s);
+		return;
+	}
+	if (b->n + 2 > b->cap) {
+		int cap = b->cap ? 2 * b->cap : 64;
+		char **v = realloc(b->v, cap * sizeof(*v));
+
+		if (!v) {
+			free(s);
+			b->error = -ENOMEM;
+			return;
+		}
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = s;
+	b->v[b->n] = NULL;
+}
+
+static void add(struct argv_builder *b, const char *s)
+{
+	add_owned(b, strdup(s));
+}
+
+static void addf(struct argv_builder *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void addf(struct argv_builder *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	add_owned(b, s);
+}
+
+char *qemu_opt_escape(const char *s)
+{
+	size_t n = strlen(s), commas = 0;
+	char *out, *p;
+
+	for (size_t i = 0; i < n; i++)
+		commas += s[i] == ',';
+	out = malloc(n + commas + 1);
+	if (!out)
+		return NULL;
+	p = out;
+	for (size_t i = 0; i < n; i++) {
+		*p++ = s[i];
+		if (s[i] == ',')
+			*p++ = ',';
+	}
+	*p = '\0';
+	return out;
+}
+
+static int shell_safe(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-", *s))
+			return 0;
+	return 1;
+}
+
+char *qemu_cmdline_quote(char *const *argv)
+{
+	size_t len = 1;
+	char *out, *p;
+
+	for (int i = 0; argv[i]; i++)
+		len += 4 * strlen(argv[i]) + 3; /* worst case: every byte a quote */
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	p = out;
+	for (int i = 0; argv[i]; i++) {
+		const char *s = argv[i];
+
+		if (i)
+			*p++ = ' ';
+		if (shell_safe(s)) {
+			p = stpcpy(p, s);
+			continue;
+		}
+		*p++ = '\'';
+		for (; *s; s++) {
+			if (*s == '\'')
+				p = stpcpy(p, "'\\''");
+			else
+				*p++ = *s;
+		}
+		*p++ = '\'';
+	}
+	*p = '\0';
+	return out;
+}
+
+void qemu_cmdline_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (int i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/* @path made absolute against the folder of @config_path (cluster-config
+ * already stores absolute paths; this covers a hand-made struct). */
+static char *resolve_path(const char *path, const char *config_path)
+{
+	const char *slash;
+	char *out;
+
+	if (path[0] == '/' || !config_path || !(slash = strrchr(config_path, '/')))
+		return strdup(path);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path, path) < 0)
+		return NULL;
+	return out;
+}
+
+/* 0 when @path is a readable regular file, else -ENOENT with a message. */
+static int check_guest_file(const char *what, const char *path, const struct cluster_vm *vm,
+			    char *err, size_t errlen)
+{
+	struct stat st;
+	const char *why;
+
+	if (stat(path, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (access(path, R_OK) < 0)
+		why = strerror(errno);
+	else
+		return 0;
+	snprintf(err, errlen,
+		 "%s %s of VM \"%s\": %s; build the guest with scripts/make-guest.sh (`make run` also builds it)",
+		 what, path, vm->name, why);
+	return -ENOENT;
+}
+
+static void list_vm_nodes(const struct cluster_config *cfg, const struct cluster_vm *vm, char *buf,
+			  size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < cfg->n_nodes && used < len; i++) {
+		if (!(vm->node_mask & (1ULL << i)))
+			continue;
+		used += snprintf(buf + used, len - used, "%s%s", used ? ", " : "", cfg->nodes[i].name);
+	}
+}
+
+static int check_args(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+		      const struct node_qemu_opts *o, char *err, size_t errlen)
+{
+	char names[1024];
+
+	if (!o->qemu || !o->config_path) {
+		snprintf(err, errlen, "internal error: no QEMU binary or config path");
+		return -EINVAL;
+	}
+	if (node < 0 || node >= cfg->n_nodes) {
+		snprintf(err, errlen, "no node with index %d (the cluster has %d)", node, cfg->n_nodes);
+		return -EINVAL;
+	}
+	if (!(vm->node_mask & (1ULL << node))) {
+		list_vm_nodes(cfg, vm, names, sizeof(names));
+		snprintf(err, errlen,
+			 "node \"%s\" does not take part in VM \"%s\" (not in its vcpu_placement); "
+			 "the VM runs on %s",
+			 cfg->nodes[node].name, vm->name, names);
+		return -EINVAL;
+	}
+	if (o->accel != NODE_ACCEL_TCG && o->accel != NODE_ACCEL_KVM) {
+		snprintf(err, errlen, "internal error: bad accelerator %d", (int)o->accel);
+		return -EINVAL;
+	}
+	if (o->console == NODE_CONSOLE_SOCKET && (!o->console_path || !*o->console_path)) {
+		snprintf(err, errlen, "--console socket: needs a path (socket:PATH)");
+		return -EINVAL;
+	}
+	if (!vm->kernel[0] && (vm->initrd[0] || vm->cmdline[0] || (o->append && *o->append))) {
+		snprintf(err, errlen,
+			 "VM \"%s\" has no kernel, so its %s cannot be used (QEMU takes them only with -kernel)",
+			 vm->name,
+			 vm->initrd[0] ? "initrd" : vm->cmdline[0] ? "cmdline" : "--append text");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
+			    const struct node_qemu_opts *o, char *err, size_t errlen)
+{
+	static const struct {
+		const char *flag, *what;
+		size_t offset;
+	} files[] = {
+		{"-kernel", "kernel", offsetof(struct cluster_vm, kernel)},
+		{"-initrd", "initrd", offsetof(struct cluster_vm, initrd)},
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !b->error; i++) {
+		const char *path = (const char *)vm + files[i].offset;
+		char *abs;
+		int r;
+
+		if (!path[0])
+			continue;
+		abs = resolve_path(path, o->config_path);
+		if (!abs) {
+			b->error = -ENOMEM;
+			break;
+		}
+		r = check_guest_file(files[i].what, abs, vm, err, errlen);
+		if (r < 0) {
+			free(abs);
+			b->error = r;
+			break;
+		}
+		add(b, files[i].flag);
+		add_owned(b, abs);
+	}
+	if (vm->cmdline[0] || (o->append && *o->append)) {
+		add(b, "-append");
+		addf(b, "%s%s%s", vm->cmdline, vm->cmdline[0] && o->append && *o->append ? " " : "",
+		     o->append ? o->append : "");
+	}
+}
+
+static void add_serial(struct argv_builder *b, const struct cluster_vm *vm, int node,
+		       const struct node_qemu_opts *o)
+{
+	if (node == vm->master_node && o->console == NODE_CONSOLE_SOCKET) {
+		char *path = qemu_opt_escape(o->console_path);
+
+		if (!path) {
+			b->error = -ENOMEM;
+			return;
+		}
+		add(b, "-chardev");
+		addf(b, "socket,id=con0,path=%s,server=on,wait=off", path);
+		free(path);
+		add(b, "-serial");
+		add(b, "chardev:con0");
+		return;
+	}
+	add(b, "-serial");
+	add(b, node == vm->master_node && o->console == NODE_CONSOLE_STDIO ? "stdio" : "null");
+}
+
+int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
+		       const struct node_qemu_opts *o, char ***argv_out, char *err, size_t errlen)
+{
+	struct argv_builder b = {0};
+	char *vm_name = NULL, *cfg_path = NULL, *node_name = NULL, *stats = NULL;
+	int r;
+
+	*argv_out = NULL;
+	r = check_args(cfg, vm, node, o, err, errlen);
+	if (r < 0)
+		return r;
+
+	vm_name = qemu_opt_escape(vm->name);
+	node_name = qemu_opt_escape(cfg->nodes[node].name);
+	cfg_path = qemu_opt_escape(o->config_path);
+	stats = o->stats ? qemu_opt_escape(o->stats) : NULL;
+	if (!vm_name || !node_name || !cfg_path || (o->stats && !stats))
+		b.error = -ENOMEM;
+
+	add(&b, o->qemu);
+	add(&b, "-name");
+	addf(&b, "%s,debug-threads=on", vm_name ? vm_name : "");
+	add(&b, "-nodefaults");
+	add(&b, "-no-user-config");
+	add(&b, "-display");
+	add(&b, "none");
+	add(&b, "-vga");
+	add(&b, "none");
+	add(&b, "-no-reboot");
+	add(&b, "-L");
+	add(&b, "/usr/share/qemu");
+	add(&b, "-L");
+	add(&b, "/usr/share/seabios");
+	add(&b, "-machine");
+	add(&b, "pc,vmport=off,smm=off,memory-backend=ram0");
+	add(&b, "-object");
+	addf(&b, "memory-backend-ram,id=ram0,size=%" PRIu64, vm->memory_bytes);
+	add(&b, "-accel");
+	add(&b, o->accel == NODE_ACCEL_KVM ? "kvm,kernel-irqchip=off" : "tcg,thread=multi");
+	add(&b, "-cpu");
+	add(&b, o->accel == NODE_ACCEL_KVM
+			? "host,-kvmclock-stable-bit,-kvm-pv-ipi,-kvm-pv-tlb-flush,-kvm-asyncpf,-kvm-asyncpf-int"
+			: "qemu64");
+	add(&b, "-smp");
+	addf(&b, "%d", vm->vcpus);
+	add(&b, "-m");
+	addf(&b, "%" PRIu64 "M", vm->memory_bytes >> 20);
+	add(&b, "-global");
+	add(&b, "apic-common.vapic=off");
+	add_guest_files(&b, vm, o, err, errlen);
+	add_serial(&b, vm, node, o);
+	add(&b, "-object");
+	addf(&b, "disco,id=disco0,config=%s,node=%s,vm=%s%s%s", cfg_path ? cfg_path : "",
+	     node_name ? node_name : "", vm_name ? vm_name : "", stats ? ",stats=" : "",
+	     stats ? stats : "");
+	for (int i = 0; i < o->n_extra; i++)
+		add(&b, o->extra[i]);
+
+	free(vm_name);
+	free(node_name);
+	free(cfg_path);
+	free(stats);
+	if (b.error) {
+		if (b.error == -ENOMEM)
+			snprintf(err, errlen, "out of memory building the QEMU command line");
+		qemu_cmdline_free(b.v);
+		return b.error;
+	}
+	*argv_out = b.v;
+	return 0;
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# make-guest.sh [OUTDIR]: build the default disco guest.
+#
+#   OUTDIR/vmlinuz     Debian's cloud kernel (linux-image-cloud-amd64 resolves
+#                      to a versioned linux-image-6.1.0-NN-cloud-amd64), fetched
+#                      with `apt-get download` into a cache and unpacked there
+#                      with dpkg -x. Nothing is installed on this machine.
+#   OUTDIR/initrd.img  gzip'd newc cpio: /init (tests/guest/init), the static
+#                      busybox of busybox-static with its applet links, and the
+#                      guest programs tests/guest/*.c built static as
+#                      /bin/disco-<name>.
+#
+# OUTDIR defaults to build/guest under the repository root. The kernel cache
+# is ${DISCO_CACHE:-$HOME/.cache/disco}/guest-kernel. Set DISCO_GUEST_KERNEL_PKG
+# to use another kernel package than the one linux-image-cloud-amd64 names,
+# DISCO_GUEST_CFLAGS to add compiler flags for the guest programs (e.g.
+# -DBREAK, which plants a deliberate bug in each so that it must FAIL).
+#
+# Incremental: OUTDIR/.stamp holds a hash of this script, tests/guest/*, the
+# kernel package and version, busybox and the compiler; when it matches and
+# both outputs exist nothing is rebuilt. One line says what was done.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+outdir=${1:-$root/build/guest}
+cache=${DISCO_CACHE:-$HOME/.cache/disco}/guest-kernel
+busybox=${BUSYBOX:-/bin/busybox}
+cc=${CC:-gcc}
+read -r -a extra_cflags <<<"${DISCO_GUEST_CFLAGS:-}"
+src=$root/tests/guest
+
+die() {
+	echo "make-guest: error: $*" >&2
+	exit 1
+}
+
+# ---- which kernel --------------------------------------------------------
+
+# Prints "package version" of the kernel image to use, from the local apt
+# lists (no network). Empty if apt does not know it.
+resolve_kernel() {
+	local pkg=${DISCO_GUEST_KERNEL_PKG:-} ver
+	if [ -z "$pkg" ]; then
+		pkg=$(apt-cache show --no-all-versions linux-image-cloud-amd64 2>/dev/null |
+			sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*-cloud-amd64\).*/\1/p' | head -n1) || true
+	fi
+	[ -n "$pkg" ] || return 0
+	ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null |
+		sed -n 's/^Version: //p' | head -n1) || true
+	[ -n "$ver" ] && echo "$pkg $ver"
+	return 0
+}
+
+kernel=$(resolve_kernel)
+if [ -z "$kernel" ] && [ -n "${DISCO_GUEST_KERNEL_PKG:-}" ]; then
+	die "apt does not know DISCO_GUEST_KERNEL_PKG=$DISCO_GUEST_KERNEL_PKG (see: apt-cache policy $DISCO_GUEST_KERNEL_PKG)"
+fi
+if [ -z "$kernel" ]; then
+	# Offline or no apt lists: fall back to the newest kernel already cached.
+	cached=$(ls -d "$cache"/linux-image-*_*/ 2>/dev/null | sort -V | tail -n1 || true)
+	[ -n "$cached" ] || die "apt does not know linux-image-cloud-amd64 and no kernel is cached in $cache.
+  Run 'apt-get update' (as root) so apt knows the Debian kernel packages, then run this again."
+	cached=$(basename "$cached")
+	kernel="${cached%%_*} ${cached#*_}"
+	echo "make-guest: note: apt could not resolve linux-image-cloud-amd64; using the cached $kernel" >&2
+fi
+kpkg=${kernel% *}
+kver=${kernel#* }
+kdir=$cache/${kpkg}_${kver}
+
+# ---- up to date? ------------------------------------------------------------
+
+[ -x "$busybox" ] || die "$busybox not found. Install it with: apt-get install busybox-static"
+if readelf -l "$busybox" 2>/dev/null | grep -q 'INTERP'; then
+	die "$busybox is dynamically linked; the initramfs needs the one from busybox-static (apt-get install busybox-static)"
+fi
+command -v cpio >/dev/null || die "cpio not found. Install it with: apt-get install cpio"
+command -v "$cc" >/dev/null || die "$cc not found. Install it with: apt-get install build-essential"
+
+stamp=$(
+	{
+		echo "kernel $kpkg $kver"
+		sha256sum "${BASH_SOURCE[0]}" "$busybox"
+		(cd "$src" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+		"$cc" --version | head -n1
+		echo "cflags ${extra_cflags[*]}"
+	} | sha256sum | cut -d' ' -f1
+)
+if [ -f "$outdir/.stamp" ] && [ "$(cat "$outdir/.stamp")" = "$stamp" ] &&
+	[ -s "$outdir/vmlinuz" ] && [ -s "$outdir/initrd.img" ]; then
+	echo "make-guest: up to date: $outdir (kernel $kpkg $kver)"
+	exit 0
+fi
+mkdir -p "$outdir" "$cache"
+
+# ---- kernel -------------------------------------------------------------------
+
+fetched=""
+if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+	deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
+	if [ -z "$deb" ]; then
+		apt_opts=(-q)
+		# As root, apt drops to user _apt to download, which cannot write
+		# into root's cache directory; download as root instead.
+		[ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+		if ! (cd "$cache" && apt-get download "${apt_opts[@]}" "$kpkg=$kver" >"$cache/download.log" 2>&1); then
+			sed 's/^/  apt: /' "$cache/download.log" >&2
+			die "apt-get download $kpkg=$kver failed (log: $cache/download.log).
+  Check the network and the apt sources; if the version is gone from the mirror, run 'apt-get update' and try again."
+		fi
+		deb=$(ls "$cache/${kpkg}_"*.deb 2>/dev/null | sort -V | tail -n1 || true)
+		[ -n "$deb" ] || die "apt-get download reported success but no ${kpkg}_*.deb is in $cache"
+		fetched=" (downloaded $(basename "$deb"))"
+	fi
+	rm -rf "$kdir.tmp"
+	dpkg -x "$deb" "$kdir.tmp" || die "dpkg -x $deb failed; delete it and run this again to download it anew"
+	ls "$kdir.tmp"/boot/vmlinuz-* >/dev/null 2>&1 || die "$deb holds no boot/vmlinuz-*"
+	rm -rf "$kdir.tmp"/lib "$kdir.tmp"/usr	# modules: the guest uses none
+	rm -rf "$kdir"
+	mv "$kdir.tmp" "$kdir"
+	rm -f "$deb"	# the unpacked tree is the cache
+fi
+vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -n1)
+cp "$vmlinuz" "$outdir/vmlinuz.tmp"
+mv "$outdir/vmlinuz.tmp" "$outdir/vmlinuz"
+
+# ---- initramfs ------------------------------------------------------------------
+
+stage=$(mktemp -d "$outdir/.stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc}
+cp "$busybox" "$stage/bin/busybox"
+for applet in $("$busybox" --list-full); do
+	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
+done
+install -m 0755 "$src/init" "$stage/init"
+if [ "$(id -u)" -eq 0 ]; then
+	# The kernel opens /dev/console before /init mounts devtmpfs.
+	mknod -m 600 "$stage/dev/console" c 5 1
+	mknod -m 666 "$stage/dev/null" c 1 3
+fi
+echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
+
+programs=()
+for c in "$src"/*.c; do
+	name=$(basename "$c" .c)
+	if ! "$cc" -static -O2 -pthread -std=gnu11 -Wall -Wextra -s "${extra_cflags[@]}" \
+		-o "$stage/bin/disco-$name" "$c"; then
+		die "building the guest program $c failed (see the compiler messages above)"
+	fi
+	programs+=("$name")
+done
+
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio -o -H newc --owner=0:0 --quiet) | gzip -9n >"$outdir/initrd.img.tmp"
+mv "$outdir/initrd.img.tmp" "$outdir/initrd.img"
+echo "$stamp" >"$outdir/.stamp"
+
+echo "make-guest: built $outdir/vmlinuz ($kpkg $kver)$fetched and initrd.img" \
+	"($(($(stat -c %s "$outdir/initrd.img") / 1024)) KiB: ${programs[*]}${extra_cflags[*]:+; cflags ${extra_cflags[*]}})"

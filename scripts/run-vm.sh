@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Starts every node of a VM of a cluster config on THIS machine (one
+# disco-node, hence one QEMU, per node), shows the guest console, waits for
+# the VM to end, prints each node's statistics and one summary line:
+#
+#   vm=<name> nodes=<k> vcpus=<n> guest_exit=<poweroff|error> coherence=<pass|fail|not-run>
+#
+#   scripts/run-vm.sh [options] CONFIG
+#     --vm NAME          the VM (default: the config's only VM)
+#     --run LIST         guest programs for the init to run, e.g. coherence,bench
+#                        (default: an interactive shell on a terminal, else
+#                        coherence,bench); "shell" forces the shell
+#     --args NAME=A:B    arguments for guest program NAME (repeatable)
+#     --build DIR        the CMake build dir (default: build)
+#     --out DIR          keep logs here (default: a temporary dir, removed)
+#     --timeout SEC      stop everything after SEC seconds (default 900)
+#     --quiet            do not copy the console to stdout
+#
+# Exit status: 0 when every node exited 0 (guest powered off) and every
+# guest program passed; 1 otherwise. The console is in OUT/console.log and
+# node N's messages in OUT/N.log, its statistics in OUT/N.stats.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--vm) vm=$2; shift 2 ;;
+	--run) run=$2; shift 2 ;;
+	--args) args+=("$2"); shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--quiet) quiet=1; shift ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+[ $# -eq 1 ] || { echo "usage: run-vm.sh [options] CONFIG (see --help)" >&2; exit 2; }
+config=$(realpath "$1")
+node_bin=$build/node-monitor/disco-node
+check=$build/cluster-config/disco-config-check
+[ -x "$node_bin" ] || { echo "run-vm: $node_bin is missing: run make" >&2; exit 2; }
+
+# Nodes of the VM (those listed in its vcpu_placement), master first.
+mapfile -t nodes < <("$node_bin" --config "$config" ${vm:+--vm "$vm"} --list-nodes) ||
+	{ echo "run-vm: cannot read the nodes of the VM from $config" >&2; exit 2; }
+[ ${#nodes[@]} -gt 0 ] || { echo "run-vm: no nodes" >&2; exit 2; }
+vm_name=$("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-vm)
+vcpus=$("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-vcpus)
+
+interactive=0
+if [ -z "$run" ]; then
+	if [ -t 0 ] && [ -t 1 ]; then interactive=1; else run=coherence,bench; fi
+elif [ "$run" = shell ]; then
+	interactive=1
+fi
+append=""
+[ $interactive -eq 1 ] || append="disco.run=$run"
+for a in "${args[@]}"; do append+=" disco.args.${a%%=*}=${a#*=}"; done
+
+keep=1
+if [ -z "$out" ]; then out=$(mktemp -d /tmp/disco-run.XXXXXX); keep=0; fi
+mkdir -p "$out"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	sleep 1
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	[ $keep -eq 1 ] || rm -rf "$out"
+}
+trap cleanup EXIT
+
+master=${nodes[0]}
+for n in "${nodes[@]:1}"; do
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$n" --console null \
+		--stats "$out/$n.stats" ${append:+--append "$append"} \
+		>"$out/$n.log" 2>&1 </dev/null &
+	pids+=($!)
+done
+if [ $interactive -eq 1 ]; then
+	echo "run-vm: $vm_name on ${#nodes[@]} nodes (${nodes[*]}), $vcpus vCPUs; guest console follows (poweroff to end)"
+	set +e
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
+		--stats "$out/$master.stats" ${append:+--append "$append"} 2>"$out/$master.log"
+	set -e
+	master_pid=""
+else
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
+		--stats "$out/$master.stats" ${append:+--append "$append"} \
+		>"$out/console.log" 2>"$out/$master.log" </dev/null &
+	master_pid=$!
+	pids+=($master_pid)
+	[ $quiet -eq 1 ] || tail -n +1 -F "$out/console.log" 2>/dev/null &
+	tail_pid=$!
+fi
+
+# Wait for every node, with a deadline.
+status=0
+deadline=$((SECONDS + timeout))
+declare -A rc
+for i in "${!pids[@]}"; do
+	p=${pids[$i]}
+	while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+	if kill -0 "$p" 2>/dev/null; then
+		echo "run-vm: timeout after ${timeout}s: stopping every node" >&2
+		status=1
+		break
+	fi
+	set +e; wait "$p"; rc[$i]=$?; set -e
+	[ "${rc[$i]}" -eq 0 ] || status=1
+done
+[ $interactive -eq 1 ] || { sleep 0.3; kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; }
+
+echo "---- node messages and DSM statistics ----"
+for n in "${nodes[@]}"; do
+	grep -v '^$' "$out/$n.log" 2>/dev/null | sed "s/^/[$n] /" || true
+	cat "$out/$n.stats" 2>/dev/null || echo "[$n] no statistics (the node did not end cleanly)"
+done
+
+guest_exit=poweroff
+[ $status -eq 0 ] || guest_exit=error
+coherence=not-run
+if [ $interactive -eq 0 ]; then
+	if grep -q "disco-guest: coherence PASS" "$out/console.log"; then coherence=pass
+	elif grep -q "disco-guest: coherence FAIL" "$out/console.log"; then coherence=fail; fi
+	grep -q "disco-guest: result=pass" "$out/console.log" || status=1
+fi
+[ "$coherence" != fail ] || status=1
+echo "vm=$vm_name nodes=${#nodes[@]} vcpus=$vcpus guest_exit=$guest_exit coherence=$coherence"
+exit $status

@@ -1,0 +1,28 @@
+# The guest test programs (tests/guest/*.c), built for the host as well.
+# The guest image itself is made by scripts/make-guest.sh (static builds in an
+# initramfs); building them here too means the normal build compiles them with
+# the project's warnings (-Werror), and ctest runs each once on the host with
+# small arguments (label "guest"), so a broken check shows up without booting
+# a guest. Include from tests/CMakeLists.txt:
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/guest/guest.cmake OPTIONAL)
+file(GLOB DISCO_GUEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c)
+foreach(src ${DISCO_GUEST_SOURCES})
+  get_filename_component(prog ${src} NAME_WE)
+  add_executable(guest-${prog} ${src})
+  target_link_libraries(guest-${prog} PRIVATE Threads::Threads)
+  set_target_properties(guest-${prog} PROPERTIES
+    OUTPUT_NAME disco-${prog}
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/guest)
+endforeach()
+
+set(DISCO_GUEST_HOST_ARGS_coherence -n 2000 -l 2000 -t 50 -r 5000 -p 200)
+set(DISCO_GUEST_HOST_ARGS_memtest -m 8)
+set(DISCO_GUEST_HOST_ARGS_smc -r 500)
+set(DISCO_GUEST_HOST_ARGS_spinlock -d 1)
+set(DISCO_GUEST_HOST_ARGS_bench -b 512 -s 256)
+foreach(src ${DISCO_GUEST_SOURCES})
+  get_filename_component(prog ${src} NAME_WE)
+  add_test(NAME guest_${prog}_on_host COMMAND guest-${prog} ${DISCO_GUEST_HOST_ARGS_${prog}})
+  set_tests_properties(guest_${prog}_on_host PROPERTIES
+    LABELS guest TIMEOUT 120)
+endforeach()

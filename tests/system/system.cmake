@@ -1,0 +1,21 @@
+# System tests: the default guest (scripts/make-guest.sh) booted by the
+# patched QEMU (scripts/build-qemu.sh) across node processes on this
+# machine. `make build` produces both before ctest runs; each test needs
+# build/qemu/qemu-system-x86_64 and build/guest/.
+set(SYSTEST ${CMAKE_SOURCE_DIR}/tests/system)
+
+function(disco_vm_test name nodes vcpus run)
+  add_test(NAME ${name}
+           COMMAND ${SYSTEST}/vm_test.sh ${CMAKE_BINARY_DIR} ${nodes} ${vcpus} ${run} ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+endfunction()
+
+disco_vm_test(system_2_nodes_x_1_vcpu 2 1 coherence,smc,memtest)
+disco_vm_test(system_4_nodes_x_1_vcpu 4 1 coherence,smc 512M)
+disco_vm_test(system_2_nodes_x_2_vcpus 2 2 coherence,smc)
+disco_vm_test(system_1_node_x_2_vcpus 1 2 coherence,smc)
+disco_vm_test(system_spinlock_progress 2 1 spinlock 256M "min_hold_us: 200")
+
+add_test(NAME system_kill_non_master
+         COMMAND ${SYSTEST}/kill_node_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_kill_non_master PROPERTIES LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)

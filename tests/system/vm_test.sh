@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# System test: boots the default guest across NODES node processes (VCPUS
+# vCPUs each) on this machine and checks that every vCPU came online, that
+# every guest program in RUN passed, that the guest powered off and that
+# every node process exited 0.
+#   vm_test.sh BUILD NODES VCPUS RUN [MEM] [dsm line] [-- guest args NAME=A:B ...]
+set -euo pipefail
+build=$(realpath "$1") nodes=$2 vcpus=$3 run=$4 mem=${5:-256M} dsm_extra=${6:-}
+shift $(( $# < 6 ? $# : 6 ))
+[ "${1:-}" != -- ] || shift
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d /tmp/disco-systest.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+"$here/make-config.sh" "$build" "$nodes" "$vcpus" "$mem" "$dsm_extra" >"$tmp/cluster.yaml"
+cp "$root/cluster-config/examples/local.key" "$tmp/" 2>/dev/null || true
+guest_args=()
+for a in "$@"; do guest_args+=(--args "$a"); done
+set +e
+"$root/scripts/run-vm.sh" --build "$build" --out "$tmp/out" --quiet --timeout 1200 \
+	--run "$run" "${guest_args[@]}" "$tmp/cluster.yaml" >"$tmp/run.txt" 2>&1
+status=$?
+set -e
+fail() {
+	echo "FAIL: $*"
+	echo "---- run-vm output ----"; cat "$tmp/run.txt"
+	echo "---- guest console (last 60 lines) ----"; tail -n 60 "$tmp/out/console.log" 2>/dev/null
+	exit 1
+}
+summary=$(tail -n 1 "$tmp/run.txt")
+echo "$summary"
+[ $status -eq 0 ] || fail "run-vm exited $status"
+total=$((nodes * vcpus))
+grep -q "disco-guest: cpus_online=$total " "$tmp/out/console.log" ||
+	fail "the guest does not see $total vCPUs online"
+for p in ${run//,/ }; do
+	grep -q "disco-guest: $p PASS" "$tmp/out/console.log" || fail "guest program $p did not pass"
+done
+grep -q "disco-guest: result=pass" "$tmp/out/console.log" || fail "no result=pass from the guest"
+[[ "$summary" == *"guest_exit=poweroff"* ]] || fail "the guest did not power off cleanly"
+grep -h "disco-guest:" "$tmp/out/console.log"
+echo "PASS: $nodes nodes x $vcpus vCPUs: $run"

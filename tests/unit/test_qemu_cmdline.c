@@ -1,0 +1,414 @@
+/*
+ * Unit tests of node-monitor/qemu_cmdline.c: the QEMU argv disco-node
+ * builds for each node. One full argv is pinned word for word (so any
+ * change to the machine every node builds shows up here); the other tests
+ * check what differs: the serial backend on the master and elsewhere, tcg
+ * against kvm, --append, comma escaping in -object/-chardev values, extra
+ * arguments, a node outside the VM, missing or absent guest files, and the
+ * shell quoting of --dry-run.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cluster_config.h"
+#include "qemu_cmdline.h"
+
+#define KEY CONFIG_EXAMPLES_DIR "/local.key"
+
+static char tmpdir[] = "/tmp/disco-qemu-cmdline-XXXXXX";
+static char kernel[256], initrd[256];
+
+static int setup_files(void **state)
+{
+	FILE *f;
+
+	if (!mkdtemp(tmpdir))
+		return -1;
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd.img", tmpdir);
+	if (!(f = fopen(kernel, "w")) || fclose(f))
+		return -1;
+	if (!(f = fopen(initrd, "w")) || fclose(f))
+		return -1;
+	return 0;
+}
+
+static int remove_files(void **state)
+{
+	unlink(kernel);
+	unlink(initrd);
+	rmdir(tmpdir);
+	return 0;
+}
+
+/* Three nodes; VM "demo" runs on n0 (master, 1 vCPU) and n1 (1 vCPU), not
+ * n2. @guest is the YAML of the VM's kernel/initrd/cmdline keys. */
+static struct cluster_config *load(const char *guest)
+{
+	struct cluster_config *cfg = NULL;
+	char yaml[8192], err[1024] = "";
+
+	snprintf(yaml, sizeof(yaml),
+		 "cluster:\n  name: t\n  auth: {key_file: %s}\n"
+		 "nodes:\n"
+		 "  - {name: n0, address: 127.0.0.1, port: 7400}\n"
+		 "  - {name: n1, address: 127.0.0.1, port: 7401}\n"
+		 "  - {name: n2, address: 127.0.0.1, port: 7402}\n"
+		 "vms:\n"
+		 "  - name: demo\n    memory: 256M\n    vcpus: 2\n"
+		 "    vcpu_placement: {n0: 1, n1: 1}\n    master: n0\n%s",
+		 KEY, guest);
+	if (cluster_config_load_string(yaml, "t.yaml", &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s\n%s", err, yaml);
+	return cfg;
+}
+
+static struct cluster_config *load_default(void)
+{
+	char guest[1024];
+
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    initrd: %s\n    cmdline: \"console=ttyS0\"\n",
+		 kernel, initrd);
+	return load(guest);
+}
+
+static struct node_qemu_opts default_opts(void)
+{
+	return (struct node_qemu_opts){
+		.qemu = "/opt/q/qemu-system-x86_64",
+		.config_path = "/etc/disco/c.yaml",
+		.accel = NODE_ACCEL_TCG,
+		.console = NODE_CONSOLE_STDIO,
+	};
+}
+
+static char **build_ok(struct cluster_config *cfg, int node, const struct node_qemu_opts *o)
+{
+	char **argv = NULL, err[1024] = "";
+	int r = qemu_cmdline_build(cfg, &cfg->vms[0], node, o, &argv, err, sizeof(err));
+
+	if (r != 0)
+		fail_msg("build: %d: %s", r, err);
+	assert_non_null(argv);
+	return argv;
+}
+
+/* Index of @flag followed by @value in @argv, or -1. */
+static int find_pair(char **argv, const char *flag, const char *value)
+{
+	for (int i = 0; argv[i] && argv[i + 1]; i++)
+		if (!strcmp(argv[i], flag) && !strcmp(argv[i + 1], value))
+			return i;
+	return -1;
+}
+
+static int count(char **argv, const char *word)
+{
+	int n = 0;
+
+	for (int i = 0; argv[i]; i++)
+		n += !strcmp(argv[i], word);
+	return n;
+}
+
+static void assert_pair(char **argv, const char *flag, const char *value)
+{
+	if (find_pair(argv, flag, value) < 0) {
+		char *line = qemu_cmdline_quote(argv);
+
+		fail_msg("no \"%s %s\" in: %s", flag, value, line);
+	}
+}
+
+static void test_master_full_argv(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char **argv = build_ok(cfg, 0, &o);
+	const char *want[] = {
+		"/opt/q/qemu-system-x86_64",
+		"-name", "demo,debug-threads=on",
+		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
+		"-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
+		"-machine", "pc,vmport=off,smm=off,memory-backend=ram0",
+		"-object", "memory-backend-ram,id=ram0,size=268435456",
+		"-accel", "tcg,thread=multi",
+		"-cpu", "qemu64",
+		"-smp", "2",
+		"-m", "256M",
+		"-global", "apic-common.vapic=off",
+		"-kernel", kernel,
+		"-initrd", initrd,
+		"-append", "console=ttyS0",
+		"-serial", "stdio",
+		"-object", "disco,id=disco0,config=/etc/disco/c.yaml,node=n0,vm=demo",
+		NULL,
+	};
+
+	for (int i = 0; want[i] || argv[i]; i++) {
+		if (!want[i] || !argv[i] || strcmp(want[i], argv[i]))
+			fail_msg("argv[%d]: got \"%s\", want \"%s\"", i, argv[i] ? argv[i] : "(end)",
+				 want[i] ? want[i] : "(end)");
+	}
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+static void test_non_master_serial_null(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	enum node_console consoles[] = {NODE_CONSOLE_STDIO, NODE_CONSOLE_NULL, NODE_CONSOLE_SOCKET};
+
+	o.console_path = "/tmp/con.sock";
+	for (size_t i = 0; i < sizeof(consoles) / sizeof(consoles[0]); i++) {
+		char **argv;
+
+		o.console = consoles[i];
+		argv = build_ok(cfg, 1, &o);
+		assert_pair(argv, "-serial", "null");
+		assert_int_equal(count(argv, "-serial"), 1);
+		assert_int_equal(count(argv, "-chardev"), 0);
+		assert_pair(argv, "-object", "disco,id=disco0,config=/etc/disco/c.yaml,node=n1,vm=demo");
+		/* the same machine as on the master */
+		assert_pair(argv, "-smp", "2");
+		assert_pair(argv, "-m", "256M");
+		assert_pair(argv, "-kernel", kernel);
+		qemu_cmdline_free(argv);
+	}
+	cluster_config_free(cfg);
+}
+
+static void test_master_console_null_and_socket(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char **argv;
+	int c, s;
+
+	o.console = NODE_CONSOLE_NULL;
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-serial", "null");
+	assert_int_equal(count(argv, "-chardev"), 0);
+	qemu_cmdline_free(argv);
+
+	o.console = NODE_CONSOLE_SOCKET;
+	o.console_path = "/run/a,b/con.sock";
+	argv = build_ok(cfg, 0, &o);
+	c = find_pair(argv, "-chardev", "socket,id=con0,path=/run/a,,b/con.sock,server=on,wait=off");
+	s = find_pair(argv, "-serial", "chardev:con0");
+	assert_true(c >= 0);
+	assert_true(s > c);
+	assert_int_equal(count(argv, "-serial"), 1);
+	qemu_cmdline_free(argv);
+
+	o.console_path = "";
+	{
+		char **none = NULL, err[256];
+
+		assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 0, &o, &none, err, sizeof(err)),
+				 -EINVAL);
+		assert_null(none);
+	}
+	cluster_config_free(cfg);
+}
+
+static void test_kvm(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char **argv;
+
+	o.accel = NODE_ACCEL_KVM;
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-accel", "kvm,kernel-irqchip=off");
+	assert_pair(argv, "-cpu",
+		    "host,-kvmclock-stable-bit,-kvm-pv-ipi,-kvm-pv-tlb-flush,-kvm-asyncpf,-kvm-asyncpf-int");
+	assert_int_equal(count(argv, "tcg,thread=multi"), 0);
+	assert_int_equal(count(argv, "qemu64"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+static void test_append(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char guest[1024], **argv;
+
+	o.append = "quiet loglevel=3";
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "console=ttyS0 quiet loglevel=3");
+	assert_int_equal(count(argv, "-append"), 1);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* no cmdline in the config: --append alone, no leading space */
+	snprintf(guest, sizeof(guest), "    kernel: %s\n", kernel);
+	cfg = load(guest);
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "quiet loglevel=3");
+	assert_int_equal(count(argv, "-initrd"), 0);
+	qemu_cmdline_free(argv);
+
+	/* neither: no -append at all */
+	o.append = "";
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(count(argv, "-append"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+static void test_comma_escaping_and_stats(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char **argv;
+
+	o.config_path = "/srv/a,b/c,,d.yaml";
+	o.stats = "/tmp/st,ats.json";
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-object",
+		    "disco,id=disco0,config=/srv/a,,b/c,,,,d.yaml,node=n0,vm=demo,stats=/tmp/st,,ats.json");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+static void test_extra_args_last(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char *extra[] = {"-d", "int,cpu_reset", NULL};
+	char **argv;
+	int n = 0;
+
+	o.extra = extra;
+	o.n_extra = 2;
+	argv = build_ok(cfg, 0, &o);
+	while (argv[n])
+		n++;
+	assert_true(n > 2);
+	assert_string_equal(argv[n - 2], "-d");
+	assert_string_equal(argv[n - 1], "int,cpu_reset"); /* verbatim, not escaped */
+	assert_true(!strncmp(argv[n - 3], "disco,id=disco0,", 16));
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+static void test_node_not_in_vm(void **state)
+{
+	struct cluster_config *cfg = load_default();
+	struct node_qemu_opts o = default_opts();
+	char **argv = (char **)&argv, err[1024] = "";
+
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 2, &o, &argv, err, sizeof(err)), -EINVAL);
+	assert_null(argv);
+	assert_non_null(strstr(err, "\"n2\" does not take part in VM \"demo\""));
+	assert_non_null(strstr(err, "n0, n1"));
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 3, &o, &argv, err, sizeof(err)), -EINVAL);
+	cluster_config_free(cfg);
+}
+
+static void test_missing_guest_files(void **state)
+{
+	struct node_qemu_opts o = default_opts();
+	struct cluster_config *cfg;
+	char guest[1024], missing[300], **argv, err[1024] = "";
+
+	snprintf(missing, sizeof(missing), "%s/no-such-vmlinuz", tmpdir);
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    initrd: %s\n", missing, initrd);
+	cfg = load(guest);
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 0, &o, &argv, err, sizeof(err)), -ENOENT);
+	assert_null(argv);
+	assert_non_null(strstr(err, missing));
+	assert_non_null(strstr(err, "kernel"));
+	assert_non_null(strstr(err, "scripts/make-guest.sh"));
+	cluster_config_free(cfg);
+
+	snprintf(missing, sizeof(missing), "%s/no-such-initrd", tmpdir);
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    initrd: %s\n", kernel, missing);
+	cfg = load(guest);
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 1, &o, &argv, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, missing));
+	assert_non_null(strstr(err, "initrd"));
+	cluster_config_free(cfg);
+
+	/* a folder is not a kernel */
+	snprintf(guest, sizeof(guest), "    kernel: %s\n", tmpdir);
+	cfg = load(guest);
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 0, &o, &argv, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "not a regular file"));
+	cluster_config_free(cfg);
+}
+
+static void test_no_kernel(void **state)
+{
+	struct node_qemu_opts o = default_opts();
+	struct cluster_config *cfg = load("");
+	char **argv, err[1024] = "";
+
+	/* nothing given: firmware only, no guest-file flags */
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(count(argv, "-kernel") + count(argv, "-initrd") + count(argv, "-append"), 0);
+	qemu_cmdline_free(argv);
+
+	/* --append needs a kernel (QEMU refuses -append without -kernel) */
+	o.append = "quiet";
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 0, &o, &argv, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no kernel"));
+	cluster_config_free(cfg);
+
+	o.append = NULL;
+	cfg = load("    cmdline: \"console=ttyS0\"\n");
+	assert_int_equal(qemu_cmdline_build(cfg, &cfg->vms[0], 0, &o, &argv, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cmdline"));
+	cluster_config_free(cfg);
+}
+
+static void test_escape(void **state)
+{
+	char *s = qemu_opt_escape("a,b,,c");
+
+	assert_string_equal(s, "a,,b,,,,c");
+	free(s);
+	s = qemu_opt_escape("");
+	assert_string_equal(s, "");
+	free(s);
+}
+
+static void test_quote(void **state)
+{
+	char *argv[] = {"/q/qemu", "b c", "it's", "", "x,y=z:/p.-_@%+", "$HOME", "a\"b", NULL};
+	char *s = qemu_cmdline_quote(argv);
+
+	assert_string_equal(s, "/q/qemu 'b c' 'it'\\''s' '' x,y=z:/p.-_@%+ '$HOME' 'a\"b'");
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_master_full_argv),
+		cmocka_unit_test(test_non_master_serial_null),
+		cmocka_unit_test(test_master_console_null_and_socket),
+		cmocka_unit_test(test_kvm),
+		cmocka_unit_test(test_append),
+		cmocka_unit_test(test_comma_escaping_and_stats),
+		cmocka_unit_test(test_extra_args_last),
+		cmocka_unit_test(test_node_not_in_vm),
+		cmocka_unit_test(test_missing_guest_files),
+		cmocka_unit_test(test_no_kernel),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_quote),
+	};
+
+	return cmocka_run_group_tests(tests, setup_files, remove_files);
+}
