@@ -40,7 +40,7 @@ struct cli {
 	enum node_accel accel;
 	enum node_console console;
 	const char *console_path;
-	bool console_given, dry_run;
+	bool console_given, dry_run, argv_lines;
 	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS } query;
 	char *const *extra;
 	int n_extra;
@@ -64,6 +64,7 @@ static void usage(FILE *f)
 		"  --stats FILE         the disco object writes its statistics to FILE\n"
 		"  --append TEXT        added to the VM's kernel command line\n"
 		"  --dry-run            print the QEMU command line and exit\n"
+		"  --argv-lines         with --dry-run: one argument per line, unquoted\n"
 		"  --help               this text\n"
 		"Queries for scripts (need --config, not --node; print and exit):\n"
 		"  --list-nodes         the VM's nodes, master first, one per line\n"
@@ -108,7 +109,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{"stats", required_argument, 0, 's'},  {"append", required_argument, 0, 'A'},
 		{"dry-run", no_argument, 0, 'd'},      {"help", no_argument, 0, 'h'},
 		{"list-nodes", no_argument, 0, 'L'},   {"print-vm", no_argument, 0, 'P'},
-		{"print-vcpus", no_argument, 0, 'V'},  {0, 0, 0, 0},
+		{"print-vcpus", no_argument, 0, 'V'},  {"argv-lines", no_argument, 0, 'l'},
+		{0, 0, 0, 0},
 	};
 	const char *last_optarg = NULL;
 
@@ -123,6 +125,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 's': c->stats = optarg; break;
 		case 'A': c->append = optarg; break;
 		case 'd': c->dry_run = true; break;
+		case 'l': c->argv_lines = true; break;
 		case 'h': return 1;
 		case 'L': c->query = QUERY_LIST_NODES; break;
 		case 'P': c->query = QUERY_PRINT_VM; break;
@@ -405,6 +408,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (c.dry_run && c.argv_lines) {
+		for (char **a = qargv; *a; a++)
+			printf("%s\n", *a);
+		ret = 0;
+		goto out;
+	}
 	if (c.dry_run) {
 		char *line = qemu_cmdline_quote(qargv);
 

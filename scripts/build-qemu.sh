@@ -14,7 +14,7 @@
 # Cache (outside the work tree, $DISCO_CACHE or ~/.cache/disco):
 #   qemu-src/<version>/          the unpacked source package, fetched once
 #   qemu-work/<version>-<h1>/    patched + configured tree; h1 = hash of the
-#                                patches and this script. Kept, so a change
+#                                patches and configure flags. Kept, so a change
 #                                in src/ or the libraries rebuilds only what
 #                                changed (seconds, not the ~5 min cold build)
 #   qemu-bin/<version>-<h2>/     the finished binary; h2 = hash of every input
@@ -84,7 +84,12 @@ fi
 
 # --- hashes of the inputs --------------------------------------------------
 series=$(grep -v '^\s*\(#\|$\)' "$patches/series")
-h1=$( (cat "$0"; for p in $series; do cat "$patches/$p"; done) | sha256sum | cut -c1-16)
+configure_flags=(--meson=/usr/bin/meson --target-list=x86_64-softmmu
+	--without-default-features --without-default-devices
+	--enable-tcg --enable-kvm --enable-fdt=system
+	--disable-werror --disable-docs --disable-install-blobs
+	--firmwarepath=/usr/share/qemu:/usr/share/seabios)
+h1=$( (echo "${configure_flags[*]}"; for p in $series; do cat "$patches/$p"; done) | sha256sum | cut -c1-16)
 h2=$( (echo "$h1"; cat "$src"/*; for l in "${libs[@]}"; do cat "$build/$l"; done;
        for h in "${headers[@]}"; do cat "$root/$h"; done; cat "$build/proto/vm.pb-c.h") |
       sha256sum | cut -c1-16)
@@ -110,13 +115,11 @@ if [ ! -f "$work/.configured" ]; then
 	mkdir -p "$work/disco/lib" "$work/disco/include"
 	for l in "${libs[@]}"; do cp "$build/$l" "$work/disco/lib/"; done
 	say "configuring (log: $work/build/configure.log)"
-	(cd "$work/build" && ../configure --meson=/usr/bin/meson --target-list=x86_64-softmmu \
-		--without-default-features --without-default-devices \
-		--enable-tcg --enable-kvm --enable-fdt=system \
-		--disable-werror --disable-docs --disable-install-blobs \
-		--firmwarepath=/usr/share/qemu:/usr/share/seabios) >"$work/build/configure.log" 2>&1 ||
+	(cd "$work/build" && ../configure "${configure_flags[@]}") >"$work/build/configure.log" 2>&1 ||
 		die "configure failed; see $work/build/configure.log"
 	touch "$work/.configured"
+	# Older patched trees of this version are ~450 MB each: keep one spare.
+	ls -dt "$cache/qemu-work/$version"-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 fi
 
 # Refresh disco's files only where they changed, so ninja rebuilds little.
@@ -148,4 +151,5 @@ mkdir -p "$out.tmp"
 cp "$work/build/qemu-system-x86_64" "$out.tmp/"
 rm -rf "$out" && mv "$out.tmp" "$out"
 ln -sf "$out/qemu-system-x86_64" "$build/qemu/qemu-system-x86_64"
+ls -dt "$cache/qemu-bin/$version"-* 2>/dev/null | tail -n +6 | xargs -r rm -rf
 say "built $out/qemu-system-x86_64"

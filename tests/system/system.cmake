@@ -19,3 +19,8 @@ disco_vm_test(system_spinlock_progress 2 1 spinlock 256M "min_hold_us: 200")
 add_test(NAME system_kill_non_master
          COMMAND ${SYSTEST}/kill_node_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_kill_non_master PROPERTIES LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)
+
+add_test(NAME system_smc_fails_without_tb_invalidation
+         COMMAND ${SYSTEST}/smc_without_invalidation_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_smc_fails_without_tb_invalidation PROPERTIES
+                     LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)

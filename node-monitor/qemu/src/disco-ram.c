@@ -44,10 +44,17 @@ static void disco_loop_start(void *opaque)
     rcu_register_thread();
 }
 
+/* DISCO_TB_INVALIDATE=0 turns TB invalidation off: only for the system
+ * test that shows a guest needs it (tests/system/system.cmake). */
+static bool disco_tb_invalidate = true;
+
 static void disco_page_dropped(void *opaque, uint64_t page)
 {
     ram_addr_t ra = disco.ram->offset + page * TARGET_PAGE_SIZE;
 
+    if (!disco_tb_invalidate) {
+        return;
+    }
     /* a clean CODE bit means translated blocks may exist for this page */
     if (tcg_enabled() && !cpu_physical_memory_get_dirty_flag(ra, DIRTY_MEMORY_CODE)) {
         tb_invalidate_phys_range(ra, ra + TARGET_PAGE_SIZE);
@@ -88,6 +95,11 @@ void disco_ram_init_done(void)
     size_t size;
     int rc;
 
+    if (getenv("DISCO_TB_INVALIDATE") && !strcmp(getenv("DISCO_TB_INVALIDATE"), "0")) {
+        disco_tb_invalidate = false;
+        warn_report("disco: DISCO_TB_INVALIDATE=0: translated code is NOT invalidated "
+                    "when other nodes write it (test only)");
+    }
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.ram) {
         disco_die("no memory backend found: start QEMU with -object memory-backend-ram "
