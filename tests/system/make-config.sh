@@ -20,7 +20,7 @@ echo "  name: system-test"
 echo "  transport: tcp"
 echo "  auth: {key_file: $root/cluster-config/examples/local.key}"
 echo "  peer_timeout_ms: 3000"
-echo "  connect_timeout_ms: 60000"
+echo "  connect_timeout_ms: ${CONNECT_TIMEOUT_MS:-60000}"
 echo "nodes:"
 for ((i = 0; i < nodes; i++)); do
 	echo "  - {name: n$i, address: 127.0.0.1, port: ${ports[$i]}}"

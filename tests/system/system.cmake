@@ -24,3 +24,7 @@ add_test(NAME system_smc_fails_without_tb_invalidation
          COMMAND ${SYSTEST}/smc_without_invalidation_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_smc_fails_without_tb_invalidation PROPERTIES
                      LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)
+
+add_test(NAME system_missing_node_named
+         COMMAND ${SYSTEST}/missing_node_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_missing_node_named PROPERTIES LABELS "system" TIMEOUT 120)
