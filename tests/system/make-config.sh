@@ -34,7 +34,7 @@ for ((i = 0; i < nodes; i++)); do echo -n "n$i: $vcpus"; [ $i -eq $((nodes - 1))
 echo "}"
 echo "    kernel: $build/guest/vmlinuz"
 echo "    initrd: $build/guest/initrd.img"
-echo "    cmdline: \"console=ttyS0 panic=-1 quiet\""
+echo "    cmdline: \"console=ttyS0 panic=-1 quiet tsc=reliable\""
 if [ -n "$dsm_extra" ]; then
 	echo "    dsm:"
 	echo "      $dsm_extra"

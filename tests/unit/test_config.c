@@ -118,7 +118,7 @@ static void test_local_2node(void **state)
 	assert_true(vm->kernel[0] == '/');
 	assert_true(ends_with(vm->kernel, "/examples/../../build/guest/vmlinuz"));
 	assert_true(ends_with(vm->initrd, "/examples/../../build/guest/initrd.img"));
-	assert_string_equal(vm->cmdline, "console=ttyS0");
+	assert_string_equal(vm->cmdline, "console=ttyS0 panic=-1 tsc=reliable");
 	/* dsm defaults */
 	assert_int_equal(vm->dsm.placement, DSM_PLACEMENT_NUMA);
 	assert_int_equal(vm->dsm.policy, DSM_POLICY_STATIC);
