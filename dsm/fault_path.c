@@ -82,6 +82,8 @@ static void record_latency(struct dsm_region *r, uint64_t page)
 	}
 	r->stats.fault_latency_us[b]++;
 	r->stats.faults_served++;
+	if (r->page_faults)
+		r->page_faults[page]++;
 }
 
 static void send_dsm(struct dsm_region *r, const struct dsm_action *a)

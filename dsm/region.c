@@ -402,6 +402,9 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->present = calloc(r->n_pages, 1);
 	r->writable = calloc(r->n_pages, 1);
 	r->fault_start_ns = calloc(r->n_pages, sizeof(uint64_t));
+	r->hot_pages_report = (unsigned)env_us("DISCO_HOT_PAGES", 0);
+	if (r->hot_pages_report)
+		r->page_faults = calloc(r->n_pages, sizeof(uint32_t));
 	r->min_hold_ns = (uint64_t)r->vm->dsm.min_hold_us * 1000;
 	if (r->min_hold_ns) {
 		r->hold_until = calloc(r->n_pages, sizeof(uint64_t));
@@ -621,6 +624,25 @@ int dsm_region_send_frame(struct dsm_region *r, int peer, uint16_t type, const v
 	return rpc_transport_send(r->transport, peer, type, body, len, NULL);
 }
 
+/* Diagnostics (DISCO_HOT_PAGES=N): the pages whose faults this node
+ * waited for most often, to find false sharing in a guest. */
+static void log_hot_pages(struct dsm_region *r)
+{
+	if (!r->page_faults)
+		return;
+	for (unsigned k = 0; k < r->hot_pages_report; k++) {
+		uint64_t best = 0;
+		for (uint64_t p = 1; p < r->n_pages; p++)
+			if (r->page_faults[p] > r->page_faults[best])
+				best = p;
+		if (!r->page_faults[best])
+			break;
+		disco_log(DISCO_LOG_INFO, "dsm: hot page %" PRIu64 " (offset 0x%" PRIx64 "): %u faults",
+			  best, best * DSM_PAGE_SIZE, r->page_faults[best]);
+		r->page_faults[best] = 0;
+	}
+}
+
 void dsm_region_stop(struct dsm_region *r)
 {
 	struct region_cmd c = { .kind = REGION_CMD_STOP };
@@ -636,6 +658,7 @@ void dsm_region_stop(struct dsm_region *r)
 	pthread_mutex_lock(&r->mu);
 	r->loop_running = false;
 	pthread_mutex_unlock(&r->mu);
+	log_hot_pages(r);
 }
 
 void dsm_region_destroy(struct dsm_region *r)
@@ -655,6 +678,7 @@ void dsm_region_destroy(struct dsm_region *r)
 	free(r->present);
 	free(r->writable);
 	free(r->fault_start_ns);
+	free(r->page_faults);
 	region_free_held(r);
 	free(r->hold_until);
 	free(r->held_count);

@@ -80,6 +80,8 @@ struct dsm_region {
 	uint8_t *present;          /* per page: a copy is mapped here */
 	uint8_t *writable;         /* per page: mapped read-write */
 	uint64_t *fault_start_ns;  /* per page: first blocked fault of a pending request */
+	uint32_t *page_faults;     /* per page: faults served (only with DISCO_HOT_PAGES) */
+	unsigned hot_pages_report; /* DISCO_HOT_PAGES=N: log the N hottest pages at stop */
 	uint64_t frame_arrival_ns; /* when the frame being handled was read */
 	const uint8_t *incoming_page; /* payload of the frame being handled */
 	uint64_t woken_page;       /* last page whose waiters an install already woke */
