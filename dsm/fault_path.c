@@ -93,7 +93,7 @@ static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
 	size_t len = dsm_wire_pack(&a->msg, body, sizeof(body));
 
 	if (a->data == DSM_DATA_LOCAL)
-		payload = r->present[a->page] ? r->base + a->page * DSM_PAGE_SIZE : zero_page;
+		payload = r->present[a->page] ? region_page_addr(r, a->page) : zero_page;
 	else if (a->data == DSM_DATA_INCOMING)
 		payload = r->incoming_page;
 	int rc = rpc_transport_send(r->transport, a->msg.dst, RPC_MSG_DSM, body, len, payload);
@@ -110,7 +110,7 @@ static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
 
 static void install(struct dsm_region *r, uint64_t page, const void *src, bool writable)
 {
-	uint8_t *addr = r->base + page * DSM_PAGE_SIZE;
+	uint8_t *addr = region_page_addr(r, page);
 
 	if (r->present[page]) { /* not expected: the engine installs into invalid pages */
 		madvise(addr, DSM_PAGE_SIZE, MADV_DONTNEED);
@@ -133,7 +133,7 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
 {
 	if (!r->present[page] || r->writable[page] == writable)
 		return; /* an unpopulated page faults as MISSING and is mapped then */
-	int rc = dsm_uffd_protect(r->uffd, r->base + page * DSM_PAGE_SIZE, !writable);
+	int rc = dsm_uffd_protect(r->uffd, region_page_addr(r, page), !writable);
 	if (rc < 0) {
 		region_fatal(r, "page %" PRIu64 ": UFFDIO_WRITEPROTECT failed: %s", page,
 			     strerror(-rc));
@@ -169,7 +169,7 @@ void region_emit(void *ctx, const struct dsm_action *a)
 		break;
 	case DSM_ACT_DROP:
 		if (r->present[page]) {
-			madvise(r->base + page * DSM_PAGE_SIZE, DSM_PAGE_SIZE, MADV_DONTNEED);
+			madvise(region_page_addr(r, page), DSM_PAGE_SIZE, MADV_DONTNEED);
 			r->present[page] = 0;
 			r->writable[page] = 0;
 			if (r->on_page_dropped)
@@ -198,7 +198,7 @@ void region_emit(void *ctx, const struct dsm_action *a)
 		}
 		record_latency(r, page);
 		if (r->woken_page != page)
-			dsm_uffd_wake(r->uffd, r->base + page * DSM_PAGE_SIZE);
+			dsm_uffd_wake(r->uffd, region_page_addr(r, page));
 		break;
 	}
 }
@@ -229,7 +229,7 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 				continue;
 			uint64_t addr = msgs[i].arg.pagefault.address;
 			uint64_t flags = msgs[i].arg.pagefault.flags;
-			uint64_t page = (addr - (uintptr_t)r->base) / DSM_PAGE_SIZE;
+			uint64_t page = region_addr_page(r, addr);
 			if (page >= r->n_pages)
 				continue;
 			bool is_write = flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);

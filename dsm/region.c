@@ -313,14 +313,17 @@ static void init_cond_monotonic(pthread_cond_t *c)
 /* Apply @advice to every maximal run of pages whose home-ness is @home. */
 static int advise_runs(struct dsm_region *r, bool home, int advice)
 {
-	uint64_t start = 0;
-	for (uint64_t p = 0; p <= r->n_pages; p++) {
-		if (p < r->n_pages && dsm_engine_is_home(r->engine, p) == home)
-			continue;
-		if (p > start && madvise(r->base + start * DSM_PAGE_SIZE,
-					 (p - start) * DSM_PAGE_SIZE, advice) < 0)
-			return -errno;
-		start = p + 1;
+	for (int i = 0; i < r->n_seg; i++) {
+		uint64_t first = r->seg_first_page[i], end = first + r->seg[i].size / DSM_PAGE_SIZE;
+		uint64_t start = first;
+		for (uint64_t p = first; p <= end; p++) {
+			if (p < end && dsm_engine_is_home(r->engine, p) == home)
+				continue;
+			if (p > start && madvise(region_page_addr(r, start),
+						 (p - start) * DSM_PAGE_SIZE, advice) < 0)
+				return -errno;
+			start = p + 1;
+		}
 	}
 	return 0;
 }
@@ -360,7 +363,21 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->vm = &cfg->vms[o->vm];
 	r->self = o->node;
 	r->n_nodes = cfg->n_nodes;
-	r->size = o->size ? o->size : r->vm->memory_bytes;
+	if (o->n_segments < 0 || o->n_segments > DSM_MAX_SEGMENTS) {
+		free(r);
+		return -EINVAL;
+	}
+	r->size = 0;
+	for (int i = 0; i < o->n_segments; i++) {
+		r->seg[i] = o->segments[i];
+		r->seg_first_page[i] = r->size / DSM_PAGE_SIZE;
+		r->size += o->segments[i].size;
+		if (!o->segments[i].addr || o->segments[i].size % DSM_PAGE_SIZE)
+			r->size = 1; /* rejected below */
+	}
+	r->n_seg = o->n_segments;
+	if (!r->n_seg)
+		r->size = o->size ? o->size : r->vm->memory_bytes;
 	r->n_pages = r->size / DSM_PAGE_SIZE;
 	r->fault_timeout_ms = r->vm->dsm.fault_timeout_ms ? r->vm->dsm.fault_timeout_ms : 5000;
 	r->on_fatal = o->on_fatal;
@@ -384,7 +401,10 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	if (rc < 0)
 		goto fail;
 
-	if (o->addr) {
+	bool adopted = o->n_segments || o->addr;
+	if (o->n_segments) {
+		r->base = r->seg[0].addr;
+	} else if (o->addr) {
 		r->base = o->addr;
 	} else {
 		r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
@@ -396,8 +416,13 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 		}
 		r->own_mapping = true;
 	}
+	if (!r->n_seg) {
+		r->n_seg = 1;
+		r->seg[0] = (struct dsm_segment){ r->base, r->size };
+	}
 	/* uffd resolves 4 KiB pages; a transparent huge page would hide faults. */
-	madvise(r->base, r->size, MADV_NOHUGEPAGE);
+	for (int i = 0; i < r->n_seg; i++)
+		madvise(r->seg[i].addr, r->seg[i].size, MADV_NOHUGEPAGE);
 
 	r->present = calloc(r->n_pages, 1);
 	r->writable = calloc(r->n_pages, 1);
@@ -422,14 +447,15 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (o->addr && (rc = adopt_mapping(r)) < 0)
+	if (adopted && (rc = adopt_mapping(r)) < 0)
 		goto fail;
 
 	rc = dsm_uffd_open();
 	if (rc < 0)
 		goto fail;
 	r->uffd = rc;
-	rc = dsm_uffd_register(r->uffd, r->base, r->size);
+	for (int i = 0; i < r->n_seg && rc >= 0; i++)
+		rc = dsm_uffd_register(r->uffd, r->seg[i].addr, r->seg[i].size);
 	if (rc < 0)
 		goto fail;
 	*out = r;

@@ -53,6 +53,13 @@ struct dsm_stats {
 	uint64_t pages_present; /* pages mapped at this node now */
 };
 
+#define DSM_MAX_SEGMENTS 64
+
+struct dsm_segment {
+	void *addr;
+	size_t size; /* a multiple of 4 KiB */
+};
+
 struct dsm_region_options {
 	const struct cluster_config *cfg; /* must outlive the region */
 	int vm;                           /* index into cfg->vms: size and placement */
@@ -63,6 +70,11 @@ struct dsm_region_options {
 	 * filled from their home on first access. */
 	void *addr;
 	size_t size;                      /* 0: the VM's memory size */
+	/* Or adopt several such mappings (QEMU: one memory backend per guest
+	 * NUMA node), in page-index order, as one region; their sizes add up
+	 * to the VM's memory size. addr/size are then ignored. */
+	const struct dsm_segment *segments;
+	int n_segments;                   /* 0..DSM_MAX_SEGMENTS */
 	void (*on_fatal)(void *opaque, const char *message);
 	void *opaque;
 

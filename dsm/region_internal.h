@@ -56,9 +56,12 @@ struct dsm_region {
 	const struct cluster_config *cfg;
 	const struct cluster_vm *vm;
 	int self, n_nodes;
-	uint8_t *base;
+	uint8_t *base;             /* first segment */
 	size_t size;
 	uint64_t n_pages;
+	int n_seg;                 /* >= 1 */
+	struct dsm_segment seg[DSM_MAX_SEGMENTS];
+	uint64_t seg_first_page[DSM_MAX_SEGMENTS];
 	bool own_mapping;
 	int uffd;
 	uint32_t fault_timeout_ms;
@@ -119,6 +122,26 @@ struct dsm_region {
 	struct rpc_call_table calls; /* raw RTT probes; thread-safe itself */
 	uint32_t probes_in_flight;   /* RTT probes waiting (atomic): poll for them too */
 };
+
+/* Where page @page lives in this process (segments are in page order). */
+static inline uint8_t *region_page_addr(const struct dsm_region *r, uint64_t page)
+{
+	int i = r->n_seg - 1;
+	while (page < r->seg_first_page[i])
+		i--;
+	return (uint8_t *)r->seg[i].addr + (page - r->seg_first_page[i]) * DSM_PAGE_SIZE;
+}
+
+/* The page at host address @addr, or UINT64_MAX outside the region. */
+static inline uint64_t region_addr_page(const struct dsm_region *r, uintptr_t addr)
+{
+	for (int i = 0; i < r->n_seg; i++) {
+		uintptr_t a = (uintptr_t)r->seg[i].addr;
+		if (addr >= a && addr - a < r->seg[i].size)
+			return r->seg_first_page[i] + (addr - a) / DSM_PAGE_SIZE;
+	}
+	return UINT64_MAX;
+}
 
 /* fault_path.c: the loop thread's handlers */
 void region_emit(void *ctx, const struct dsm_action *a);

@@ -228,6 +228,54 @@ static int check_args(const struct cluster_config *cfg, const struct cluster_vm 
 	return 0;
 }
 
+/* Guest NUMA distance between two different nodes (SLIT). Linux's default
+ * for a remote node; the config has no key for it yet. */
+#define GUEST_REMOTE_DISTANCE 20
+
+/*
+ * Guest memory. One node with vCPUs: one backend, no NUMA. Several: each
+ * node's vCPUs and its share of memory (cluster_vm_numa_range(), the same
+ * split `placement: numa` homes pages by) form one guest NUMA node, in node
+ * order, so the guest's SRAT shows the cluster; the backends line up in
+ * guest RAM in that order, which is also the DSM's page order.
+ */
+static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
+		       const struct cluster_vm *vm)
+{
+	int guest_nodes = 0;
+
+	for (int i = 0; i < cfg->n_nodes; i++)
+		guest_nodes += vm->vcpus_per_node[i] > 0;
+	add(b, "-machine");
+	if (guest_nodes < 2) {
+		add(b, "pc,vmport=off,smm=off,memory-backend=ram0");
+		add(b, "-object");
+		addf(b, "memory-backend-ram,id=ram0,size=%" PRIu64, vm->memory_bytes);
+		return;
+	}
+	add(b, "pc,vmport=off,smm=off");
+	for (int i = 0, g = 0; i < cfg->n_nodes; i++) {
+		uint64_t first_page, n_pages;
+		int first_cpu, n_cpus;
+
+		if (cluster_vm_numa_range(cfg, vm, i, &first_page, &n_pages) < 0)
+			continue;
+		cluster_vm_node_vcpus(cfg, vm, i, &first_cpu, &n_cpus);
+		add(b, "-object");
+		addf(b, "memory-backend-ram,id=ram%d,size=%" PRIu64, g, n_pages * 4096);
+		add(b, "-numa");
+		addf(b, "node,nodeid=%d,cpus=%d-%d,memdev=ram%d", g, first_cpu,
+		     first_cpu + n_cpus - 1, g);
+		g++;
+	}
+	for (int a = 0; a < guest_nodes; a++)
+		for (int c = 0; c < guest_nodes; c++)
+			if (a != c) {
+				add(b, "-numa");
+				addf(b, "dist,src=%d,dst=%d,val=%d", a, c, GUEST_REMOTE_DISTANCE);
+			}
+}
+
 static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 			    const struct node_qemu_opts *o, char *err, size_t errlen)
 {
@@ -321,10 +369,7 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	add(&b, "/usr/share/qemu");
 	add(&b, "-L");
 	add(&b, "/usr/share/seabios");
-	add(&b, "-machine");
-	add(&b, "pc,vmport=off,smm=off,memory-backend=ram0");
-	add(&b, "-object");
-	addf(&b, "memory-backend-ram,id=ram0,size=%" PRIu64, vm->memory_bytes);
+	add_memory(&b, cfg, vm);
 	add(&b, "-accel");
 	add(&b, o->accel == NODE_ACCEL_KVM ? "kvm,kernel-irqchip=off" : "tcg,thread=multi");
 	add(&b, "-cpu");

@@ -34,6 +34,9 @@ echo "$summary"
 total=$((nodes * vcpus))
 grep -q "disco-guest: cpus_online=$total " "$tmp/out/console.log" ||
 	fail "the guest does not see $total vCPUs online"
+# each node's vCPUs and memory form one guest NUMA node (SRAT)
+grep -q "disco-guest: cpus_online=$total numa_nodes=$nodes " "$tmp/out/console.log" ||
+	fail "the guest does not see $nodes NUMA nodes"
 for p in ${run//,/ }; do
 	grep -q "disco-guest: $p PASS" "$tmp/out/console.log" || fail "guest program $p did not pass"
 done

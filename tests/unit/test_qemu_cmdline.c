@@ -138,8 +138,13 @@ static void test_master_full_argv(void **state)
 		"-name", "demo,debug-threads=on",
 		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
 		"-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
-		"-machine", "pc,vmport=off,smm=off,memory-backend=ram0",
-		"-object", "memory-backend-ram,id=ram0,size=268435456",
+		"-machine", "pc,vmport=off,smm=off",
+		"-object", "memory-backend-ram,id=ram0,size=134217728",
+		"-numa", "node,nodeid=0,cpus=0-0,memdev=ram0",
+		"-object", "memory-backend-ram,id=ram1,size=134217728",
+		"-numa", "node,nodeid=1,cpus=1-1,memdev=ram1",
+		"-numa", "dist,src=0,dst=1,val=20",
+		"-numa", "dist,src=1,dst=0,val=20",
 		"-accel", "tcg,thread=multi",
 		"-cpu", "qemu64",
 		"-smp", "2",
@@ -373,6 +378,57 @@ static void test_no_kernel(void **state)
 	cluster_config_free(cfg);
 }
 
+static struct cluster_config *load_vm(const char *vm_lines)
+{
+	struct cluster_config *cfg = NULL;
+	char yaml[8192], err[1024] = "";
+
+	snprintf(yaml, sizeof(yaml),
+		 "cluster:\n  name: t\n  auth: {key_file: %s}\n"
+		 "nodes:\n"
+		 "  - {name: n0, address: 127.0.0.1, port: 7400}\n"
+		 "  - {name: n1, address: 127.0.0.1, port: 7401}\n"
+		 "  - {name: n2, address: 127.0.0.1, port: 7402}\n"
+		 "vms:\n  - name: demo\n    memory: 384M\n%s"
+		 "    kernel: %s\n    initrd: %s\n",
+		 KEY, vm_lines, kernel, initrd);
+	if (cluster_config_load_string(yaml, "t.yaml", &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s\n%s", err, yaml);
+	return cfg;
+}
+
+/* The guest NUMA layout: one guest node per cluster node with vCPUs, in
+ * node order, memory split like placement numa; the master's vCPUs are
+ * numbered first even when it is not the first node. */
+static void test_numa_layout(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg =
+		load_vm("    vcpus: 3\n    vcpu_placement: {n0: 2, n1: 1, n2: 0}\n    master: n1\n");
+	struct node_qemu_opts o = default_opts();
+	char **argv = build_ok(cfg, 2, &o);
+
+	assert_pair(argv, "-machine", "pc,vmport=off,smm=off");
+	assert_pair(argv, "-object", "memory-backend-ram,id=ram0,size=268435456");
+	assert_pair(argv, "-numa", "node,nodeid=0,cpus=1-2,memdev=ram0");
+	assert_pair(argv, "-object", "memory-backend-ram,id=ram1,size=134217728");
+	assert_pair(argv, "-numa", "node,nodeid=1,cpus=0-0,memdev=ram1");
+	assert_pair(argv, "-numa", "dist,src=0,dst=1,val=20");
+	assert_pair(argv, "-numa", "dist,src=1,dst=0,val=20");
+	assert_int_equal(count(argv, "-numa"), 4); /* n2 has no vCPUs: no guest node */
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* every vCPU on one node: no NUMA, one backend */
+	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 2, n1: 0}\n");
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-machine", "pc,vmport=off,smm=off,memory-backend=ram0");
+	assert_pair(argv, "-object", "memory-backend-ram,id=ram0,size=402653184");
+	assert_int_equal(count(argv, "-numa"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
 static void test_escape(void **state)
 {
 	char *s = qemu_opt_escape("a,b,,c");
@@ -406,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_node_not_in_vm),
 		cmocka_unit_test(test_missing_guest_files),
 		cmocka_unit_test(test_no_kernel),
+		cmocka_unit_test(test_numa_layout),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_quote),
 	};

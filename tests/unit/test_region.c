@@ -233,6 +233,46 @@ static void test_adopted_mapping_keeps_only_home_pages(void **state)
 	munmap(mem, size);
 }
 
+/* Two mappings adopted as one region (QEMU: a memory backend per guest
+ * NUMA node): page indices run on across the gap, both nodes see one
+ * another's writes in either segment, at the right addresses. */
+static void test_segments_form_one_region(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 3, "");
+	size_t size = cfg->vms[0].memory_bytes, half = size / 2;
+	uint8_t *lo = mmap(NULL, half, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *hi = mmap(NULL, half, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(lo != MAP_FAILED && hi != MAP_FAILED);
+	struct dsm_segment segs[2] = { { lo, half }, { hi, half } };
+	struct dsm_region_options o = {
+		.cfg = cfg, .vm = 0, .node = 0, .segments = segs, .n_segments = 2,
+	};
+	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
+	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_int_equal(dsm_region_size(a), size);
+	start_pair(a, b);
+
+	uint8_t *bb = dsm_region_base(b);
+	uint64_t last = size / PAGE - 1, first_hi = half / PAGE;
+	/* node 0 writes both segments (pages homed on either node) ... */
+	lo[(first_hi - 1) * PAGE + 5] = 0x11;   /* odd page: node 1's */
+	hi[0 * PAGE + 6] = 0x22;                /* page first_hi (even): node 0's */
+	hi[(last - first_hi) * PAGE + 7] = 0x33; /* last page (odd): node 1's */
+	/* ... node 1 reads them at the same page indices in its own mapping */
+	assert_int_equal(bb[(first_hi - 1) * PAGE + 5], 0x11);
+	assert_int_equal(bb[first_hi * PAGE + 6], 0x22);
+	assert_int_equal(bb[last * PAGE + 7], 0x33);
+	/* and node 1's writes reach the right segment on node 0 */
+	bb[(first_hi + 1) * PAGE + 8] = 0x44;
+	assert_int_equal(hi[1 * PAGE + 8], 0x44);
+	assert_int_equal(lo[(first_hi - 1) * PAGE + 8], 0);
+
+	stop_pair(a, b, cfg);
+	munmap(lo, half);
+	munmap(hi, half);
+}
+
 static void test_missing_peer_named_at_start(void **state)
 {
 	(void)state;
@@ -345,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_two_nodes_coherent),
 		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
 		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
+		cmocka_unit_test(test_segments_form_one_region),
 		cmocka_unit_test(test_missing_peer_named_at_start),
 		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
 	};

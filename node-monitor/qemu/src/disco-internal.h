@@ -70,7 +70,10 @@ struct disco_node {
 
     /* set at machine-init-done */
     struct dsm_region *region;
-    RAMBlock *ram;
+    /* guest RAM: one memory backend per guest NUMA node, in guest order */
+    int n_ram;
+    RAMBlock *ram[DSM_MAX_SEGMENTS];
+    uint64_t ram_first_page[DSM_MAX_SEGMENTS];
 
     QEMUBH *inbox_bh;
     QemuMutex inbox_lock;

@@ -1,7 +1,8 @@
 /*
  * Guest RAM under the DSM. At machine-init-done (BQL held, before the
- * first reset and vm_start) the memory backend's RAMBlock becomes a DSM
- * region: dsm_region_create() adopts QEMU's private anonymous mapping,
+ * first reset and vm_start) the memory backends' RAMBlocks (one, or one per
+ * guest NUMA node, in guest order) become one DSM region:
+ * dsm_region_create() adopts QEMU's private anonymous mappings,
  * keeps (and populates) the pages this node is initially home for and
  * discards the rest, which then fill from their home on first access.
  * dsm_region_start() joins the cluster and returns once every node of the
@@ -29,14 +30,32 @@ static int disco_find_backend_ram(RAMBlock *rb, void *opaque)
     Object *owner = rb->mr ? rb->mr->owner : NULL;
 
     if (owner && object_dynamic_cast(owner, TYPE_MEMORY_BACKEND)) {
-        if (disco.ram) {
-            disco_die("guest RAM has more than one memory backend (%s, %s): "
-                      "one backend is supported", qemu_ram_get_idstr(disco.ram),
-                      qemu_ram_get_idstr(rb));
+        if (disco.n_ram == DSM_MAX_SEGMENTS) {
+            disco_die("more than %d memory backends", DSM_MAX_SEGMENTS);
         }
-        disco.ram = rb;
+        disco.ram[disco.n_ram++] = rb;
     }
     return 0;
+}
+
+/* Guest order: a backend's offset inside the machine's RAM container
+ * (with -numa memdevs they follow one another in node order). */
+static int disco_ram_order(const void *a, const void *b)
+{
+    const RAMBlock *x = *(RAMBlock *const *)a, *y = *(RAMBlock *const *)b;
+
+    return x->mr->addr < y->mr->addr ? -1 : x->mr->addr > y->mr->addr;
+}
+
+static RAMBlock *disco_page_block(uint64_t page, uint64_t *offset)
+{
+    int i = disco.n_ram - 1;
+
+    while (page < disco.ram_first_page[i]) {
+        i--;
+    }
+    *offset = (page - disco.ram_first_page[i]) * TARGET_PAGE_SIZE;
+    return disco.ram[i];
 }
 
 static void disco_loop_start(void *opaque)
@@ -50,7 +69,9 @@ static bool disco_tb_invalidate = true;
 
 static void disco_page_dropped(void *opaque, uint64_t page)
 {
-    ram_addr_t ra = disco.ram->offset + page * TARGET_PAGE_SIZE;
+    uint64_t off;
+    RAMBlock *rb = disco_page_block(page, &off);
+    ram_addr_t ra = rb->offset + off;
 
     if (!disco_tb_invalidate) {
         return;
@@ -90,8 +111,8 @@ void disco_ram_init_done(void)
         .on_frame = disco_on_frame,
         .on_peer_lost = disco_peer_lost,
     };
+    struct dsm_segment segs[DSM_MAX_SEGMENTS];
     char err[512];
-    void *host;
     size_t size;
     int rc;
 
@@ -101,20 +122,26 @@ void disco_ram_init_done(void)
                     "when other nodes write it (test only)");
     }
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
-    if (!disco.ram) {
+    if (!disco.n_ram) {
         disco_die("no memory backend found: start QEMU with -object memory-backend-ram "
-                  "and -machine memory-backend=");
+                  "and -machine memory-backend= or -numa node,memdev=");
     }
-    host = qemu_ram_get_host_addr(disco.ram);
-    size = qemu_ram_get_used_length(disco.ram);
+    qsort(disco.ram, disco.n_ram, sizeof(disco.ram[0]), disco_ram_order);
+    size = 0;
+    for (int i = 0; i < disco.n_ram; i++) {
+        segs[i].addr = qemu_ram_get_host_addr(disco.ram[i]);
+        segs[i].size = qemu_ram_get_used_length(disco.ram[i]);
+        disco.ram_first_page[i] = size / TARGET_PAGE_SIZE;
+        size += segs[i].size;
+        /* userfaultfd works on 4 KiB pages: no transparent huge pages here */
+        qemu_madvise(segs[i].addr, segs[i].size, QEMU_MADV_NOHUGEPAGE);
+    }
     if (size != disco.vm->memory_bytes) {
-        disco_die("RAM block %s has %zu bytes, vm %s %" PRIu64, qemu_ram_get_idstr(disco.ram),
-                  size, disco.vm->name, disco.vm->memory_bytes);
+        disco_die("the memory backends hold %zu bytes, vm %s %" PRIu64, size, disco.vm->name,
+                  disco.vm->memory_bytes);
     }
-    /* userfaultfd works on 4 KiB pages: no transparent huge pages here */
-    qemu_madvise(host, size, QEMU_MADV_NOHUGEPAGE);
-    o.addr = host;
-    o.size = size;
+    o.segments = segs;
+    o.n_segments = disco.n_ram;
     rc = dsm_region_create(&o, &disco.region);
     if (rc < 0) {
         disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));
