@@ -997,6 +997,12 @@ bool dsm_engine_page_node_misses(const struct dsm_engine *e, uint64_t page,
 	return m != NULL;
 }
 
+void dsm_engine_page_node_misses_clear(struct dsm_engine *e, uint64_t page)
+{
+	free(e->pages[page].node_misses);
+	e->pages[page].node_misses = NULL;
+}
+
 const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e)
 {
 	return &e->c;

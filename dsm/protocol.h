@@ -191,6 +191,8 @@ const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine
  * counted since this node became the page's home. */
 bool dsm_engine_page_node_misses(const struct dsm_engine *e, uint64_t page,
 				 uint32_t *read_misses, uint32_t *write_misses);
+/* Forget @page's per-node misses (the policy starts a new interval). */
+void dsm_engine_page_node_misses_clear(struct dsm_engine *e, uint64_t page);
 const struct dsm_engine_counters *dsm_engine_counters(const struct dsm_engine *e);
 
 const char *dsm_msg_kind_name(enum dsm_msg_kind k);

@@ -60,6 +60,8 @@ static void fill_stats(struct dsm_region *r, struct dsm_stats *out)
 	out->frames_received = __atomic_load_n(&ts->frames_received, __ATOMIC_RELAXED);
 	out->bytes_sent = __atomic_load_n(&ts->bytes_sent, __ATOMIC_RELAXED);
 	out->bytes_received = __atomic_load_n(&ts->bytes_received, __ATOMIC_RELAXED);
+	if (r->policy)
+		out->policy = *dsm_policy_counters(r->policy);
 	out->pages_present = 0;
 	for (uint64_t p = 0; p < r->n_pages; p++)
 		out->pages_present += r->present[p];
@@ -126,6 +128,34 @@ static void on_cmd_async(uv_async_t *h)
 		pthread_mutex_unlock(&r->mu);
 		list = next;
 	}
+}
+
+/*
+ * Disco's policy, once per interval on the loop thread: every page this
+ * node is home for that took misses gets a decision, and its counts start
+ * over. A migration starts the protocol's home move (FLUSH round, then
+ * MIGRATE); requests meanwhile queue at the old home.
+ */
+static void on_policy_timer(uv_timer_t *h)
+{
+	struct dsm_region *r = h->data;
+
+	for (uint64_t p = 0; p < r->n_pages; p++) {
+		int target = -1;
+
+		if (!dsm_engine_page_node_misses(r->engine, p, r->policy_reads, r->policy_writes))
+			continue;
+		dsm_engine_page_node_misses_clear(r->engine, p);
+		if (!dsm_engine_is_home(r->engine, p))
+			continue;
+		if (dsm_policy_decide(r->policy, p, r->policy_reads, r->policy_writes, &target) !=
+		    DSM_POLICY_MIGRATE)
+			continue;
+		r->woken_page = UINT64_MAX;
+		if (dsm_engine_migrate_home(r->engine, p, target) < 0)
+			dsm_policy_undo_move(r->policy, p);
+	}
+	dsm_policy_interval_done(r->policy);
 }
 
 static void on_timeout_timer(uv_timer_t *h)
@@ -440,6 +470,15 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (r->vm->dsm.policy == DSM_POLICY_DISCO) {
+		r->policy = dsm_policy_create(&r->vm->dsm.knobs, r->self, r->n_nodes, r->n_pages);
+		r->policy_reads = calloc(r->n_nodes, sizeof(uint32_t));
+		r->policy_writes = calloc(r->n_nodes, sizeof(uint32_t));
+		if (!r->policy || !r->policy_reads || !r->policy_writes) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
 	struct home_ctx hc = { cfg, r->vm };
 	r->engine = dsm_engine_create(r->self, r->n_nodes, r->n_pages, initial_home, &hc,
 				      region_emit, r);
@@ -493,9 +532,6 @@ int dsm_region_start(struct dsm_region *r, char *err, size_t errlen)
 			 cluster_transport_name(r->cfg->transport));
 		return -EPROTONOSUPPORT;
 	}
-	if (r->vm->dsm.policy != DSM_POLICY_STATIC)
-		disco_log(DISCO_LOG_WARN, "dsm: vm %s: dsm.policy disco is not implemented yet; "
-			  "page homes stay where placement put them", r->vm->name);
 	if ((rc = uv_loop_init(&r->loop)) < 0)
 		return rc;
 	rc = rpc_tcp_transport_create(&r->loop, r->cfg, r->self, &cb, r, &r->transport);
@@ -512,6 +548,12 @@ int dsm_region_start(struct dsm_region *r, char *err, size_t errlen)
 	r->timeout_timer.data = r;
 	uint64_t period = r->fault_timeout_ms / 10 ? r->fault_timeout_ms / 10 : 1;
 	uv_timer_start(&r->timeout_timer, on_timeout_timer, period, period);
+	if (r->policy) {
+		uint64_t interval = r->vm->dsm.knobs.interval_ms ? r->vm->dsm.knobs.interval_ms : 100;
+		uv_timer_init(&r->loop, &r->policy_timer);
+		r->policy_timer.data = r;
+		uv_timer_start(&r->policy_timer, on_policy_timer, interval, interval);
+	}
 
 	r->loop_running = true;
 	if (uv_thread_create(&r->thread, loop_thread, r) != 0) {
@@ -705,6 +747,9 @@ void dsm_region_destroy(struct dsm_region *r)
 	free(r->writable);
 	free(r->fault_start_ns);
 	free(r->page_faults);
+	dsm_policy_destroy(r->policy);
+	free(r->policy_reads);
+	free(r->policy_writes);
 	region_free_held(r);
 	free(r->hold_until);
 	free(r->held_count);

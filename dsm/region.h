@@ -32,6 +32,7 @@
 #include <stdio.h>
 
 #include "cluster-config/cluster_config.h"
+#include "dsm/policy.h"
 #include "dsm/protocol.h"
 
 #define DSM_LATENCY_BUCKETS 32 /* bucket i counts faults of [2^i, 2^(i+1)) microseconds */
@@ -51,6 +52,7 @@ struct dsm_stats {
 	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
 	uint64_t pages_sent, pages_received;
 	uint64_t pages_present; /* pages mapped at this node now */
+	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 
 #define DSM_MAX_SEGMENTS 64

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "dsm/policy.h"
 #include "dsm/region.h"
 #include "rpc/call.h"
 #include "rpc/transport.h"
@@ -78,6 +79,9 @@ struct dsm_region {
 	uv_poll_t uffd_poll;
 	uv_async_t cmd_async;
 	uv_timer_t timeout_timer;
+	uv_timer_t policy_timer;     /* every dsm.knobs.interval_ms with policy disco */
+	struct dsm_policy *policy;   /* NULL with policy static */
+	uint32_t *policy_reads, *policy_writes; /* n_nodes each: scratch */
 	struct rpc_transport *transport;
 	struct dsm_engine *engine;
 	uint8_t *present;          /* per page: a copy is mapped here */

@@ -48,6 +48,12 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	P("pages_sent", s->pages_sent);
 	P("pages_received", s->pages_received);
 	P("pages_present", s->pages_present);
+	P("policy_intervals", s->policy.intervals);
+	P("policy_hot_pages", s->policy.hot_pages);
+	P("policy_migrations", s->policy.migrations);
+	P("policy_replications", s->policy.replications);
+	P("policy_frozen_pages", s->policy.freezes);
+	P("policy_capped", s->policy.capped);
 #undef P
 	if (s->faults_served) {
 		double n = (double)s->faults_served * 1000.0;

@@ -33,7 +33,7 @@ die() { say "error: $*"; exit 1; }
 
 libs=(dsm/libdisco_dsm.a dsm/libdisco_dsm_protocol.a rpc/libdisco_rpc.a
       proto/libdisco_proto.a cluster-config/libdisco_config.a)
-headers=(dsm/region.h dsm/protocol.h cluster-config/cluster_config.h rpc/call.h
+headers=(dsm/region.h dsm/protocol.h dsm/policy.h cluster-config/cluster_config.h rpc/call.h
          rpc/frame.h rpc/log.h)
 for l in "${libs[@]}"; do
 	[ -f "$build/$l" ] || die "$build/$l is missing: build the project first (make)"

@@ -273,6 +273,45 @@ static void test_segments_form_one_region(void **state)
 	munmap(hi, half);
 }
 
+/* Disco's policy moves a page's home to the node that misses on it most.
+ * Rounds of (node 1 reads and writes, node 0 writes) a page homed on node
+ * 0, one round per policy interval at most: node 1 takes 2 misses per
+ * round, node 0 one, below `sharing`; so the policy moves the home. */
+static void test_policy_moves_home_to_main_user(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(
+		port_base() + 2,
+		", policy: disco, interval_ms: 20, trigger: 2, sharing: 2, write_share: 1000");
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
+	struct dsm_page_counters pc;
+	struct dsm_stats sa;
+	volatile uint64_t *pa, *pb;
+
+	start_pair(a, b);
+	pa = (volatile uint64_t *)((uint8_t *)dsm_region_base(a) + 2 * PAGE);
+	pb = (volatile uint64_t *)((uint8_t *)dsm_region_base(b) + 2 * PAGE);
+	assert_int_equal(dsm_region_page_stats(a, 2, &pc, NULL, NULL), 0); /* home: node 0 */
+	uint64_t deadline = now_ms() + 5000;
+	int rounds = 0;
+	while (dsm_region_page_stats(b, 2, &pc, NULL, NULL) != 0 && now_ms() < deadline) {
+		uint64_t v = pb[0];
+		pb[0] = v + 1;
+		pa[1] = v;
+		rounds++;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc, NULL, NULL), 0); /* home: node 1 */
+	assert_int_equal(dsm_region_stats(a, &sa), 0);
+	assert_true(sa.policy.migrations >= 1);
+	assert_true(sa.policy.intervals > 0);
+	assert_int_equal(sa.engine.migrations_out, 1);
+	/* and the data came along */
+	assert_int_equal(pb[0], (uint64_t)rounds);
+	assert_int_equal(pa[0], (uint64_t)rounds);
+	stop_pair(a, b, cfg);
+}
+
 static void test_missing_peer_named_at_start(void **state)
 {
 	(void)state;
@@ -386,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
 		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
 		cmocka_unit_test(test_segments_form_one_region),
+		cmocka_unit_test(test_policy_moves_home_to_main_user),
 		cmocka_unit_test(test_missing_peer_named_at_start),
 		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
 	};
