@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsm/policy.h"
 #include "dsm/protocol.h"
 
 #define MAX_NODES 8
@@ -72,6 +73,9 @@ struct sim {
 	uint64_t events;
 	unsigned migrate_permille;
 	bool per_page_fifo;
+	uint64_t policy_every;        /* run Disco's policy on every node this often (0: never) */
+	struct dsm_policy *policy[MAX_NODES];
+	uint64_t policy_migrations;
 	uint64_t drain_every;
 	struct sim_node nodes[MAX_NODES];
 	struct channel ch[MAX_NODES][MAX_NODES];
@@ -96,9 +100,9 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
-		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s\n",
+		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s --policy %" PRIu64 "\n",
 		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille,
-		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "");
+		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "", S.policy_every);
 	exit(1);
 }
 
@@ -332,6 +336,37 @@ static void step_migrate(void)
 	}
 }
 
+/* What the region's policy timer does (dsm/region.c on_policy_timer), on
+ * every node: decide from the misses counted since the last round, clear
+ * them, start the migrations decided. Homes then move under load. */
+static void step_policy(void)
+{
+	uint32_t reads[MAX_NODES], writes[MAX_NODES];
+
+	for (int i = 0; i < S.n_nodes; i++) {
+		struct dsm_engine *e = S.nodes[i].e;
+
+		for (int p = 0; p < S.n_pages; p++) {
+			int target = -1;
+
+			if (!dsm_engine_page_node_misses(e, p, reads, writes))
+				continue;
+			dsm_engine_page_node_misses_clear(e, p);
+			if (!dsm_engine_is_home(e, p) ||
+			    dsm_policy_decide(S.policy[i], p, reads, writes, &target) != DSM_POLICY_MIGRATE)
+				continue;
+			int rc = dsm_engine_migrate_home(e, p, target);
+			if (rc == 0)
+				S.policy_migrations++;
+			else if (rc == -EBUSY)
+				dsm_policy_undo_move(S.policy[i], p);
+			else
+				fail("policy: migrate page %d from %d to %d: %d", p, i, target, rc);
+		}
+		dsm_policy_interval_done(S.policy[i]);
+	}
+}
+
 static void step_stale_fault(void)
 {
 	struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
@@ -386,6 +421,7 @@ static void usage(FILE *f)
 		"usage: dsm-sim [--seed N] [--events N] [--nodes 3..%d] [--pages 1..%d]\n"
 		"               [--cpus 1..%d] [--migrate PERMILLE] [--drain-every N]\n"
 		"               [--per-page-fifo]  (order kept per channel and page only)\n"
+		"               [--policy EVERY]   (Disco's policy on every node every EVERY steps)\n"
 		"Drives the DSM protocol engine with random events and checks coherence\n"
 		"invariants after every step. Exits 1 and prints a replay command on failure.\n",
 		MAX_NODES, MAX_PAGES, MAX_CPUS);
@@ -398,7 +434,7 @@ int main(int argc, char **argv)
 		{ "nodes", required_argument, 0, 'n' },  { "pages", required_argument, 0, 'p' },
 		{ "cpus", required_argument, 0, 'c' },   { "migrate", required_argument, 0, 'm' },
 		{ "drain-every", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' },
-		{ "per-page-fifo", no_argument, 0, 'f' },
+		{ "per-page-fifo", no_argument, 0, 'f' }, { "policy", required_argument, 0, 'P' },
 		{ 0, 0, 0, 0 },
 	};
 	S.seed = 1;
@@ -418,6 +454,7 @@ int main(int argc, char **argv)
 		case 'm': S.migrate_permille = (unsigned)atoi(optarg); break;
 		case 'd': S.drain_every = strtoull(optarg, NULL, 0); break;
 		case 'f': S.per_page_fifo = true; break;
+		case 'P': S.policy_every = strtoull(optarg, NULL, 0); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -435,6 +472,17 @@ int main(int argc, char **argv)
 		n->e = dsm_engine_create(i, S.n_nodes, S.n_pages, initial_home, NULL, emit, n);
 		if (!n->e)
 			fail("engine create failed");
+		if (S.policy_every) {
+			/* eager knobs, a high move cap and no freezing: thousands of
+			 * policy moves under load (freezing is unit-tested) */
+			const struct dsm_policy_knobs k = {
+				.interval_ms = 1, .trigger = 3, .sharing = 3, .write_share = 1000,
+				.move_cap = 250,
+			};
+			S.policy[i] = dsm_policy_create(&k, i, S.n_nodes, S.n_pages);
+			if (!S.policy[i])
+				fail("policy create failed");
+		}
 		for (int p = 0; p < S.n_pages; p++) {
 			/* A home starts with a writable zero page (value 0). */
 			n->present[p] = dsm_engine_is_home(n->e, p);
@@ -452,6 +500,8 @@ int main(int argc, char **argv)
 			step_cpu(true);
 		else if (!deliver_random())
 			step_cpu(true);
+		if (S.policy_every && S.step % S.policy_every == 0)
+			step_policy();
 		check_invariants();
 		if (S.step % S.drain_every == 0)
 			drain_and_check_quiescent();
@@ -465,13 +515,17 @@ int main(int argc, char **argv)
 		migrations += c->migrations_out;
 		invs += c->invalidations_sent;
 		dsm_engine_destroy(S.nodes[i].e);
+		dsm_policy_destroy(S.policy[i]);
 	}
+	/* a policy run that never moved a page would not test what it claims */
+	if (S.policy_every && !S.policy_migrations)
+		fail("--policy: the policy decided no migration in %" PRIu64 " events", S.events);
 	printf("dsm-sim: PASS seed=%" PRIu64 " nodes=%d pages=%d cpus=%d events=%" PRIu64
 	       " reads=%" PRIu64 " writes=%" PRIu64 " faults=%" PRIu64 " stale_faults=%" PRIu64
 	       " messages=%" PRIu64 " invalidations=%" PRIu64 " migrations=%" PRIu64
-	       " forwards=%" PRIu64 " drains=%" PRIu64 " max_in_flight=%u\n",
+	       " forwards=%" PRIu64 " drains=%" PRIu64 " max_in_flight=%u policy_migrations=%" PRIu64 "\n",
 	       S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.st.reads, S.st.writes,
 	       S.st.faults, S.st.stale_faults, S.st.delivered, invs, migrations, forwards,
-	       S.st.drains, S.st.max_in_flight);
+	       S.st.drains, S.st.max_in_flight, S.policy_migrations);
 	return 0;
 }

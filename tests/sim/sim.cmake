@@ -18,3 +18,7 @@ set_tests_properties(dsm_sim_migration_heavy PROPERTIES LABELS "sim;sanitize")
 # produces. The protocol's reasoning is per page, so it must still hold.
 add_test(NAME dsm_sim_per_page_fifo COMMAND dsm-sim --seed 21 --nodes 4 --pages 8 --per-page-fifo --events 1000000)
 set_tests_properties(dsm_sim_per_page_fifo PROPERTIES LABELS "sim;sanitize")
+# Disco's policy moving homes under load (no random migrations: every move
+# is the policy's); the run fails if the policy never moved a page.
+add_test(NAME dsm_sim_policy COMMAND dsm-sim --seed 31 --nodes 4 --pages 8 --migrate 0 --policy 100 --events 1000000)
+set_tests_properties(dsm_sim_policy PROPERTIES LABELS "sim;sanitize")
