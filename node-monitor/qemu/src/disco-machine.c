@@ -202,7 +202,7 @@ void disco_cleanup(void)
 {
     int rc, status;
 
-    if (!disco_enabled) {
+    if (!disco_enabled || !disco.region) {
         return;
     }
     /* our vCPUs are stopped; others may still fault on pages we hold */

@@ -30,6 +30,9 @@ void disco_die(const char *fmt, ...)
 
 int disco_send(int peer, uint16_t type, const void *body, size_t len)
 {
+    if (!disco.region) {
+        return -ENOTCONN; /* not joined yet (a stop before machine-init-done) */
+    }
     return dsm_region_send_frame(disco.region, peer, type, body, len);
 }
 
