@@ -77,6 +77,8 @@ struct cluster_vm {
 	char kernel[4096];                     /* "" when not given */
 	char initrd[4096];
 	char cmdline[4096];
+	int numa_distance;                     /* guest SLIT distance between two nodes,
+						  11..254 (local is 10); default 20 */
 	struct dsm_settings dsm;
 };
 

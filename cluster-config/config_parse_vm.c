@@ -18,7 +18,8 @@
 #define MIB2 (2ull << 20)
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
-				      "kernel", "initrd", "cmdline", "dsm",            NULL};
+				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
+				      NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
@@ -236,6 +237,7 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 {
 	int first_busy, r;
 
+	vm->numa_distance = 20; /* Linux's default for a remote node */
 	if ((r = cfg_want_map(c, m, m, true)) < 0 || (r = cfg_check_keys(c, m, vm_keys)) < 0 ||
 	    (r = cfg_get_name(c, m, "name", true, "a VM name", vm->name)) < 0 ||
 	    (r = parse_memory(c, m, vm)) < 0 ||
@@ -246,6 +248,7 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = parse_file(c, m, "initrd", vm->initrd, sizeof(vm->initrd))) < 0 ||
 	    (r = cfg_get_string(c, m, "cmdline", false, "a kernel command line", vm->cmdline,
 				sizeof(vm->cmdline))) < 0 ||
+	    (r = cfg_get_int(c, m, "numa_distance", false, 11, 254, &vm->numa_distance)) < 0 ||
 	    (r = parse_dsm(c, m, &vm->dsm)) < 0)
 		return r;
 	return 0;

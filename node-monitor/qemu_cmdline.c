@@ -228,10 +228,6 @@ static int check_args(const struct cluster_config *cfg, const struct cluster_vm 
 	return 0;
 }
 
-/* Guest NUMA distance between two different nodes (SLIT). Linux's default
- * for a remote node; the config has no key for it yet. */
-#define GUEST_REMOTE_DISTANCE 20
-
 /*
  * Guest memory. One node with vCPUs: one backend, no NUMA. Several: each
  * node's vCPUs and its share of memory (cluster_vm_numa_range(), the same
@@ -272,7 +268,7 @@ static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 		for (int c = 0; c < guest_nodes; c++)
 			if (a != c) {
 				add(b, "-numa");
-				addf(b, "dist,src=%d,dst=%d,val=%d", a, c, GUEST_REMOTE_DISTANCE);
+				addf(b, "dist,src=%d,dst=%d,val=%d", a, c, vm->numa_distance);
 			}
 }
 
