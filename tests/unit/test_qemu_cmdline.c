@@ -419,6 +419,14 @@ static void test_numa_layout(void **state)
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
+	/* the distance comes from the config */
+	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 1, n1: 1}\n    numa_distance: 31\n");
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-numa", "dist,src=0,dst=1,val=31");
+	assert_pair(argv, "-numa", "dist,src=1,dst=0,val=31");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
 	/* every vCPU on one node: no NUMA, one backend */
 	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 2, n1: 0}\n");
 	argv = build_ok(cfg, 1, &o);
