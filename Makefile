@@ -4,7 +4,7 @@ BUILD ?= build
 SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test test-sanitize bench run clean
+.PHONY: all setup build test test-sanitize bench run compare clean
 
 all: build
 
@@ -40,6 +40,12 @@ bench: build
 # machine: a shell on a terminal, else the coherence check and a benchmark.
 run: build
 	scripts/run-vm.sh --build $(BUILD) cluster-config/examples/local-2node.yaml
+
+# The guest workloads (boot, NUMA-local, read-shared, write-shared,
+# misplaced, xz) on one QEMU process and on the cluster with the static and
+# the disco policy, side by side: build/compare/compare.{md,csv,png,svg}.
+compare: build
+	scripts/disco compare --build $(BUILD) --out $(BUILD)/compare
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD)

@@ -6,9 +6,12 @@
 #                      with `apt-get download` into a cache and unpacked there
 #                      with dpkg -x. Nothing is installed on this machine.
 #   OUTDIR/initrd.img  gzip'd newc cpio: /init (tests/guest/init), the static
-#                      busybox of busybox-static with its applet links, and the
+#                      busybox of busybox-static with its applet links, the
 #                      guest programs tests/guest/*.c built static as
-#                      /bin/disco-<name>.
+#                      /bin/disco-<name>, the guest scripts tests/guest/*.sh
+#                      as /bin/disco-<name>, and Debian's xz (xz-utils:
+#                      /usr/bin/xz, the shared libraries ldd lists and the
+#                      dynamic loader, at their host paths) for disco-xz.
 #
 # OUTDIR defaults to build/guest under the repository root. The kernel cache
 # is ${DISCO_CACHE:-$HOME/.cache/disco}/guest-kernel. Set DISCO_GUEST_KERNEL_PKG
@@ -17,7 +20,8 @@
 # -DBREAK, which plants a deliberate bug in each so that it must FAIL).
 #
 # Incremental: OUTDIR/.stamp holds a hash of this script, tests/guest/*, the
-# kernel package and version, busybox and the compiler; when it matches and
+# kernel package and version, busybox, xz and its libraries and the
+# compiler; when it matches and
 # both outputs exist nothing is rebuilt. One line says what was done.
 set -euo pipefail
 
@@ -76,11 +80,16 @@ if readelf -l "$busybox" 2>/dev/null | grep -q 'INTERP'; then
 fi
 command -v cpio >/dev/null || die "cpio not found. Install it with: apt-get install cpio"
 command -v "$cc" >/dev/null || die "$cc not found. Install it with: apt-get install build-essential"
+xz_bin=/usr/bin/xz
+[ -x "$xz_bin" ] || die "$xz_bin not found. Install it with: apt-get install xz-utils"
+# xz's shared libraries and the dynamic loader, as ldd resolves them.
+mapfile -t xz_libs < <(ldd "$xz_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+[ ${#xz_libs[@]} -gt 0 ] || die "ldd $xz_bin lists no libraries"
 
 stamp=$(
 	{
 		echo "kernel $kpkg $kver"
-		sha256sum "${BASH_SOURCE[0]}" "$busybox"
+		sha256sum "${BASH_SOURCE[0]}" "$busybox" "$xz_bin" "${xz_libs[@]}"
 		(cd "$src" && find . -type f | LC_ALL=C sort | xargs sha256sum)
 		"$cc" --version | head -n1
 		echo "cflags ${extra_cflags[*]}"
@@ -134,6 +143,13 @@ for applet in $("$busybox" --list-full); do
 	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
 done
 install -m 0755 "$src/init" "$stage/init"
+# Debian's xz in place of busybox's applet, with what it needs to run.
+rm -f "$stage/usr/bin/xz"
+install -m 0755 "$xz_bin" "$stage/usr/bin/xz"
+for lib in "${xz_libs[@]}"; do
+	mkdir -p "$stage$(dirname "$lib")"
+	cp -L "$lib" "$stage$lib"
+done
 if [ "$(id -u)" -eq 0 ]; then
 	# The kernel opens /dev/console before /init mounts devtmpfs.
 	mknod -m 600 "$stage/dev/console" c 5 1
@@ -148,6 +164,12 @@ for c in "$src"/*.c; do
 		-o "$stage/bin/disco-$name" "$c"; then
 		die "building the guest program $c failed (see the compiler messages above)"
 	fi
+	programs+=("$name")
+done
+for sh in "$src"/*.sh; do
+	[ -e "$sh" ] || continue
+	name=$(basename "$sh" .sh)
+	install -m 0755 "$sh" "$stage/bin/disco-$name"
 	programs+=("$name")
 done
 
