@@ -89,7 +89,7 @@ mapfile -t xz_libs < <(ldd "$xz_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 
 stamp=$(
 	{
 		echo "kernel $kpkg $kver"
-		sha256sum "${BASH_SOURCE[0]}" "$busybox" "$xz_bin" "${xz_libs[@]}"
+		cat "${BASH_SOURCE[0]}" "$busybox" "$xz_bin" "${xz_libs[@]}" | sha256sum  # contents only: the path the script was called by must not matter
 		(cd "$src" && find . -type f | LC_ALL=C sort | xargs sha256sum)
 		"$cc" --version | head -n1
 		echo "cflags ${extra_cflags[*]}"

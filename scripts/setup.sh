@@ -16,6 +16,9 @@ packages=(
 	flex bison zlib1g-dev libfdt-dev                           #   (scripts/build-qemu.sh)
 	seabios qemu-system-data                # guest firmware: bios.bin, linuxboot_dma.bin
 	busybox-static cpio                     # default guest initramfs (scripts/make-guest.sh)
+	xz-utils                                # the unmodified program of `disco compare` (copied into the guest)
+	gnuplot-nox                             # charts of `scripts/disco compare`
+	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 )
 
 missing=()

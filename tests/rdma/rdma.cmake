@@ -1,0 +1,15 @@
+# The Soft-RoCE test VM (tests/rdma/README.md): Debian's stock kernel under
+# Debian's qemu-system-x86_64 (TCG) with rdma_rxe, the host's /usr and /etc
+# and this repository over 9p. scripts/run-in-rdma-testvm.sh builds the VM
+# with scripts/make-rdma-testvm.sh when missing or stale (the first time it
+# downloads the kernel package, ~70 MB), boots it (~10 s) and runs the
+# command in it; exit 77 (SKIP) if QEMU cannot run here. Include from
+# tests/CMakeLists.txt:
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/rdma/rdma.cmake OPTIONAL)
+get_filename_component(DISCO_RDMA_REPO ${CMAKE_CURRENT_LIST_DIR}/../.. ABSOLUTE)
+add_test(NAME rdma_softroce_verbs_smoke
+  COMMAND ${DISCO_RDMA_REPO}/scripts/run-in-rdma-testvm.sh
+          --build ${CMAKE_BINARY_DIR}/rdma-vm --timeout 840
+          -- ${CMAKE_CURRENT_LIST_DIR}/verbs_smoke.sh)
+set_tests_properties(rdma_softroce_verbs_smoke PROPERTIES
+  LABELS "rdma" TIMEOUT 900 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
