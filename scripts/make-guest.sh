@@ -40,45 +40,14 @@ die() {
 
 # ---- which kernel --------------------------------------------------------
 
-# Prints "package version" of the kernel image to use, from the local apt
-# lists (no network). Empty if apt does not know it.
-resolve_kernel() {
-	local pkg=${DISCO_GUEST_KERNEL_PKG:-} ver
-	if [ -z "$pkg" ]; then
-		pkg=$(apt-cache show --no-all-versions linux-image-cloud-amd64 2>/dev/null |
-			sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*-cloud-amd64\).*/\1/p' | head -n1) || true
-	fi
-	[ -n "$pkg" ] || return 0
-	ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null |
-		sed -n 's/^Version: //p' | head -n1) || true
-	[ -n "$ver" ] && echo "$pkg $ver"
-	return 0
-}
-
-kernel=$(resolve_kernel)
-if [ -z "$kernel" ] && [ -n "${DISCO_GUEST_KERNEL_PKG:-}" ]; then
-	die "apt does not know DISCO_GUEST_KERNEL_PKG=$DISCO_GUEST_KERNEL_PKG (see: apt-cache policy $DISCO_GUEST_KERNEL_PKG)"
-fi
-if [ -z "$kernel" ]; then
-	# Offline or no apt lists: fall back to the newest kernel already cached.
-	cached=$(ls -d "$cache"/linux-image-*_*/ 2>/dev/null | sort -V | tail -n1 || true)
-	[ -n "$cached" ] || die "apt does not know linux-image-cloud-amd64 and no kernel is cached in $cache.
-  Run 'apt-get update' (as root) so apt knows the Debian kernel packages, then run this again."
-	cached=$(basename "$cached")
-	kernel="${cached%%_*} ${cached#*_}"
-	echo "make-guest: note: apt could not resolve linux-image-cloud-amd64; using the cached $kernel" >&2
-fi
-kpkg=${kernel% *}
-kver=${kernel#* }
-kdir=$cache/${kpkg}_${kver}
+# shellcheck source=lib/debian-kernel.sh
+. "$root/scripts/lib/debian-kernel.sh"
+tool=make-guest
+debian_kernel_pick linux-image-cloud-amd64 -cloud-amd64 DISCO_GUEST_KERNEL_PKG "$cache"
 
 # ---- up to date? ------------------------------------------------------------
 
-[ -x "$busybox" ] || die "$busybox not found. Install it with: apt-get install busybox-static"
-if readelf -l "$busybox" 2>/dev/null | grep -q 'INTERP'; then
-	die "$busybox is dynamically linked; the initramfs needs the one from busybox-static (apt-get install busybox-static)"
-fi
-command -v cpio >/dev/null || die "cpio not found. Install it with: apt-get install cpio"
+check_static_busybox "$busybox"
 command -v "$cc" >/dev/null || die "$cc not found. Install it with: apt-get install build-essential"
 xz_bin=/usr/bin/xz
 [ -x "$xz_bin" ] || die "$xz_bin not found. Install it with: apt-get install xz-utils"

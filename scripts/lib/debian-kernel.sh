@@ -1,0 +1,50 @@
+# Sourced by scripts/make-guest.sh and scripts/make-rdma-testvm.sh: which
+# Debian kernel package to use (from the local apt lists, no network; the
+# newest cached one when apt does not know it), and the checks of the
+# static busybox both initramfs images are built from. The caller defines
+# die() and `tool` (its name, for messages).
+
+# debian_kernel_pick META FLAVOR OVERRIDE_VAR CACHE
+#   META      the metapackage, e.g. linux-image-cloud-amd64
+#   FLAVOR    the versioned package's suffix, e.g. -cloud-amd64
+#   OVERRIDE_VAR  name of an environment variable that may name the
+#             versioned package instead
+#   CACHE     where downloaded kernels are kept (one <pkg>_<version>/ each)
+# Sets kpkg, kver and kdir ($CACHE/<pkg>_<version>).
+debian_kernel_pick() {
+	local meta=$1 flavor=$2 override_var=$3 cache=$4
+	local pkg=${!override_var:-} ver="" cached
+	if [ -z "$pkg" ]; then
+		pkg=$(apt-cache show --no-all-versions "$meta" 2>/dev/null |
+			sed -n "s/^Depends:.*\(linux-image-[0-9][^ ,]*$flavor\).*/\1/p" | head -n1) || true
+	fi
+	if [ -n "$pkg" ]; then
+		ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null |
+			sed -n 's/^Version: //p' | head -n1) || true
+	fi
+	if [ -z "$ver" ] && [ -n "${!override_var:-}" ]; then
+		die "apt does not know $override_var=${!override_var} (see: apt-cache policy ${!override_var})"
+	fi
+	if [ -z "$ver" ]; then
+		cached=$(ls -d "$cache"/linux-image-*_*/ 2>/dev/null | sort -V | tail -n1 || true)
+		[ -n "$cached" ] || die "apt does not know $meta and no kernel is cached in $cache.
+  Run 'apt-get update' (as root) so apt knows the Debian kernel packages, then run this again."
+		cached=$(basename "$cached")
+		pkg=${cached%%_*}
+		ver=${cached#*_}
+		echo "$tool: note: apt could not resolve $meta; using the cached $pkg $ver" >&2
+	fi
+	kpkg=$pkg
+	kver=$ver
+	kdir=$cache/${kpkg}_${kver}
+}
+
+# check_static_busybox PATH: dies unless PATH is busybox-static's binary
+# and cpio is there to pack it.
+check_static_busybox() {
+	[ -x "$1" ] || die "$1 not found. Install it with: apt-get install busybox-static"
+	if readelf -l "$1" 2>/dev/null | grep -q 'INTERP'; then
+		die "$1 is dynamically linked; the initramfs needs the one from busybox-static (apt-get install busybox-static)"
+	fi
+	command -v cpio >/dev/null || die "cpio not found. Install it with: apt-get install cpio"
+}
