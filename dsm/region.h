@@ -115,7 +115,8 @@ int dsm_region_barrier(struct dsm_region *r, uint32_t id, uint32_t timeout_ms);
 int dsm_region_stats(struct dsm_region *r, struct dsm_stats *out);
 /* Counters of @page kept here; -ENOENT if this node is not its home.
  * @read_by / @write_by (may be NULL; else dsm_region_n_nodes() entries):
- * its misses by requesting node since this node became its home. */
+ * its misses by requesting node since this node became its home (with
+ * policy disco: since the last policy interval, which clears them). */
 int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_counters *out,
 			  uint32_t *read_by, uint32_t *write_by);
 /* Ask the home of @page (must be this node) to move it to @target. */
