@@ -51,7 +51,8 @@ static int remove_files(void **state)
 
 /* Three nodes; VM "demo" runs on n0 (master, 1 vCPU) and n1 (1 vCPU), not
  * n2. @guest is the YAML of the VM's kernel/initrd/cmdline keys. */
-static struct cluster_config *load(const char *guest)
+/* A config of three nodes and one VM "demo" whose YAML body is @vm_body. */
+static struct cluster_config *load_body(const char *vm_body)
 {
 	struct cluster_config *cfg = NULL;
 	char yaml[8192], err[1024] = "";
@@ -63,12 +64,23 @@ static struct cluster_config *load(const char *guest)
 		 "  - {name: n1, address: 127.0.0.1, port: 7401}\n"
 		 "  - {name: n2, address: 127.0.0.1, port: 7402}\n"
 		 "vms:\n"
-		 "  - name: demo\n    memory: 256M\n    vcpus: 2\n"
-		 "    vcpu_placement: {n0: 1, n1: 1}\n    master: n0\n%s",
-		 KEY, guest);
+		 "  - name: demo\n%s",
+		 KEY, vm_body);
 	if (cluster_config_load_string(yaml, "t.yaml", &cfg, err, sizeof(err)) != 0)
 		fail_msg("%s\n%s", err, yaml);
 	return cfg;
+}
+
+/* 2 vCPUs, one on n0 (master) and one on n1, plus @guest lines. */
+static struct cluster_config *load(const char *guest)
+{
+	char body[4096];
+
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 2\n    vcpu_placement: {n0: 1, n1: 1}\n"
+		 "    master: n0\n%s",
+		 guest);
+	return load_body(body);
 }
 
 static struct cluster_config *load_default(void)
@@ -378,23 +390,14 @@ static void test_no_kernel(void **state)
 	cluster_config_free(cfg);
 }
 
+/* 384 MiB, the default guest files, and @vm_lines (vcpus, placement...). */
 static struct cluster_config *load_vm(const char *vm_lines)
 {
-	struct cluster_config *cfg = NULL;
-	char yaml[8192], err[1024] = "";
+	char body[4096];
 
-	snprintf(yaml, sizeof(yaml),
-		 "cluster:\n  name: t\n  auth: {key_file: %s}\n"
-		 "nodes:\n"
-		 "  - {name: n0, address: 127.0.0.1, port: 7400}\n"
-		 "  - {name: n1, address: 127.0.0.1, port: 7401}\n"
-		 "  - {name: n2, address: 127.0.0.1, port: 7402}\n"
-		 "vms:\n  - name: demo\n    memory: 384M\n%s"
-		 "    kernel: %s\n    initrd: %s\n",
-		 KEY, vm_lines, kernel, initrd);
-	if (cluster_config_load_string(yaml, "t.yaml", &cfg, err, sizeof(err)) != 0)
-		fail_msg("%s\n%s", err, yaml);
-	return cfg;
+	snprintf(body, sizeof(body), "    memory: 384M\n%s    kernel: %s\n    initrd: %s\n",
+		 vm_lines, kernel, initrd);
+	return load_body(body);
 }
 
 /* The guest NUMA layout: one guest node per cluster node with vCPUs, in
