@@ -75,21 +75,7 @@ mkdir -p "$outdir" "$cache"
 
 fetched=""
 if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
-	deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
-	if [ -z "$deb" ]; then
-		apt_opts=(-q)
-		# As root, apt drops to user _apt to download, which cannot write
-		# into root's cache directory; download as root instead.
-		[ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
-		if ! (cd "$cache" && apt-get download "${apt_opts[@]}" "$kpkg=$kver" >"$cache/download.log" 2>&1); then
-			sed 's/^/  apt: /' "$cache/download.log" >&2
-			die "apt-get download $kpkg=$kver failed (log: $cache/download.log).
-  Check the network and the apt sources; if the version is gone from the mirror, run 'apt-get update' and try again."
-		fi
-		deb=$(ls "$cache/${kpkg}_"*.deb 2>/dev/null | sort -V | tail -n1 || true)
-		[ -n "$deb" ] || die "apt-get download reported success but no ${kpkg}_*.deb is in $cache"
-		fetched=" (downloaded $(basename "$deb"))"
-	fi
+	debian_kernel_download
 	rm -rf "$kdir.tmp"
 	dpkg -x "$deb" "$kdir.tmp" || die "dpkg -x $deb failed; delete it and run this again to download it anew"
 	ls "$kdir.tmp"/boot/vmlinuz-* >/dev/null 2>&1 || die "$deb holds no boot/vmlinuz-*"

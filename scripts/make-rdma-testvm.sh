@@ -88,25 +88,11 @@ have_all() {
 
 fetched=""
 if ! have_all; then
-	deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
-	if [ -z "$deb" ]; then
-		apt_opts=(-q)
-		# As root, apt drops to user _apt to download, which cannot write
-		# into root's cache directory; download as root instead.
-		[ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
-		if ! (cd "$cache" && apt-get download "${apt_opts[@]}" "$kpkg=$kver" >"$cache/download.log" 2>&1); then
-			sed 's/^/  apt: /' "$cache/download.log" >&2
-			die "apt-get download $kpkg=$kver failed (log: $cache/download.log).
-  Check the network and the apt sources; if the version is gone from the mirror, run 'apt-get update' and try again."
-		fi
-		deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
-		[ -n "$deb" ] || die "apt-get download reported success but no ${kpkg}_*.deb is in $cache"
-		# Older versions of this package are of no further use.
-		for old in "$cache"/*.deb; do
-			[ "$old" = "$deb" ] || rm -f "$old"
-		done
-		fetched=" (downloaded $(basename "$deb"))"
-	fi
+	debian_kernel_download
+	# Older versions of this package are of no further use.
+	for old in "$cache"/*.deb; do
+		[ "$old" = "$deb" ] || rm -f "$old"
+	done
 	# Unpack everything (~400 MB, a few seconds), keep the image and the
 	# modules of the list; the .deb stays in the cache for a longer list.
 	full=$(mktemp -d "$cache/.unpack.XXXXXX")

@@ -48,3 +48,24 @@ check_static_busybox() {
 	fi
 	command -v cpio >/dev/null || die "cpio not found. Install it with: apt-get install cpio"
 }
+
+# debian_kernel_download: sets `deb` to the cached .deb of $kpkg $kver,
+# downloading it into $cache first if needed (and `fetched` to a note
+# saying so).
+debian_kernel_download() {
+	fetched=""
+	deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
+	[ -z "$deb" ] || return 0
+	local apt_opts=(-q)
+	# As root, apt drops to user _apt to download, which cannot write
+	# into root's cache directory; download as root instead.
+	[ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+	if ! (cd "$cache" && apt-get download "${apt_opts[@]}" "$kpkg=$kver" >"$cache/download.log" 2>&1); then
+		sed 's/^/  apt: /' "$cache/download.log" >&2
+		die "apt-get download $kpkg=$kver failed (log: $cache/download.log).
+  Check the network and the apt sources; if the version is gone from the mirror, run 'apt-get update' and try again."
+	fi
+	deb=$(ls "$cache/${kpkg}_${kver//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
+	[ -n "$deb" ] || die "apt-get download reported success but no ${kpkg}_*.deb is in $cache"
+	fetched=" (downloaded $(basename "$deb"))"
+}
