@@ -74,6 +74,10 @@ struct disco_node {
     int n_ram;
     RAMBlock *ram[DSM_MAX_SEGMENTS];
     uint64_t ram_first_page[DSM_MAX_SEGMENTS];
+    /* per DSM page: times this node's copy was dropped (atomics; read by
+     * vCPU threads around translation, bumped by the DSM loop thread) */
+    uint32_t *code_gen;
+    uint32_t code_gen_all;              /* all drops: for a TB's 2nd page */
 
     QEMUBH *inbox_bh;
     QemuMutex inbox_lock;

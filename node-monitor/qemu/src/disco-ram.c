@@ -67,6 +67,39 @@ static void disco_loop_start(void *opaque)
  * test that shows a guest needs it (tests/system/system.cmake). */
 static bool disco_tb_invalidate = true;
 
+/* The DSM page holding @ram_addr, or -1 outside guest RAM (ROMs...). */
+static int64_t disco_ram_addr_page(uint64_t ram_addr)
+{
+    for (int i = 0; i < disco.n_ram; i++) {
+        RAMBlock *rb = disco.ram[i];
+
+        if (ram_addr >= rb->offset && ram_addr - rb->offset < rb->used_length) {
+            return disco.ram_first_page[i] + (ram_addr - rb->offset) / TARGET_PAGE_SIZE;
+        }
+    }
+    return -1;
+}
+
+uint64_t disco_tb_generation(uint64_t ram_addr)
+{
+    int64_t page = disco.code_gen ? disco_ram_addr_page(ram_addr) : -1;
+    uint32_t gen = page >= 0 ? qatomic_load_acquire(&disco.code_gen[page]) : 0;
+
+    return (uint64_t)gen << 32 | qatomic_load_acquire(&disco.code_gen_all);
+}
+
+bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1)
+{
+    uint64_t now;
+
+    smp_mb(); /* the TB is linked (tb_link_page) before we look */
+    now = disco_tb_generation(ram_addr0);
+    if (ram_addr1 != (uint64_t)-1) {
+        return now != snapshot; /* any drop at all: the 2nd page may be it */
+    }
+    return now >> 32 != snapshot >> 32;
+}
+
 static void disco_page_dropped(void *opaque, uint64_t page)
 {
     uint64_t off;
@@ -76,6 +109,11 @@ static void disco_page_dropped(void *opaque, uint64_t page)
     if (!disco_tb_invalidate) {
         return;
     }
+    /* First the generation (a translation reading the old bytes now sees
+     * it changed once its TB is linked), then the TBs already linked. */
+    qatomic_inc(&disco.code_gen[page]);
+    qatomic_inc(&disco.code_gen_all);
+    smp_mb();
     /* a clean CODE bit means translated blocks may exist for this page */
     if (tcg_enabled() && !cpu_physical_memory_get_dirty_flag(ra, DIRTY_MEMORY_CODE)) {
         tb_invalidate_phys_range(ra, ra + TARGET_PAGE_SIZE);
@@ -142,6 +180,7 @@ void disco_ram_init_done(void)
     }
     o.segments = segs;
     o.n_segments = disco.n_ram;
+    disco.code_gen = g_new0(uint32_t, size / TARGET_PAGE_SIZE);
     rc = dsm_region_create(&o, &disco.region);
     if (rc < 0) {
         disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));

@@ -47,6 +47,14 @@ bool disco_pio_forward(uint32_t port, uint64_t *val, unsigned size, bool is_writ
 /* i440FX PAM/SMRAM registers changed on the master (BQL held). */
 void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
 
+/* TCG translation (accel/tcg/translate-all.c tb_gen_code), vCPU thread:
+ * a snapshot of the drop generations of the page at @ram_addr before
+ * translating; afterwards, true if a page the new TB was read from was
+ * dropped meanwhile (another node rewrote it), so the TB may hold the old
+ * bytes and must be thrown away. @ram_addr1 is -1 for a one-page TB. */
+uint64_t disco_tb_generation(uint64_t ram_addr);
+bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1);
+
 /* TCG's TSC: derived from the shared virtual clock on every node. */
 uint64_t disco_tsc(void);
 
