@@ -110,13 +110,3 @@ const struct dsm_policy_counters *dsm_policy_counters(const struct dsm_policy *p
 {
 	return &p->c;
 }
-
-const char *dsm_policy_action_name(enum dsm_policy_action a)
-{
-	switch (a) {
-	case DSM_POLICY_MIGRATE: return "migrate";
-	case DSM_POLICY_REPLICATE: return "replicate";
-	case DSM_POLICY_FREEZE: return "freeze";
-	default: return "none";
-	}
-}

@@ -64,6 +64,5 @@ void dsm_policy_undo_move(struct dsm_policy *p, uint64_t page);
 /* Marks the end of an interval (for the counters). */
 void dsm_policy_interval_done(struct dsm_policy *p);
 const struct dsm_policy_counters *dsm_policy_counters(const struct dsm_policy *p);
-const char *dsm_policy_action_name(enum dsm_policy_action a);
 
 #endif

@@ -3,18 +3,8 @@
 # --help works; a bad config names the file and field.
 set -uo pipefail
 stress=$1 bench=$2
-fail=0
-expect() { # expect STATUS PATTERN CMD...
-	local want=$1 pat=$2; shift 2
-	local out status
-	out=$("$@" 2>&1); status=$?
-	if [ "$status" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-		echo "FAIL: $* -> status $status (want $want), output: $out"
-		fail=1
-	else
-		echo "ok: $* -> $status"
-	fi
-}
+# shellcheck source=expect.sh
+. "$(dirname "$0")/expect.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf 'cluster:\n  name: x\n  auth: { key_file: nokey }\nnodes: []\n' > "$tmp/bad.yaml"
 

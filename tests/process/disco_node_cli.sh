@@ -6,18 +6,8 @@
 # Usage: disco_node_cli.sh PATH/TO/disco-node
 set -uo pipefail
 node=$1
-fail=0
-expect() { # expect STATUS PATTERN CMD...
-	local want=$1 pat=$2; shift 2
-	local out status
-	out=$("$@" 2>&1); status=$?
-	if [ "$status" -ne "$want" ] || ! grep -qE -- "$pat" <<<"$out"; then
-		echo "FAIL: $* -> status $status (want $want, pattern $pat), output: $out"
-		fail=1
-	else
-		echo "ok: $* -> $status"
-	fi
-}
+# shellcheck source=expect.sh
+. "$(dirname "$0")/expect.sh"
 here="$(cd "$(dirname "$0")" && pwd)"
 examples="$(cd "$here/../../cluster-config/examples" && pwd)"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -91,7 +91,6 @@ struct disco_node {
     bool exiting;                       /* past the final barrier */
     int shutdown_cause;
     char shutdown_origin[CLUSTER_NAME_MAX];
-    int clock_synced;
 
     struct disco_counters n;            /* atomics */
 };

@@ -29,7 +29,7 @@ static bool disco_io_forward(uint32_t space, uint64_t addr, uint64_t *val, unsig
                              bool is_write)
 {
     Disco__VmIo m = DISCO__VM_IO__INIT;
-    struct rpc_call_result *res;
+    struct rpc_call_result res; /* ~4 KiB on the vCPU thread's stack */
     Disco__VmIo *reply;
     uint8_t buf[64];
     uint64_t id;
@@ -55,18 +55,16 @@ static bool disco_io_forward(uint32_t space, uint64_t addr, uint64_t *val, unsig
         rpc_call_cancel(&disco.calls, id);
         return true; /* the master is gone: the peer-lost path stops the VM */
     }
-    res = g_new(struct rpc_call_result, 1);
-    rc = rpc_call_wait(&disco.calls, id, -1, res);
+    rc = rpc_call_wait(&disco.calls, id, -1, &res);
     qatomic_inc(&disco.n.io_forwarded);
     if (rc == 0 && !is_write) {
-        reply = disco__vm_io__unpack(NULL, res->len, res->data);
+        reply = disco__vm_io__unpack(NULL, res.len, res.data);
         if (!reply) {
             disco_die("undecodable I/O reply from the master");
         }
         *val = reply->data;
         disco__vm_io__free_unpacked(reply, NULL);
     }
-    g_free(res);
     return true;
 }
 

@@ -148,7 +148,6 @@ void disco_machine_apply_clock_start(int peer, const uint8_t *body, size_t len)
         g_free(res);
     }
     cpu_clock_set_virtual_ns(get_clock() + best_offset);
-    disco.clock_synced = 1;
     info_report("disco %s: virtual clock set from the master's (best round trip %" PRId64
                 " us)", disco_node_name(disco.self), best_rtt / 1000);
 }
