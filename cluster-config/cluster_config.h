@@ -17,6 +17,10 @@
 #define CLUSTER_MAX_NODES 64 /* DSM copysets are 64-bit bitmaps */
 #define CLUSTER_MAX_VCPUS 255 /* xAPIC IDs, no x2APIC in QEMU's userspace APIC */
 #define CLUSTER_NAME_MAX 64
+#define CLUSTER_NUMA_DISTANCE_AUTO 0
+/* What the guest's SLIT says for two nodes until "auto" has been measured
+ * (Linux's default for a remote node). */
+#define CLUSTER_NUMA_DISTANCE_DEFAULT 20
 
 enum cluster_transport {
 	CLUSTER_TRANSPORT_TCP,
@@ -78,7 +82,9 @@ struct cluster_vm {
 	char initrd[4096];
 	char cmdline[4096];
 	int numa_distance;                     /* guest SLIT distance between two nodes,
-						  11..254 (local is 10); default 20 */
+						  11..254 (local is 10), or
+						  CLUSTER_NUMA_DISTANCE_AUTO (default):
+						  measured by the master at start */
 	struct dsm_settings dsm;
 };
 

@@ -233,11 +233,38 @@ static int parse_dsm(struct cfg_ctx *c, const yaml_node_t *vmnode, struct dsm_se
 	return 0;
 }
 
+/* numa_distance: "auto" (the default: the master measures it at start) or
+ * a fixed SLIT value in 11..254. */
+static int parse_numa_distance(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *vm)
+{
+	static const char what[] = "\"auto\" or an integer in 11..254";
+	size_t saved = cfg_path_key(c, "numa_distance");
+	const yaml_node_t *v = NULL;
+	char q[CFG_QUOTE_MAX];
+	uint64_t d;
+	int r;
+
+	vm->numa_distance = CLUSTER_NUMA_DISTANCE_AUTO;
+	if ((r = cfg_scalar_value(c, m, "numa_distance", false, what, &v)) <= 0) {
+		if (r == 0)
+			cfg_path_restore(c, saved);
+		return r;
+	}
+	const char *s = cfg_scalar(v);
+	if (!strcmp(s, "auto"))
+		vm->numa_distance = CLUSTER_NUMA_DISTANCE_AUTO;
+	else if (cfg_parse_uint(s, &d) && d >= 11 && d <= 254)
+		vm->numa_distance = (int)d;
+	else
+		return cfg_fail(c, v, "expected %s, got %s", what, cfg_quote(q, sizeof(q), s));
+	cfg_path_restore(c, saved);
+	return 0;
+}
+
 static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *vm)
 {
 	int first_busy, r;
 
-	vm->numa_distance = 20; /* Linux's default for a remote node */
 	if ((r = cfg_want_map(c, m, m, true)) < 0 || (r = cfg_check_keys(c, m, vm_keys)) < 0 ||
 	    (r = cfg_get_name(c, m, "name", true, "a VM name", vm->name)) < 0 ||
 	    (r = parse_memory(c, m, vm)) < 0 ||
@@ -248,7 +275,7 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = parse_file(c, m, "initrd", vm->initrd, sizeof(vm->initrd))) < 0 ||
 	    (r = cfg_get_string(c, m, "cmdline", false, "a kernel command line", vm->cmdline,
 				sizeof(vm->cmdline))) < 0 ||
-	    (r = cfg_get_int(c, m, "numa_distance", false, 11, 254, &vm->numa_distance)) < 0 ||
+	    (r = parse_numa_distance(c, m, vm)) < 0 ||
 	    (r = parse_dsm(c, m, &vm->dsm)) < 0)
 		return r;
 	return 0;

@@ -526,15 +526,12 @@ int dsm_region_start(struct dsm_region *r, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = 0;
-	if (r->cfg->transport != CLUSTER_TRANSPORT_TCP) {
-		snprintf(err, errlen, "%s: transport %s is not implemented yet (only tcp is)",
-			 r->cfg->path[0] ? r->cfg->path : "cluster config",
-			 cluster_transport_name(r->cfg->transport));
-		return -EPROTONOSUPPORT;
-	}
 	if ((rc = uv_loop_init(&r->loop)) < 0)
 		return rc;
-	rc = rpc_tcp_transport_create(&r->loop, r->cfg, r->self, &cb, r, &r->transport);
+	if (r->cfg->transport == CLUSTER_TRANSPORT_RDMA)
+		rc = rpc_rdma_transport_create(&r->loop, r->cfg, r->self, &cb, r, &r->transport);
+	else
+		rc = rpc_tcp_transport_create(&r->loop, r->cfg, r->self, &cb, r, &r->transport);
 	if (rc < 0) {
 		uv_loop_close(&r->loop);
 		return rc;

@@ -268,7 +268,10 @@ static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 		for (int c = 0; c < guest_nodes; c++)
 			if (a != c) {
 				add(b, "-numa");
-				addf(b, "dist,src=%d,dst=%d,val=%d", a, c, vm->numa_distance);
+				addf(b, "dist,src=%d,dst=%d,val=%d", a, c,
+				     vm->numa_distance == CLUSTER_NUMA_DISTANCE_AUTO
+					     ? CLUSTER_NUMA_DISTANCE_DEFAULT
+					     : vm->numa_distance);
 			}
 }
 

@@ -29,8 +29,9 @@
 #include <unistd.h>
 #include <sys/uio.h>
 
-#include "membership.pb-c.h"
 #include "rpc/log.h"
+#include "rpc/membership.h"
+#include "rpc/transport_common.h"
 
 /* How messages name a connection: its peer, or its remote address. */
 static const char *conn_desc(struct tcp_conn *c, char *buf, size_t len)
@@ -39,18 +40,6 @@ static const char *conn_desc(struct tcp_conn *c, char *buf, size_t len)
 		return c->t->peers[c->peer].desc;
 	snprintf(buf, len, "connection from %s", c->remote);
 	return buf;
-}
-
-/* Format "<desc>: <reason>" into @out, unless @reason already starts with
- * the description (the auth module's messages do). */
-static void compose(char *out, size_t len, const char *desc, const char *fmt, va_list ap)
-{
-	char reason[WHY_MAX];
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	if (!strncmp(reason, desc, strlen(desc)))
-		snprintf(out, len, "%s", reason);
-	else
-		snprintf(out, len, "%s: %s", desc, reason);
 }
 
 /* ------------------------------------------------------------------ */
@@ -69,7 +58,7 @@ void rpc_tcp_peer_down(struct tcp_transport *t, struct tcp_peer *p, enum rpc_pee
 	if (state_final(get_state(p)))
 		return;
 	va_start(ap, fmt);
-	compose(why, sizeof(why), p->desc, fmt, ap);
+	rpc_compose_why(why, sizeof(why), p->desc, fmt, ap);
 	va_end(ap);
 	set_state(p, state);
 	if (p->conn)
@@ -97,7 +86,7 @@ void rpc_tcp_conn_fail(struct tcp_conn *c, bool fatal, const char *fmt, ...)
 	if (c->closing)
 		return;
 	va_start(ap, fmt);
-	compose(why, sizeof(why), conn_desc(c, db, sizeof(db)), fmt, ap);
+	rpc_compose_why(why, sizeof(why), conn_desc(c, db, sizeof(db)), fmt, ap);
 	va_end(ap);
 
 	if (!c->attached) {
@@ -356,12 +345,9 @@ static void on_handshake_frame(struct tcp_conn *c, const struct rpc_frame_view *
 static void on_goodbye(struct tcp_conn *c, const struct rpc_frame_view *f)
 {
 	struct tcp_transport *t = c->t;
-	Disco__Goodbye *g = disco__goodbye__unpack(NULL, f->body_len, f->body);
 	char reason[128];
 
-	snprintf(reason, sizeof(reason), "%s", g && g->reason[0] ? g->reason : "no reason given");
-	if (g)
-		disco__goodbye__free_unpacked(g, NULL);
+	rpc_goodbye_reason(f->body, f->body_len, reason, sizeof(reason));
 	rpc_tcp_peer_down(t, &t->peers[c->peer], RPC_PEER_LEFT, "said goodbye (%s)", reason);
 }
 

@@ -67,21 +67,9 @@
 
 #include <arpa/inet.h>
 
-#include "membership.pb-c.h"
 #include "rpc/log.h"
-
-static const char *const state_names[] = {
-	[RPC_PEER_CONNECTING] = "connecting", [RPC_PEER_AUTHENTICATING] = "authenticating",
-	[RPC_PEER_UP] = "up",                 [RPC_PEER_LEFT] = "left",
-	[RPC_PEER_FAILED] = "failed",
-};
-
-const char *rpc_peer_state_name(enum rpc_peer_state s)
-{
-	if ((unsigned)s < sizeof(state_names) / sizeof(state_names[0]))
-		return state_names[s];
-	return "?";
-}
+#include "rpc/membership.h"
+#include "rpc/transport_common.h"
 
 static void set_nodelay(int fd)
 {
@@ -254,10 +242,8 @@ static int open_listener(struct tcp_transport *t)
 
 static void send_heartbeat(struct tcp_transport *t, struct tcp_peer *p)
 {
-	Disco__Heartbeat hb = DISCO__HEARTBEAT__INIT;
-	uint8_t buf[16];
-	hb.sent_ns = uv_hrtime();
-	size_t n = disco__heartbeat__pack(&hb, buf);
+	uint8_t buf[RPC_HEARTBEAT_MAX];
+	size_t n = rpc_pack_heartbeat(uv_hrtime(), buf);
 	/* An error reaches the loop through the async; nothing to do here. */
 	rpc_tcp_peer_send(t, p, RPC_MSG_HEARTBEAT, buf, n, NULL, true);
 }
@@ -379,10 +365,8 @@ static void do_stop(struct tcp_transport *t, bool goodbye)
 		struct tcp_peer *p = &t->peers[i];
 		if (i == t->base.self || get_state(p) != RPC_PEER_UP)
 			continue;
-		Disco__Goodbye g = DISCO__GOODBYE__INIT;
-		uint8_t buf[64];
-		g.reason = "node stopping";
-		size_t n = disco__goodbye__pack(&g, buf);
+		uint8_t buf[RPC_GOODBYE_MAX];
+		size_t n = rpc_pack_goodbye(buf);
 		rpc_tcp_peer_send(t, p, RPC_MSG_GOODBYE, buf, n, NULL, true);
 		/* Best effort: push what the socket takes now; then FIN. */
 		if (p->conn)
@@ -446,13 +430,10 @@ static int tcp_send(struct rpc_transport *bt, int peer, uint16_t type, const voi
 		    size_t body_len, const void *page)
 {
 	struct tcp_transport *t = tcp_of(bt);
+	int r = rpc_transport_check_send(bt, peer, type, body, body_len, RPC_FRAME_MAX_BODY);
 
-	if (peer < 0 || peer >= tcp_cfg(t)->n_nodes || peer == t->base.self)
-		return -EINVAL;
-	if (type == 0 || type > RPC_MSG_TYPE_MAX || (body_len && !body))
-		return -EINVAL;
-	if (body_len > RPC_FRAME_MAX_BODY)
-		return -EMSGSIZE;
+	if (r < 0)
+		return r;
 	return rpc_tcp_peer_send(t, &t->peers[peer], type, body, body_len, page, false);
 }
 
@@ -516,25 +497,21 @@ int rpc_tcp_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, 
 			     const struct rpc_callbacks *cb, void *opaque,
 			     struct rpc_transport **out)
 {
-	if (!loop || !cfg || !out || self < 0 || self >= cfg->n_nodes ||
-	    cfg->n_nodes > CLUSTER_MAX_NODES || cfg->heartbeat_ms == 0 ||
-	    cfg->peer_timeout_ms == 0)
-		return -EINVAL;
 	struct tcp_transport *t = calloc(1, sizeof(*t));
+	int r;
+
 	if (!t)
 		return -ENOMEM;
+	if (!out || (r = rpc_transport_base_init(&t->base, &tcp_ops, loop, cfg, self, cb,
+						 opaque)) < 0) {
+		free(t);
+		return -EINVAL;
+	}
 	t->peers = calloc((size_t)cfg->n_nodes, sizeof(*t->peers));
 	if (!t->peers) {
 		free(t);
 		return -ENOMEM;
 	}
-	t->base.ops = &tcp_ops;
-	t->base.cfg = cfg;
-	t->base.self = self;
-	if (cb)
-		t->base.cb = *cb;
-	t->base.opaque = opaque;
-	t->base.loop = loop;
 	t->listen_fd = -1;
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		struct tcp_peer *p = &t->peers[i];

@@ -1,7 +1,8 @@
 /*
  * The transport interface: per-peer ordered channels between the nodes of
- * one cluster, carrying frames (rpc/frame.h). TCP (rpc/tcp_transport.c) and,
- * later, RDMA implement it; the DSM runtime and the tools only see this.
+ * one cluster, carrying frames (rpc/frame.h). TCP (rpc/tcp_transport.c) and
+ * RDMA verbs (rpc/rdma_transport.c) implement it; the DSM runtime and the
+ * tools only see this.
  *
  * Thread model
  * ------------
@@ -11,11 +12,11 @@
  * state; every callback below runs on it.
  *
  * rpc_transport_send() may be called from ANY thread: it takes the peer's
- * send mutex and writes the frame at once with writev() (no hop to the loop
- * thread), so a thread that needs an answer pays no extra wake-up. Bytes
- * the socket does not take are copied to the peer's queue and flushed by
- * the loop thread (woken with uv_async when the caller is not the loop
- * thread). Frames to one peer are never reordered.
+ * send mutex and writes the frame at once (TCP: sendmsg(); RDMA:
+ * ibv_post_send()), with no hop to the loop thread, so a thread that needs
+ * an answer pays no extra wake-up. What cannot go at once (a full socket,
+ * no RDMA credit) is copied to the peer's queue and flushed by the loop
+ * thread. Frames to one peer are never reordered.
  *
  * Lock order: a peer's send mutex is a leaf lock; no callback is invoked
  * while it is held.
@@ -85,6 +86,12 @@ struct rpc_transport {
 int rpc_tcp_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, int self,
 			     const struct rpc_callbacks *cb, void *opaque,
 			     struct rpc_transport **out);
+
+/* Create an RDMA (verbs) transport for node @self of @cfg on @loop (not
+ * started); the device is opened and checked by start(). */
+int rpc_rdma_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, int self,
+			      const struct rpc_callbacks *cb, void *opaque,
+			      struct rpc_transport **out);
 
 static inline int rpc_transport_start(struct rpc_transport *t) { return t->ops->start(t); }
 static inline int rpc_transport_send(struct rpc_transport *t, int peer, uint16_t type,

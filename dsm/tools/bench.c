@@ -12,6 +12,12 @@
  * With no arguments: a generated 2-node cluster on 127.0.0.1 for all the
  * figures, then a 4-node one for the upgrade with 3 sharers. Last line:
  *   read_fault_p50_us=<x> rtt_p50_us=<y> overhead_ratio=<x/y>
+ * --transport, --address and --rdma-* choose the generated clusters'
+ * network. --transport both runs only the 2-node cluster, over rdma and
+ * then tcp on the same address, and ends with
+ *   rdma_read_fault_p50_us=<x> tcp_read_fault_p50_us=<y> rdma_rtt_p50_us=<a>
+ *   tcp_rtt_p50_us=<b> read_fault_rdma_tcp_ratio=<x/y>
+ * (one line).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +35,9 @@
 struct opts {
 	const char *config, *node, *vm, *result_file;
 	int samples, rounds;
+	struct tool_net net; /* of the generated clusters */
+	bool net_given;      /* a network option was on the command line */
+	bool both;           /* --transport both */
 };
 
 struct figures {
@@ -174,19 +183,24 @@ out:
 	return rc < 0 ? 1 : 0;
 }
 
-static int run_cluster(const char *argv0, const struct opts *o, int n_nodes, struct figures *fig)
+/* One generated cluster of @n_nodes on @net; 0, or 1 after a line on stderr. */
+static int run_cluster(const char *argv0, const struct opts *o, const struct tool_net *net,
+		       int n_nodes, struct figures *fig)
 {
 	char config[4200], dir[4200], result[4300], samples[32], rounds[32];
-	int rc = tool_make_local_config(n_nodes, "64M", "node:n0", 0, config, sizeof(config), dir,
-					sizeof(dir));
+	int rc = tool_make_local_config(net, n_nodes, "64M", "node:n0", 0, config, sizeof(config),
+					dir, sizeof(dir));
 	if (rc < 0) {
-		fprintf(stderr, "bench: cannot write a local config: %s\n", strerror(-rc));
+		fprintf(stderr, "bench: cannot generate a cluster on %s: %s%s\n", net->address,
+			strerror(-rc),
+			rc == -EADDRNOTAVAIL ? " (is it an address of this machine?)" : "");
 		return 1;
 	}
 	snprintf(result, sizeof(result), "%s/result", dir);
 	snprintf(samples, sizeof(samples), "%d", o->samples);
 	snprintf(rounds, sizeof(rounds), "%d", o->rounds);
 	char *extra[] = { "--samples", samples, "--rounds", rounds, "--result-file", result, NULL };
+	fflush(stdout); /* what we printed so far comes before the members' lines */
 	int failed = tool_run_members(argv0, config, extra, 600);
 	FILE *f = fopen(result, "r");
 	bool ok = f && fread(fig, sizeof(*fig), 1, f) == 1;
@@ -194,33 +208,112 @@ static int run_cluster(const char *argv0, const struct opts *o, int n_nodes, str
 		fclose(f);
 	unlink(result);
 	tool_remove_local_config(dir);
-	return failed || !ok;
+	if (failed || !ok) {
+		fprintf(stderr, "disco-dsm-bench: a member of the %d-node %s cluster failed\n",
+			n_nodes, cluster_transport_name(net->transport));
+		return 1;
+	}
+	return 0;
+}
+
+/* The table of one transport; @four is NULL when the 4-node run was skipped. */
+static void print_table(const struct opts *o, const struct tool_net *net,
+			const struct figures *two, const struct figures *four)
+{
+	char desc[256];
+
+	tool_net_describe(net, desc, sizeof(desc));
+	printf("%s, samples=%d, rounds=%d (microseconds)\n", desc, o->samples, o->rounds);
+	printf("remote_read_fault        p50=%7.1f p99=%7.1f\n", two->read_p50, two->read_p99);
+	printf("write_upgrade_1_sharer   p50=%7.1f p99=%7.1f\n", two->up_p50, two->up_p99);
+	if (four)
+		printf("write_upgrade_3_sharers  p50=%7.1f p99=%7.1f\n", four->up_p50,
+		       four->up_p99);
+	else
+		printf("write_upgrade_3_sharers  skipped (no 4-node run with --transport both)\n");
+	printf("ping_pong_round (2 nodes) p50=%7.1f p99=%7.1f\n", two->pp_p50, two->pp_p99);
+	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", two->rtt_p50, two->rtt_p99);
+}
+
+static int run_one_transport(const char *argv0, const struct opts *o)
+{
+	struct figures two, four;
+
+	if (run_cluster(argv0, o, &o->net, 2, &two) || run_cluster(argv0, o, &o->net, 4, &four))
+		return 1;
+	print_table(o, &o->net, &two, &four);
+	printf("read_fault_p50_us=%.1f rtt_p50_us=%.1f overhead_ratio=%.2f\n", two.read_p50,
+	       two.rtt_p50, two.rtt_p50 > 0 ? two.read_p50 / two.rtt_p50 : 0.0);
+	return 0;
+}
+
+/* RDMA first: a missing or misconfigured device fails in seconds, before
+ * the TCP run has spent its time. Each table is printed as soon as it is
+ * measured, so a failure of the second run still leaves the first. */
+static int run_both_transports(const char *argv0, const struct opts *o)
+{
+	struct tool_net rdma = o->net, tcp = o->net;
+	struct figures r, t;
+
+	rdma.transport = CLUSTER_TRANSPORT_RDMA;
+	tcp.transport = CLUSTER_TRANSPORT_TCP;
+	printf("--transport both: 2-node cluster over rdma, then over tcp; the 4-node run "
+	       "(write_upgrade_3_sharers) is skipped\n");
+	if (run_cluster(argv0, o, &rdma, 2, &r))
+		return 1;
+	print_table(o, &rdma, &r, NULL);
+	if (run_cluster(argv0, o, &tcp, 2, &t))
+		return 1;
+	print_table(o, &tcp, &t, NULL);
+	printf("rdma_read_fault_p50_us=%.1f tcp_read_fault_p50_us=%.1f rdma_rtt_p50_us=%.1f "
+	       "tcp_rtt_p50_us=%.1f read_fault_rdma_tcp_ratio=%.2f\n",
+	       r.read_p50, t.read_p50, r.rtt_p50, t.rtt_p50,
+	       t.read_p50 > 0 ? r.read_p50 / t.read_p50 : 0.0);
+	return 0;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: disco-dsm-bench [options]\n"
 		   "Measures DSM fault latencies and the raw transport round trip in one run.\n"
-		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1.\n\n"
+		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1.\n"
+		   "With --transport both: 2-node clusters only, over rdma and over tcp.\n\n"
 		   "  --config FILE     run on this cluster config instead (needs --node)\n"
 		   "  --node NAME       run as this member (node index 0 serves, 1 measures)\n"
 		   "  --vm NAME         VM whose memory to use (default: the first)\n"
 		   "  --samples N       faults per measurement (default 2000)\n"
-		   "  --rounds N        ping-pong rounds (default 1000)\n"
-		   "  --help            this text\n");
+		   "  --rounds N        ping-pong rounds (default 1000)\n");
+	tool_net_usage(f, "tcp|rdma|both");
+	fprintf(f, "  --help            this text\n");
 }
 
 int main(int argc, char **argv)
 {
+	const char *prog = "disco-dsm-bench";
 	struct opts o = { .samples = 2000, .rounds = 1000 };
 	static const struct option lo[] = {
 		{ "config", required_argument, 0, 'c' }, { "node", required_argument, 0, 'n' },
 		{ "vm", required_argument, 0, 'v' },     { "samples", required_argument, 0, 's' },
 		{ "rounds", required_argument, 0, 'r' }, { "result-file", required_argument, 0, 'f' },
+		TOOL_NET_LONG_OPTIONS,
 		{ "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
 	};
+	tool_net_init(&o.net);
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
 		char *end = NULL;
+		/* "both" is the bench's own (the shared parser knows one transport);
+		 * the last --transport wins. */
+		if (c == TOOL_OPT_TRANSPORT)
+			o.both = !strcmp(optarg, "both");
+		int rc = 1;
+		if (c != TOOL_OPT_TRANSPORT || !o.both)
+			rc = tool_net_option(&o.net, c, optarg, prog);
+		if (rc < 0)
+			return 2;
+		if (rc > 0) {
+			o.net_given = true;
+			continue;
+		}
 		switch (c) {
 		case 'c': o.config = optarg; break;
 		case 'n': o.node = optarg; break;
@@ -247,22 +340,25 @@ int main(int argc, char **argv)
 			fprintf(stderr, "disco-dsm-bench: --config and --node go together\n");
 			return 2;
 		}
+		/* A member reads the network from the config; refuse options it
+		 * would silently ignore. */
+		if (o.net_given) {
+			fprintf(stderr, "disco-dsm-bench: --transport, --address and --rdma-* "
+				"shape the generated clusters; with --config the file sets "
+				"them\n");
+			return 2;
+		}
 		return run_member(&o);
 	}
-
-	struct figures two, four;
-	if (run_cluster(argv[0], &o, 2, &two) || run_cluster(argv[0], &o, 4, &four)) {
-		fprintf(stderr, "disco-dsm-bench: a member failed\n");
-		return 1;
+	if (o.both) {
+		if (!o.net.rdma_device[0]) {
+			fprintf(stderr, "disco-dsm-bench: --transport both needs --rdma-device for "
+				"its rdma run\n");
+			return 2;
+		}
+		return run_both_transports(argv[0], &o);
 	}
-	printf("transport=tcp loopback, samples=%d, rounds=%d (microseconds)\n", o.samples,
-	       o.rounds);
-	printf("remote_read_fault        p50=%7.1f p99=%7.1f\n", two.read_p50, two.read_p99);
-	printf("write_upgrade_1_sharer   p50=%7.1f p99=%7.1f\n", two.up_p50, two.up_p99);
-	printf("write_upgrade_3_sharers  p50=%7.1f p99=%7.1f\n", four.up_p50, four.up_p99);
-	printf("ping_pong_round (2 nodes) p50=%7.1f p99=%7.1f\n", two.pp_p50, two.pp_p99);
-	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", two.rtt_p50, two.rtt_p99);
-	printf("read_fault_p50_us=%.1f rtt_p50_us=%.1f overhead_ratio=%.2f\n", two.read_p50,
-	       two.rtt_p50, two.rtt_p50 > 0 ? two.read_p50 / two.rtt_p50 : 0.0);
-	return 0;
+	if (tool_net_check(&o.net, prog) < 0)
+		return 2;
+	return run_one_transport(argv[0], &o);
 }

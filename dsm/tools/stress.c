@@ -8,7 +8,8 @@
  * exits non-zero on any mismatch.
  *
  * Without --node it launches one member per node of the config (by default
- * a generated 4-node cluster on 127.0.0.1) and reports the sum.
+ * a generated 4-node cluster on 127.0.0.1; --transport, --address and
+ * --rdma-* change its network) and reports the sum.
  *
  * Threads: main creates --threads workers after the start barrier and joins
  * them. A worker owns its tally (copied into its DSM slot at the end),
@@ -61,6 +62,8 @@ struct opts {
 	int processes, threads, counter_pages;
 	unsigned min_hold_us;
 	uint64_t iterations, seed;
+	struct tool_net net; /* of the generated cluster */
+	bool net_given;      /* a network option was on the command line */
 };
 
 struct worker {
@@ -372,9 +375,12 @@ static int run_all(struct opts *o, const char *argv0)
 		snprintf(config, sizeof(config), "%s", o->config);
 		if (mkdtemp(strcpy(dir, "/tmp/disco-stress-XXXXXX")) == NULL)
 			return 1;
-	} else if ((rc = tool_make_local_config(o->processes, "64M", "interleave", o->min_hold_us, config,
-						sizeof(config), dir, sizeof(dir))) < 0) {
-		fprintf(stderr, "stress: cannot write a local config: %s\n", strerror(-rc));
+	} else if ((rc = tool_make_local_config(&o->net, o->processes, "64M", "interleave",
+						o->min_hold_us, config, sizeof(config), dir,
+						sizeof(dir))) < 0) {
+		fprintf(stderr, "stress: cannot generate a cluster on %s: %s%s\n", o->net.address,
+			strerror(-rc),
+			rc == -EADDRNOTAVAIL ? " (is it an address of this machine?)" : "");
 		return 1;
 	}
 	snprintf(iters, sizeof(iters), "%" PRIu64, o->iterations);
@@ -426,7 +432,8 @@ static void usage(FILE *f)
 		"usage: disco-dsm-stress [options]\n"
 		"Runs threads in several processes against one DSM region and verifies\n"
 		"exact results. With no options: 4 processes on a generated local cluster.\n\n"
-		"  --config FILE     cluster config (default: a generated 127.0.0.1 cluster)\n"
+		"  --config FILE     cluster config (default: generate one on this machine as\n"
+		"                    --processes, --min-hold-us and the network options say)\n"
 		"  --node NAME       run only this member (join); without it, start all members\n"
 		"  --vm NAME         VM whose memory size and placement to use (default: first)\n"
 		"  --processes N     members of the generated cluster (default 4, 2..16)\n"
@@ -435,9 +442,10 @@ static void usage(FILE *f)
 		"  --seed N          random seed (default 1)\n"
 		"  --counter-pages N pages the 64 shared counters spread over (default 16;\n"
 		"                    fewer = hotter pages, more = more pages in motion)\n"
-		"  --min-hold-us N   dsm.min_hold_us of the generated cluster (default 0)\n"
-		"  --help            this text\n",
+		"  --min-hold-us N   dsm.min_hold_us of the generated cluster (default 0)\n",
 		MAX_THREADS);
+	tool_net_usage(f, "tcp|rdma");
+	fprintf(f, "  --help            this text\n");
 }
 
 int main(int argc, char **argv)
@@ -451,10 +459,19 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, 0, 's' },      { "result-dir", required_argument, 0, 'r' },
 		{ "counter-pages", required_argument, 0, 'k' },
 		{ "min-hold-us", required_argument, 0, 'm' },
+		TOOL_NET_LONG_OPTIONS,
 		{ "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
 	};
+	tool_net_init(&o.net);
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
 		char *end = NULL;
+		int rc = tool_net_option(&o.net, c, optarg, "disco-dsm-stress");
+		if (rc < 0)
+			return 2;
+		if (rc > 0) {
+			o.net_given = true;
+			continue;
+		}
 		switch (c) {
 		case 'c': o.config = optarg; break;
 		case 'n': o.node = optarg; break;
@@ -485,6 +502,13 @@ int main(int argc, char **argv)
 			"--iterations > 0, --counter-pages 1..%d\n", MAX_THREADS, MAX_COUNTER_PAGES);
 		return 2;
 	}
+	/* The members read the network from the config; options saying
+	 * otherwise would be silently ignored, so refuse them. */
+	if (o.config && o.net_given) {
+		fprintf(stderr, "disco-dsm-stress: --transport, --address and --rdma-* shape the "
+			"generated cluster; with --config the file sets them\n");
+		return 2;
+	}
 	counter_pages = o.counter_pages;
 	if (o.node) {
 		if (!o.config) {
@@ -493,5 +517,7 @@ int main(int argc, char **argv)
 		}
 		return run_member(&o);
 	}
+	if (!o.config && tool_net_check(&o.net, "disco-dsm-stress") < 0)
+		return 2;
 	return run_all(&o, argv[0]);
 }

@@ -49,33 +49,184 @@ double tool_percentile(uint64_t *v, size_t n, double p)
 	return (double)v[i < n ? i : n - 1];
 }
 
-/* A port the kernel just gave out: free now, very likely still free soon. */
-static int free_port(void)
+void tool_net_init(struct tool_net *n)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
+	memset(n, 0, sizeof(*n));
+	n->transport = CLUSTER_TRANSPORT_TCP;
+	snprintf(n->address, sizeof(n->address), "127.0.0.1");
+	n->rdma_port = 1;
+}
+
+/* An IPv4 or IPv6 literal as a socket address (port 0). Only literals: a
+ * host name could resolve to an address the free-port check never saw. */
+static int parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		*len = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		*len = sizeof(*a6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A whole decimal in [lo, hi], or -1. */
+static int parse_small_int(const char *s, int lo, int hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	return (int)v;
+}
+
+/* The config's name rule (docs/config.md), checked here so a bad device
+ * name is reported as the option, not as a line of a generated file. */
+static bool is_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n >= CLUSTER_NAME_MAX)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+int tool_net_option(struct tool_net *n, int c, const char *arg, const char *prog)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int v;
+
+	switch (c) {
+	case TOOL_OPT_TRANSPORT:
+		if (strcmp(arg, "tcp") && strcmp(arg, "rdma")) {
+			fprintf(stderr, "%s: --transport wants tcp or rdma, got \"%s\"\n", prog,
+				arg);
+			return -EINVAL;
+		}
+		n->transport = strcmp(arg, "rdma") ? CLUSTER_TRANSPORT_TCP : CLUSTER_TRANSPORT_RDMA;
+		return 1;
+	case TOOL_OPT_ADDRESS:
+		if (strlen(arg) >= sizeof(n->address) || parse_address(arg, &ss, &len) < 0) {
+			fprintf(stderr, "%s: --address wants an IPv4 or IPv6 literal, got \"%s\"\n",
+				prog, arg);
+			return -EINVAL;
+		}
+		snprintf(n->address, sizeof(n->address), "%s", arg);
+		return 1;
+	case TOOL_OPT_RDMA_DEVICE:
+		if (!is_name(arg)) {
+			fprintf(stderr, "%s: --rdma-device wants a device name like rxe0 or mlx5_0 "
+				"(`ibv_devices`), got \"%s\"\n", prog, arg);
+			return -EINVAL;
+		}
+		snprintf(n->rdma_device, sizeof(n->rdma_device), "%s", arg);
+		return 1;
+	case TOOL_OPT_RDMA_PORT:
+		if ((v = parse_small_int(arg, 1, 255)) < 0) {
+			fprintf(stderr, "%s: --rdma-port wants 1..255, got \"%s\"\n", prog, arg);
+			return -EINVAL;
+		}
+		n->rdma_port = v;
+		return 1;
+	case TOOL_OPT_RDMA_GID_INDEX:
+		if ((v = parse_small_int(arg, 0, 255)) < 0) {
+			fprintf(stderr, "%s: --rdma-gid-index wants 0..255, got \"%s\"\n", prog,
+				arg);
+			return -EINVAL;
+		}
+		n->rdma_gid_index = v;
+		return 1;
+	}
+	return 0;
+}
+
+int tool_net_check(const struct tool_net *n, const char *prog)
+{
+	if (n->transport == CLUSTER_TRANSPORT_RDMA && !n->rdma_device[0]) {
+		fprintf(stderr, "%s: --transport rdma needs --rdma-device (e.g. rxe0; "
+			"`ibv_devices` lists them)\n", prog);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void tool_net_usage(FILE *f, const char *transports)
+{
+	fprintf(f, "  --transport T     transport of the generated cluster: %s (default tcp)\n"
+		   "  --address ADDR    IP literal its nodes listen on, one port each\n"
+		   "                    (default 127.0.0.1; with RoCE, the address of the GID)\n"
+		   "  --rdma-device NAME RDMA device, e.g. rxe0 (required with rdma)\n"
+		   "  --rdma-port N     port of the device (default 1)\n"
+		   "  --rdma-gid-index N GID index that carries ADDR (default 0; `show_gids`)\n",
+		transports);
+}
+
+void tool_net_describe(const struct tool_net *n, char *buf, size_t len)
+{
+	int k = snprintf(buf, len, "transport=%s address=%s",
+			 cluster_transport_name(n->transport), n->address);
+	if (n->transport == CLUSTER_TRANSPORT_RDMA && k >= 0 && (size_t)k < len)
+		snprintf(buf + k, len - (size_t)k, " device=%s port=%d gid_index=%d",
+			 n->rdma_device, n->rdma_port, n->rdma_gid_index);
+}
+
+/* A port the kernel just gave out on @address: free now, very likely still
+ * free soon. RDMA CM has its own port space, but nothing else on a test
+ * host takes ports there, so a port free for TCP serves it too. */
+static int free_port(const char *address)
+{
+	struct sockaddr_storage a;
+	socklen_t len;
+	int rc = parse_address(address, &a, &len);
+	if (rc < 0)
+		return rc;
+	int fd = socket(a.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	if (bind(fd, (struct sockaddr *)&a, len) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;
 	}
 	close(fd);
-	return ntohs(a.sin_port);
+	return ntohs(a.ss_family == AF_INET ? ((struct sockaddr_in *)&a)->sin_port
+					    : ((struct sockaddr_in6 *)&a)->sin6_port);
 }
 
-int tool_make_local_config(int n_nodes, const char *memory, const char *placement,
-			   unsigned min_hold_us, char *path, size_t pathlen, char *dir, size_t dirlen)
+/* @n distinct free ports on @address into @ports. */
+static int pick_ports(const char *address, int n, int *ports)
+{
+	for (int i = 0; i < n; i++) {
+		int p;
+		bool dup;
+		do {
+			p = free_port(address);
+			dup = false;
+			for (int j = 0; j < i; j++)
+				dup |= ports[j] == p;
+		} while (p > 0 && dup);
+		if (p < 0)
+			return p;
+		ports[i] = p;
+	}
+	return 0;
+}
+
+static int write_key(const char *dir)
 {
 	char keypath[4200];
 	uint8_t key[32];
 
-	snprintf(dir, dirlen, "/tmp/disco-dsm-XXXXXX");
-	if (!mkdtemp(dir))
-		return -errno;
 	snprintf(keypath, sizeof(keypath), "%s/cluster.key", dir);
 	if (getrandom(key, sizeof(key), 0) != sizeof(key))
 		return -EIO;
@@ -87,40 +238,63 @@ int tool_make_local_config(int n_nodes, const char *memory, const char *placemen
 		return -EIO;
 	}
 	close(fd);
+	return 0;
+}
 
-	snprintf(path, pathlen, "%s/cluster.yaml", dir);
+static void write_nodes(FILE *f, const struct tool_net *net, int n_nodes, const int *ports)
+{
+	fprintf(f, "nodes:\n");
+	for (int i = 0; i < n_nodes; i++) {
+		/* Quoted: a plain scalar may not start with ':' ("::1"). */
+		fprintf(f, "  - name: n%d\n    address: \"%s\"\n    port: %d\n", i, net->address,
+			ports[i]);
+		if (net->transport == CLUSTER_TRANSPORT_RDMA)
+			fprintf(f, "    rdma: {device: %s, port: %d, gid_index: %d}\n",
+				net->rdma_device, net->rdma_port, net->rdma_gid_index);
+	}
+}
+
+static int write_yaml(const char *path, const struct tool_net *net, int n_nodes,
+		      const char *memory, const char *placement, unsigned min_hold_us)
+{
+	int ports[CLUSTER_MAX_NODES];
+	int rc = pick_ports(net->address, n_nodes, ports);
+	if (rc < 0)
+		return rc;
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -errno;
 	fprintf(f, "# Generated by a disco DSM tool for a local run.\n"
-		   "cluster:\n  name: local-tool\n  auth:\n    key_file: cluster.key\n"
-		   "  heartbeat_ms: 200\n  peer_timeout_ms: 5000\n  connect_timeout_ms: 20000\n"
-		   "nodes:\n");
-	int ports[CLUSTER_MAX_NODES];
-	for (int i = 0; i < n_nodes; i++) {
-		int p;
-		bool dup;
-		do {
-			p = free_port();
-			dup = false;
-			for (int j = 0; j < i; j++)
-				dup |= ports[j] == p;
-		} while (p > 0 && dup);
-		if (p < 0) {
-			fclose(f);
-			return p;
-		}
-		ports[i] = p;
-		fprintf(f, "  - name: n%d\n    address: 127.0.0.1\n    port: %d\n", i, p);
-	}
+		   "cluster:\n  name: local-tool\n  transport: %s\n"
+		   "  auth:\n    key_file: cluster.key\n"
+		   "  heartbeat_ms: 200\n  peer_timeout_ms: 5000\n  connect_timeout_ms: 20000\n",
+		cluster_transport_name(net->transport));
+	write_nodes(f, net, n_nodes, ports);
 	fprintf(f, "vms:\n  - name: dsm\n    memory: %s\n    vcpus: %d\n    vcpu_placement:\n",
 		memory, n_nodes);
 	for (int i = 0; i < n_nodes; i++)
 		fprintf(f, "      n%d: 1\n", i);
 	fprintf(f, "    dsm:\n      placement: %s\n      fault_timeout_ms: 10000\n"
 		   "      min_hold_us: %u\n", placement, min_hold_us);
-	fclose(f);
-	return 0;
+	return fclose(f) ? -errno : 0;
+}
+
+int tool_make_local_config(const struct tool_net *net, int n_nodes, const char *memory,
+			   const char *placement, unsigned min_hold_us, char *path, size_t pathlen,
+			   char *dir, size_t dirlen)
+{
+	int rc;
+
+	if (n_nodes < 1 || n_nodes > CLUSTER_MAX_NODES)
+		return -EINVAL;
+	snprintf(dir, dirlen, "/tmp/disco-dsm-XXXXXX");
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(path, pathlen, "%s/cluster.yaml", dir);
+	if ((rc = write_key(dir)) < 0 ||
+	    (rc = write_yaml(path, net, n_nodes, memory, placement, min_hold_us)) < 0)
+		tool_remove_local_config(dir);
+	return rc;
 }
 
 void tool_remove_local_config(const char *dir)

@@ -1,21 +1,69 @@
 /*
  * What the DSM tools (disco-dsm-stress, disco-dsm-bench) share: a
- * throw-away local cluster for their no-argument run, spawning one member
+ * throw-away cluster on this machine for their run without --config (on
+ * TCP or RDMA, on loopback or another local address), spawning one member
  * process per node, and joining a region as one member.
  */
 #ifndef DISCO_DSM_TOOL_COMMON_H
 #define DISCO_DSM_TOOL_COMMON_H
 
+#include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "cluster-config/cluster_config.h"
 #include "dsm/region.h"
 
-/* Write a config for @n_nodes on 127.0.0.1 (free ports, a random key) into
- * a new temporary folder; its path goes to @path (PATH_MAX). */
-int tool_make_local_config(int n_nodes, const char *memory, const char *placement,
-			   unsigned min_hold_us, char *path, size_t pathlen, char *dir, size_t dirlen);
+/* How the nodes of a generated cluster talk. Every node gets the same
+ * address (each its own port) and, with RDMA, the same device. */
+struct tool_net {
+	enum cluster_transport transport; /* default tcp */
+	char address[64];                 /* IP literal; default 127.0.0.1 */
+	char rdma_device[64];             /* default "": required with rdma */
+	int rdma_port;                    /* default 1 */
+	int rdma_gid_index;               /* default 0 */
+};
+
+/* getopt_long values of the network options; far above any short option
+ * character so they cannot clash with a tool's own codes. */
+enum {
+	TOOL_OPT_TRANSPORT = 0x1000,
+	TOOL_OPT_ADDRESS,
+	TOOL_OPT_RDMA_DEVICE,
+	TOOL_OPT_RDMA_PORT,
+	TOOL_OPT_RDMA_GID_INDEX,
+};
+
+/* Entries for a tool's `struct option` table. */
+#define TOOL_NET_LONG_OPTIONS                                                          \
+	{ "transport", required_argument, 0, TOOL_OPT_TRANSPORT },                     \
+	{ "address", required_argument, 0, TOOL_OPT_ADDRESS },                         \
+	{ "rdma-device", required_argument, 0, TOOL_OPT_RDMA_DEVICE },                 \
+	{ "rdma-port", required_argument, 0, TOOL_OPT_RDMA_PORT },                     \
+	{ "rdma-gid-index", required_argument, 0, TOOL_OPT_RDMA_GID_INDEX }
+
+void tool_net_init(struct tool_net *n);
+/* Apply option @c (a getopt_long value) with argument @arg. Returns 1 when
+ * @c is a network option and @arg is good, 0 when @c is not a network
+ * option, -EINVAL after one line on stderr starting with @prog otherwise. */
+int tool_net_option(struct tool_net *n, int c, const char *arg, const char *prog);
+/* The checks that need every option seen (rdma needs a device): 0, or
+ * -EINVAL after one line on stderr. */
+int tool_net_check(const struct tool_net *n, const char *prog);
+/* The usage lines of the network options; @transports is what --transport
+ * takes (e.g. "tcp|rdma"). */
+void tool_net_usage(FILE *f, const char *transports);
+/* One line for humans and scripts: "transport=tcp address=127.0.0.1", with
+ * " device=rxe0 port=1 gid_index=1" appended for rdma. */
+void tool_net_describe(const struct tool_net *n, char *buf, size_t len);
+
+/* Write a config for @n_nodes on @net's address and transport (free ports,
+ * a random key) into a new temporary folder @dir (PATH_MAX); the config's
+ * path goes to @path (PATH_MAX). On failure nothing is left behind. */
+int tool_make_local_config(const struct tool_net *net, int n_nodes, const char *memory,
+			   const char *placement, unsigned min_hold_us, char *path, size_t pathlen,
+			   char *dir, size_t dirlen);
 /* Remove what tool_make_local_config wrote. */
 void tool_remove_local_config(const char *dir);
 

@@ -37,6 +37,14 @@ grep -q "disco-guest: cpus_online=$total " "$tmp/out/console.log" ||
 # each node's vCPUs and memory form one guest NUMA node (SRAT)
 grep -q "disco-guest: cpus_online=$total numa_nodes=$nodes " "$tmp/out/console.log" ||
 	fail "the guest does not see $nodes NUMA nodes"
+# numa_distance auto: the master measured the distance to each node and the
+# guest's SLIT says the same (node 0 is the master's guest node here).
+if [ "$nodes" -ge 2 ]; then
+	d=$(sed -n 's/.*numa distance n0-n1: \([0-9]*\) .*/\1/p' "$tmp/out/n0.log" | head -n 1)
+	[ -n "$d" ] || fail "the master logged no measured numa distance to n1"
+	grep -q "disco-guest: node0_distance=10 $d\b" "$tmp/out/console.log" ||
+		fail "the guest's SLIT does not carry the measured distance $d"
+fi
 for p in ${run//,/ }; do
 	grep -q "disco-guest: $p PASS" "$tmp/out/console.log" || fail "guest program $p did not pass"
 done

@@ -1,10 +1,11 @@
 # Unit tests of the RPC layer (rpc/). Included by tests/CMakeLists.txt.
-# The TCP test opens real sockets on 127.0.0.1 (ports derived from the pid).
+# test_rpc_transport opens real sockets on 127.0.0.1 (ports derived from the
+# pid); tests/rdma/ runs the same program over Soft-RoCE (DISCO_TEST_TRANSPORT).
 set(DISCO_RPC_TESTS
   test_frame
   test_auth
   test_rpc_call
-  test_rpc_tcp_transport)
+  test_rpc_transport)
 foreach(t ${DISCO_RPC_TESTS})
   add_executable(${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c)
   target_link_libraries(${t} PRIVATE disco_rpc PkgConfig::CMOCKA)

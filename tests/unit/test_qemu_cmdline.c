@@ -422,7 +422,17 @@ static void test_numa_layout(void **state)
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
-	/* the distance comes from the config */
+	/* auto (the default) starts with Linux's default; the master's
+	 * disco object puts the measured value in before the firmware reads
+	 * the SLIT */
+	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 1, n1: 1}\n    numa_distance: auto\n");
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(cfg->vms[0].numa_distance, CLUSTER_NUMA_DISTANCE_AUTO);
+	assert_pair(argv, "-numa", "dist,src=0,dst=1,val=20");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* a fixed distance comes from the config */
 	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 1, n1: 1}\n    numa_distance: 31\n");
 	argv = build_ok(cfg, 0, &o);
 	assert_pair(argv, "-numa", "dist,src=0,dst=1,val=31");

@@ -130,6 +130,9 @@ void disco_machine_init_done(void);
 
 /* disco-ram.c */
 void disco_ram_init_done(void);
+/* disco-numa.c: numa_distance auto: measure and set the guest's SLIT
+ * (master, init-done, after the region joined). */
+void disco_numa_measure(void);
 void disco_ram_print_stats(void);
 
 #endif

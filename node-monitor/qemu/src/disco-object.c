@@ -49,6 +49,7 @@ static void disco_machine_init_done_cb(Notifier *n, void *unused)
     }
     disco_irq_init();
     disco_ram_init_done();     /* joins the cluster: returns once all are up */
+    disco_numa_measure();
     disco_machine_init_done();
 }
 

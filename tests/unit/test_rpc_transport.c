@@ -1,7 +1,16 @@
 /*
- * The TCP transport over real sockets on 127.0.0.1. Each node runs its own
- * uv loop on its own thread, as in a real process; the test thread drives
- * them through a control async (node_run) and watches their callbacks.
+ * A transport between nodes of one process: by default TCP over real
+ * sockets on 127.0.0.1; with DISCO_TEST_TRANSPORT=rdma the RDMA transport
+ * on a real verbs device (tests/rdma/ runs it on Soft-RoCE in the nested
+ * test VM):
+ *   DISCO_TEST_TRANSPORT=rdma DISCO_TEST_ADDRESS=10.0.2.15
+ *   DISCO_TEST_RDMA_DEVICE=rxe0 DISCO_TEST_RDMA_GID=1
+ *   DISCO_TEST_TIME_SCALE=N   multiplies every deadline (slow nested VMs)
+ * Each node runs its own uv loop on its own thread, as in a real process;
+ * the test thread drives them through a control async (node_run) and
+ * watches their callbacks. Tests of one transport's own surface (raw TCP
+ * clients; RDMA size limits) run only with that transport; the missing
+ * RDMA device test runs with both, as it needs no device.
  *
  * Ports: 17000 + (pid % 1900) * 8 + node, so parallel test processes do
  * not collide; the test cases of one process reuse them in turn (the
@@ -32,11 +41,17 @@
 #include "bench.pb-c.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
+#include "rpc/rdma_internal.h" /* the connect request's private data */
 #include "rpc/tcp_transport.h"
 
 #define MAXN 4
 
 static int port_base;
+static bool use_rdma;
+static const char *test_address = "127.0.0.1";
+static const char *rdma_device = "rxe0";
+static int rdma_gid;
+static int time_scale = 1; /* deadlines are multiplied by it */
 
 static int64_t now_ms(void)
 {
@@ -65,9 +80,17 @@ static struct cluster_config *make_cfg(int n, uint8_t key_byte, uint32_t hb_ms,
 	c->n_nodes = n;
 	for (int i = 0; i < n; i++) {
 		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "n%d", i);
-		snprintf(c->nodes[i].address, sizeof(c->nodes[i].address), "127.0.0.1");
+		snprintf(c->nodes[i].address, sizeof(c->nodes[i].address), "%s", test_address);
 		c->nodes[i].port = port_base + i;
+		if (use_rdma) {
+			c->nodes[i].transport = CLUSTER_TRANSPORT_RDMA;
+			snprintf(c->nodes[i].rdma.device, sizeof(c->nodes[i].rdma.device), "%s",
+				 rdma_device);
+			c->nodes[i].rdma.port = 1;
+			c->nodes[i].rdma.gid_index = rdma_gid;
+		}
 	}
+	c->transport = use_rdma ? CLUSTER_TRANSPORT_RDMA : CLUSTER_TRANSPORT_TCP;
 	return c;
 }
 
@@ -164,7 +187,10 @@ static void *loop_main(void *arg)
 	uv_loop_init(&n->loop);
 	uv_async_init(&n->loop, &n->ctl, on_ctl);
 	n->ctl.data = n;
-	r = rpc_tcp_transport_create(&n->loop, n->cfg, n->self, &cbs, n, &n->t);
+	if (n->cfg->transport == CLUSTER_TRANSPORT_RDMA)
+		r = rpc_rdma_transport_create(&n->loop, n->cfg, n->self, &cbs, n, &n->t);
+	else
+		r = rpc_tcp_transport_create(&n->loop, n->cfg, n->self, &cbs, n, &n->t);
 	if (r == 0)
 		r = rpc_transport_start(n->t);
 	lock(n);
@@ -211,7 +237,7 @@ static void cv_wait_ms(struct node *n, int ms)
 /* Evaluate @cond under n's mutex until true or @ms elapsed; its value. */
 #define WAIT_UNTIL(n, cond, ms)                                                                    \
 	({                                                                                         \
-		int64_t dl_ = now_ms() + (ms);                                                     \
+		int64_t dl_ = now_ms() + (int64_t)(ms) * time_scale;                               \
 		bool ok_;                                                                          \
 		lock(n);                                                                           \
 		while (!(ok_ = (cond)) && now_ms() < dl_)                                          \
@@ -245,7 +271,9 @@ static void node_post(struct node *n, node_fn fn, void *arg, bool wait)
 
 static void do_stop(struct node *n, void *arg)
 {
-	if (arg)
+	if (arg && n->cfg->transport == CLUSTER_TRANSPORT_RDMA)
+		rpc_rdma_transport_abort(n->t);
+	else if (arg)
 		rpc_tcp_transport_abort(n->t);
 	else
 		rpc_transport_stop(n->t);
@@ -276,7 +304,7 @@ static bool all_up(struct node **ns, int count)
 
 static bool wait_all_up(struct node **ns, int count, int ms)
 {
-	int64_t dl = now_ms() + ms;
+	int64_t dl = now_ms() + (int64_t)ms * time_scale;
 	while (!all_up(ns, count)) {
 		if (now_ms() > dl)
 			return false;
@@ -723,7 +751,7 @@ static void test_silent_peer_times_out(void **state)
 	 * the upper bound leaves room for such a machine. */
 	const char *nf = strstr(n[0]->why[1], "no frame for ");
 	assert_true(atol(nf + strlen("no frame for ")) > (long)timeout);
-	assert_true(dt < 3000);
+	assert_true(dt < 3000 * time_scale);
 	/* Thawed, node 1 finds the connection closed without a Goodbye. */
 	sem_post(&fz.release);
 	assert_true(WAIT_UNTIL(n[1], n[1]->down[0] == 1, 2000));
@@ -746,7 +774,7 @@ static void test_crashed_peer(void **state)
 	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 3000));
 	assert_true(WAIT_UNTIL(n[2], n[2]->down[1] == 1, 3000));
 	int64_t dt = now_ms() - t0;
-	assert_true(dt < 3000); /* well within peer_timeout */
+	assert_true(dt < 3000 * time_scale); /* well within peer_timeout */
 	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
 	assert_int_equal(n[2]->down_state[1], RPC_PEER_FAILED);
 	print_message("crash seen after %" PRId64 " ms: %s\n", dt, n[0]->why[1]);
@@ -902,27 +930,201 @@ static void test_call_ping_pong(void **state)
 	node_finish(n[1], true);
 	t0 = now_ms();
 	assert_int_equal(rpc_call_wait(&pp.calls, id, 4000, &res), -ECONNRESET);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(now_ms() - t0 < 2000 * time_scale);
 	node_finish(n[0], false);
 	rpc_call_table_destroy(&pp.calls);
 	free(cfg);
 }
 
+/* ---- RDMA: what needs no device, then the transport's own surface ---- */
+
+/* A device that is not there is a clear error at start, naming it. */
+static void test_rdma_missing_device(void **state)
+{
+	bool saved = use_rdma;
+	use_rdma = true;
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	use_rdma = saved;
+	snprintf(cfg->nodes[0].rdma.device, sizeof(cfg->nodes[0].rdma.device), "nosuch0");
+	uv_loop_t loop;
+	struct rpc_transport *t;
+
+	uv_loop_init(&loop);
+	assert_int_equal(rpc_rdma_transport_create(&loop, cfg, 0, NULL, NULL, &t), 0);
+	assert_int_equal(rpc_transport_start(t), -ENODEV);
+	rpc_transport_destroy(t);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	free(cfg);
+}
+
+struct big_frames {
+	long seen, intact;
+};
+
+static void big_frame(struct node *n, int peer, const struct rpc_frame_view *f)
+{
+	struct big_frames *b = n->user;
+	bool ok = f->body_len == RPC_RDMA_MAX_BODY && f->page;
+	for (size_t i = 0; ok && i < f->body_len; i++)
+		ok = f->body[i] == (uint8_t)(i * 7);
+	for (size_t i = 0; ok && i < RPC_PAGE_SIZE; i++)
+		ok = f->page[i] == (uint8_t)(i * 13);
+	b->seen++;
+	b->intact += ok;
+}
+
+/* The largest frame goes through intact; one byte more is refused. */
+static void test_rdma_frame_limits(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	static uint8_t body[RPC_RDMA_MAX_BODY + 1], page[RPC_PAGE_SIZE];
+	struct big_frames b = { 0 };
+
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (uint8_t)(i * 7);
+	for (size_t i = 0; i < sizeof(page); i++)
+		page[i] = (uint8_t)(i * 13);
+	n[0]->user = &b;
+	n[0]->on_frame = big_frame;
+	assert_true(wait_all_up(n, 2, 5000));
+	for (int i = 0; i < 3 * (int)RPC_RDMA_CREDITS; i++)
+		assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, body,
+						    RPC_RDMA_MAX_BODY, page), 0);
+	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, body, RPC_RDMA_MAX_BODY + 1,
+					    NULL), -EMSGSIZE);
+	assert_true(WAIT_UNTIL(n[0], b.seen == 3 * (long)RPC_RDMA_CREDITS, 5000));
+	assert_int_equal(LOCKED(n[0], b.intact), 3 * (long)RPC_RDMA_CREDITS);
+	assert_true(all_up(n, 2));
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	free(cfg);
+}
+
+/* A raw RDMA CM client: wait for the next event on @ec, at most @ms. */
+static int raw_cm_wait(struct rdma_event_channel *ec, int ms, int *status)
+{
+	struct pollfd pfd = { .fd = ec->fd, .events = POLLIN };
+	struct rdma_cm_event *ev;
+
+	if (poll(&pfd, 1, ms * time_scale) <= 0 || rdma_get_cm_event(ec, &ev) < 0)
+		return -1;
+	int type = ev->event;
+	if (status)
+		*status = ev->status;
+	rdma_ack_cm_event(ev);
+	return type;
+}
+
+/* Connect to node 0 of @cfg with @pdata; returns the id (ESTABLISHED) or
+ * NULL, and the event that ended the attempt in *last. */
+static struct rdma_cm_id *raw_cm_connect(struct rdma_event_channel *ec,
+					 const struct cluster_config *cfg, const void *pdata,
+					 uint8_t plen, int *last)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)cfg->nodes[0].port) };
+	struct rdma_cm_id *id;
+	struct ibv_qp_init_attr qa = { .qp_type = IBV_QPT_RC,
+				       .cap = { .max_send_wr = 4, .max_recv_wr = 4,
+						.max_send_sge = 1, .max_recv_sge = 1 } };
+	struct rdma_conn_param cp = { .private_data = pdata, .private_data_len = plen,
+				      .retry_count = 3, .rnr_retry_count = 3 };
+
+	inet_pton(AF_INET, cfg->nodes[0].address, &dst.sin_addr);
+	assert_int_equal(rdma_create_id(ec, &id, NULL, RDMA_PS_TCP), 0);
+	assert_int_equal(rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000), 0);
+	assert_int_equal(raw_cm_wait(ec, 5000, NULL), RDMA_CM_EVENT_ADDR_RESOLVED);
+	assert_int_equal(rdma_resolve_route(id, 2000), 0);
+	assert_int_equal(raw_cm_wait(ec, 5000, NULL), RDMA_CM_EVENT_ROUTE_RESOLVED);
+	assert_int_equal(rdma_create_qp(id, NULL, &qa), 0);
+	assert_int_equal(rdma_connect(id, &cp), 0);
+	*last = raw_cm_wait(ec, 5000, NULL);
+	if (*last == RDMA_CM_EVENT_ESTABLISHED)
+		return id;
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+	return NULL;
+}
+
+/* Strangers on the RDMA CM: garbage or a wrong node index is rejected; a
+ * client that names a real peer but never says Hello is dropped after
+ * peer_timeout_ms without failing that peer, which then joins normally. */
+static void test_rdma_raw_connections(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 600);
+	struct node *n0 = node_start(cfg, 0);
+	struct rdma_event_channel *ec = rdma_create_event_channel();
+	int last;
+
+	assert_non_null(ec);
+	assert_null(raw_cm_connect(ec, cfg, "garbage!", 8, &last));
+	assert_int_equal(last, RDMA_CM_EVENT_REJECTED);
+	struct rdma_connect_data cd = { .magic = htole32(RDMA_CONNECT_MAGIC),
+					.version = RDMA_CONNECT_VERSION,
+					.node = htole16(0) }; /* names node 0 itself */
+	assert_null(raw_cm_connect(ec, cfg, &cd, sizeof(cd), &last));
+	assert_int_equal(last, RDMA_CM_EVENT_REJECTED);
+	cd.node = htole16(1);
+	int64_t t0 = now_ms();
+	struct rdma_cm_id *id = raw_cm_connect(ec, cfg, &cd, sizeof(cd), &last);
+	assert_non_null(id);
+	assert_int_equal(raw_cm_wait(ec, 5000, NULL), RDMA_CM_EVENT_DISCONNECTED);
+	print_message("silent client dropped after %" PRId64 " ms (timeout 600)\n",
+		      now_ms() - t0);
+	rdma_disconnect(id);
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+	rdma_destroy_event_channel(ec);
+	assert_int_equal(LOCKED(n0, n0->down[1]), 0);
+	assert_int_equal(rpc_transport_peer_state(n0->t, 1), RPC_PEER_CONNECTING);
+	struct node *n1 = node_start(cfg, 1);
+	struct node *n[2] = { n0, n1 };
+	assert_true(wait_all_up(n, 2, 5000));
+	node_finish(n0, false);
+	node_finish(n1, false);
+	free(cfg);
+}
+
 int main(void)
 {
+	const char *e;
+
+	setvbuf(stdout, NULL, _IOLBF, 0); /* interleave with the transports' stderr */
 	port_base = 17000 + (getpid() % 1900) * 8; /* below the ephemeral range (32768+) */
 	if (getenv("RPC_TEST_FILTER")) /* e.g. RPC_TEST_FILTER='*raw*' */
 		cmocka_set_test_filter(getenv("RPC_TEST_FILTER"));
-	const struct CMUnitTest tests[] = {
+	use_rdma = (e = getenv("DISCO_TEST_TRANSPORT")) && !strcmp(e, "rdma");
+	if ((e = getenv("DISCO_TEST_ADDRESS")))
+		test_address = e;
+	if ((e = getenv("DISCO_TEST_RDMA_DEVICE")))
+		rdma_device = e;
+	if ((e = getenv("DISCO_TEST_RDMA_GID")))
+		rdma_gid = atoi(e);
+	if ((e = getenv("DISCO_TEST_TIME_SCALE")) && atoi(e) > 0)
+		time_scale = atoi(e);
+	const struct CMUnitTest common[] = {
 		cmocka_unit_test(test_two_nodes_goodbye),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_ordered_frames),
 		cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_raw_connections),
 		cmocka_unit_test(test_silent_peer_times_out),
 		cmocka_unit_test(test_crashed_peer),
 		cmocka_unit_test(test_owner_fails_peer),
 		cmocka_unit_test(test_call_ping_pong),
+		cmocka_unit_test(test_rdma_missing_device),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest tcp_only[] = {
+		cmocka_unit_test(test_raw_connections),
+	};
+	const struct CMUnitTest rdma_only[] = {
+		cmocka_unit_test(test_rdma_frame_limits),
+		cmocka_unit_test(test_rdma_raw_connections),
+	};
+	int failed = cmocka_run_group_tests_name(use_rdma ? "rdma" : "tcp", common, NULL, NULL);
+	if (use_rdma)
+		failed += cmocka_run_group_tests_name("rdma only", rdma_only, NULL, NULL);
+	else
+		failed += cmocka_run_group_tests_name("tcp only", tcp_only, NULL, NULL);
+	return failed;
 }

@@ -1,0 +1,211 @@
+/*
+ * Internals of the RDMA transport, shared by rdma_transport.c (lifecycle,
+ * the RDMA CM: dialling, accepting; timers; completion dispatch) and
+ * rdma_peer.c (one connection: queue pair and buffers, handshake, receive
+ * path, send path, credits). Nothing outside rpc/ includes this.
+ *
+ * Which thread may touch what is written beside each field; the thread
+ * model as a whole is described at the top of rdma_transport.c.
+ */
+#ifndef DISCO_RPC_RDMA_INTERNAL_H
+#define DISCO_RPC_RDMA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "rpc/auth.h"
+#include "rpc/rdma_transport.h"
+
+#define RDMA_BACKOFF_MIN_MS 50
+#define RDMA_BACKOFF_MAX_MS 1000
+#define RDMA_RESOLVE_TIMEOUT_MS 2000
+#define RDMA_WHY_MAX 512
+/* Receive buffers per connection: one per credit, plus spares that only
+ * credit-only messages use (two can be in flight, see rdma_peer.c). */
+#define RDMA_CREDIT_SPARE 2u
+#define RDMA_RECVS (RPC_RDMA_CREDITS + RDMA_CREDIT_SPARE)
+/* Registered send buffers per connection. A frame that fits in a work
+ * request's inline data needs none; one with a page does. */
+#define RDMA_SEND_SLOTS (RPC_RDMA_CREDITS + RPC_RDMA_CREDITS / 2)
+#define RDMA_SLOT_SIZE (RPC_FRAME_HEADER_SIZE + RPC_RDMA_MAX_BODY + RPC_PAGE_SIZE)
+/* Send work requests in flight: every slot, plus inline and credit-only
+ * sends. */
+#define RDMA_SQ_DEPTH (RDMA_SEND_SLOTS + 32u)
+#define RDMA_MAX_INLINE 256u
+#define RDMA_WR_NO_SLOT UINT64_MAX
+/* Private data of a connect request: who is dialling. */
+#define RDMA_CONNECT_MAGIC 0x4f435344u /* "DSCO" */
+#define RDMA_CONNECT_VERSION 1
+
+struct rdma_connect_data {
+	uint32_t magic;   /* RDMA_CONNECT_MAGIC, little-endian */
+	uint8_t version;  /* RDMA_CONNECT_VERSION */
+	uint8_t reserved;
+	uint16_t node;    /* the dialler's node index, little-endian */
+};
+
+#define rdma_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+enum rdma_conn_phase {
+	RDMA_CONN_RESOLVING, /* dialled: address and route resolution */
+	RDMA_CONN_CONNECTING,/* connect sent / accept sent, not ESTABLISHED yet */
+	RDMA_CONN_HANDSHAKE, /* established: Hello / AuthProof exchange */
+	RDMA_CONN_UP,        /* authenticated */
+};
+
+/* One RDMA CM id and its queue pair. Loop thread only, except what the
+ * peer's send state points at (guarded by send_mu there). Freed by
+ * rdma_conn_close(). */
+struct rdma_conn {
+	struct rdma_transport *t;
+	struct rdma_conn *prev, *next; /* t->conns */
+	struct rdma_cm_id *id;         /* id->context == this */
+	uint32_t serial;               /* tags receive work requests (wr_id) */
+	int peer;                      /* dialled node, or the one the connect request named */
+	bool dialled;
+	bool attached;                 /* t->peers[peer].conn == this */
+	bool established;              /* ESTABLISHED seen: rdma_disconnect() on close */
+	bool closing;                  /* closed: on t->dead until the current callback returns */
+	enum rdma_conn_phase phase;
+	uint64_t opened_ms;
+	struct rpc_auth auth;
+	struct ibv_cq *send_cq;        /* no channel: senders reap it under send_mu */
+	uint8_t *recv_buf;             /* RDMA_RECVS * RDMA_SLOT_SIZE */
+	uint8_t *send_buf;             /* RDMA_SEND_SLOTS * RDMA_SLOT_SIZE */
+	struct ibv_mr *recv_mr, *send_mr;
+	uint32_t max_inline;
+};
+
+/* A frame that waits for a credit or a send slot (heap copy). */
+struct rdma_pending {
+	struct rdma_pending *next;
+	size_t len;
+	uint8_t bytes[]; /* header, body, page */
+};
+
+struct rdma_peer {
+	int index;
+	char desc[400]; /* "node n1 (10.0.0.2:7401)", for messages */
+
+	/* Loop thread only (state is also read by any thread, atomically). */
+	int state; /* enum rpc_peer_state */
+	struct rdma_conn *conn;
+	uv_timer_t dial_timer;
+	unsigned backoff_ms;
+	uint64_t last_rx_ms;
+
+	/* Guarded by send_mu (leaf lock). */
+	pthread_mutex_t send_mu;
+	struct ibv_qp *qp;          /* the attached connection's, once it may send; else NULL */
+	struct rdma_conn *send_conn;/* its buffers */
+	bool sendable;              /* UP: rpc_transport_send() may post */
+	int send_err;               /* post or completion error (negative errno); loop fails the peer */
+	const char *send_why;       /* static text saying what failed */
+	uint32_t credits;           /* messages we may still send */
+	uint32_t owed;              /* receive buffers reposted but not yet credited back */
+	uint32_t sq_used;           /* send work requests not yet reaped */
+	uint32_t slot_head, slots_used; /* send slots: ring, freed in completion order */
+	struct rdma_pending *pend_head, *pend_tail;
+	size_t pend_bytes;
+	bool flush_wanted;          /* pending frames wait; the loop was asked to flush */
+};
+
+struct rdma_transport {
+	struct rpc_transport base;
+	struct rdma_peer *peers;           /* cfg->n_nodes entries; peers[self] unused */
+	struct rdma_conn *conns;           /* every open connection */
+	struct rdma_conn *dead;            /* closed ones whose memory a frame view may still
+					    * point into; freed by rdma_free_dead() */
+	uint32_t next_serial;
+	struct ibv_context **devices;      /* rdma_get_devices(), freed at destroy */
+	struct ibv_context *verbs;         /* the configured device */
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *channel;  /* the receive CQ's events */
+	struct ibv_cq *recv_cq;            /* every connection's receives */
+	struct rdma_event_channel *ec;
+	struct rdma_cm_id *listen_id;
+	uv_poll_t cm_poll, cq_poll, async_poll;
+	uv_timer_t hb_timer, flush_timer;
+	uv_async_t async;
+	uv_thread_t loop_tid;
+	uint64_t last_tick_ms;
+	bool started;
+	bool stopping;
+	int stop_req; /* atomic: stop() asked from another thread */
+};
+
+static inline struct rdma_transport *rdma_of(struct rpc_transport *t)
+{
+	return (struct rdma_transport *)t;
+}
+
+static inline const struct cluster_config *rdma_cfg(struct rdma_transport *t)
+{
+	return t->base.cfg;
+}
+
+static inline bool rdma_on_loop_thread(struct rdma_transport *t)
+{
+	uv_thread_t self = uv_thread_self();
+	return uv_thread_equal(&self, &t->loop_tid);
+}
+
+static inline void rdma_stat_add(uint64_t *ctr, uint64_t n)
+{
+	__atomic_fetch_add(ctr, n, __ATOMIC_RELAXED);
+}
+
+static inline enum rpc_peer_state rdma_get_state(struct rdma_peer *p)
+{
+	return (enum rpc_peer_state)__atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+}
+
+static inline void rdma_set_state(struct rdma_peer *p, enum rpc_peer_state s)
+{
+	__atomic_store_n(&p->state, (int)s, __ATOMIC_RELEASE);
+}
+
+static inline bool rdma_state_final(enum rpc_peer_state s)
+{
+	return s == RPC_PEER_LEFT || s == RPC_PEER_FAILED;
+}
+
+/* rdma_peer.c: connections (loop thread). */
+struct rdma_conn *rdma_conn_new(struct rdma_transport *t, struct rdma_cm_id *id, int peer,
+				bool dialled);
+int rdma_conn_setup_qp(struct rdma_conn *c);
+void rdma_conn_attach(struct rdma_conn *c);
+void rdma_conn_close(struct rdma_conn *c);
+void rdma_conn_established(struct rdma_conn *c);
+void rdma_conn_fail(struct rdma_conn *c, bool fatal, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rdma_peer_down(struct rdma_transport *t, struct rdma_peer *p, enum rpc_peer_state state,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void rdma_free_dead(struct rdma_transport *t);
+struct rdma_conn *rdma_conn_by_serial(struct rdma_transport *t, uint32_t serial);
+struct rdma_conn *rdma_conn_by_qp(struct rdma_transport *t, const struct ibv_qp *qp);
+void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc);
+/* After a batch of receives: hand credits back, push pending frames. */
+void rdma_peer_after_recv(struct rdma_transport *t, struct rdma_peer *p);
+/* Push pending frames if credits and slots allow (loop thread). */
+void rdma_peer_flush(struct rdma_transport *t, struct rdma_peer *p);
+/* Wait up to @timeout_ms for every posted send to complete (stop). */
+void rdma_peer_drain_sends(struct rdma_peer *p, unsigned timeout_ms);
+
+/* rdma_peer.c: the send path (any thread). @internal: a membership frame
+ * from the loop thread, allowed before the peer is UP. */
+int rdma_peer_send(struct rdma_transport *t, struct rdma_peer *p, uint16_t type,
+		   const void *body, size_t body_len, const void *page, bool internal);
+
+/* rdma_transport.c: dial @p again after its backoff (loop thread). */
+void rdma_schedule_dial(struct rdma_transport *t, struct rdma_peer *p);
+/* rdma_transport.c: try the pending frames again in 1 ms (loop thread). */
+void rdma_arm_flush_timer(struct rdma_transport *t);
+/* rdma_transport.c: wake the loop thread (any thread). */
+void rdma_kick_loop(struct rdma_transport *t);
+
+#endif
