@@ -804,7 +804,10 @@ static void test_owner_fails_peer(void **state)
 	assert_true(wait_all_up(n, 2, 5000));
 	/* Back to back: the frame after the bad one is not delivered. */
 	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "bad", 3, NULL), 0);
-	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "after", 5, NULL), 0);
+	/* It may find the connection already closed by node 0 (a loaded or
+	 * sanitized run); what matters is that it is not delivered. */
+	int r = rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "after", 5, NULL);
+	assert_true(r == 0 || r == -ENOTCONN || r == -EPIPE || r == -ECONNRESET);
 	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 2000));
 	assert_int_equal(n[0]->down_state[1], RPC_PEER_FAILED);
 	assert_non_null(strstr(n[0]->why[1], "node n1"));
