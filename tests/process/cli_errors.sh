@@ -21,7 +21,8 @@ expect 1 "bad.yaml" "$stress" --config "$tmp/bad.yaml" --node n0
 expect 1 "no node named \"zz\"" "$stress" --config "$(dirname "$0")/../../cluster-config/examples/local-2node.yaml" --node zz
 examples="$(cd "$(dirname "$0")/../../cluster-config/examples" && pwd)"
 sed -e 's/transport: tcp/transport: rdma/' -e "s#key_file: local.key#key_file: $examples/local.key#" \
-	-e 's/^\(    port: 740[01]\)$/\1\n    rdma: { device: rxe0 }/' \
+	-e 's/^\(    port: 740[01]\)$/\1\n    rdma: { device: nosuch0 }/' \
 	"$examples/local-2node.yaml" > "$tmp/rdma.yaml"
-expect 1 "transport rdma is not implemented yet" "$stress" --config "$tmp/rdma.yaml" --node n0
+# A missing RDMA device is named at start, and the member gives up at once.
+expect 1 'rdma device "nosuch0" \(nodes\[0\]\.rdma\.device' "$stress" --config "$tmp/rdma.yaml" --node n0
 exit $fail
