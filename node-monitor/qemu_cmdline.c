@@ -229,6 +229,39 @@ static int check_args(const struct cluster_config *cfg, const struct cluster_vm 
 }
 
 /*
+ * vCPU topology. With several guest NUMA nodes each one is a socket of its
+ * own, as on a real NUMA machine: Linux warns at boot (topology_sane) when
+ * one package spans two nodes, and schedules as if they shared a cache.
+ * Nodes with the same vCPU count: sockets=nodes, cores=that count; else one
+ * socket per vCPU. Kept flat when the socket split would push an APIC ID
+ * past 254 (xAPIC; IDs are spaced by powers of two).
+ */
+static void add_smp(struct argv_builder *b, const struct cluster_config *cfg,
+		    const struct cluster_vm *vm)
+{
+	int nodes = 0, per = 0, cores, bits = 0;
+	bool uniform = true;
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		int v = vm->vcpus_per_node[i];
+		if (v <= 0)
+			continue;
+		nodes++;
+		uniform &= per == 0 || v == per;
+		per = v;
+	}
+	add(b, "-smp");
+	cores = uniform ? per : 1;
+	while ((1 << bits) < cores)
+		bits++;
+	if (nodes < 2 || ((vm->vcpus / cores - 1) << bits | (cores - 1)) > 254) {
+		addf(b, "%d", vm->vcpus);
+		return;
+	}
+	addf(b, "%d,sockets=%d,cores=%d,threads=1", vm->vcpus, vm->vcpus / cores, cores);
+}
+
+/*
  * Guest memory. One node with vCPUs: one backend, no NUMA. Several: each
  * node's vCPUs and its share of memory (cluster_vm_numa_range(), the same
  * split `placement: numa` homes pages by) form one guest NUMA node, in node
@@ -375,8 +408,7 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	add(&b, o->accel == NODE_ACCEL_KVM
 			? "host,-kvmclock-stable-bit,-kvm-pv-ipi,-kvm-pv-tlb-flush,-kvm-asyncpf,-kvm-asyncpf-int"
 			: "qemu64");
-	add(&b, "-smp");
-	addf(&b, "%d", vm->vcpus);
+	add_smp(&b, cfg, vm);
 	add(&b, "-m");
 	addf(&b, "%" PRIu64 "M", vm->memory_bytes >> 20);
 	add(&b, "-global");

@@ -88,7 +88,7 @@ expect 2 "kernel $tmp/nope/vmlinuz of VM \"demo\": No such file or directory; bu
 # --dry-run
 expect 0 "^/bin/true .*-object disco,id=disco0,config=$tmp/c.yaml,node=n0,vm=demo( |$)" \
 	"$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run
-expect 0 " -smp 2 " "$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run
+expect 0 " -smp 2,sockets=2,cores=1,threads=1 " "$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run
 expect 0 " -serial stdio " "$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run
 expect 0 " -serial null .*node=n1," "$node" --config "$tmp/c.yaml" --node n1 "${q[@]}" --dry-run --console stdio
 expect 0 " -accel kvm,kernel-irqchip=off " "$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --accel kvm

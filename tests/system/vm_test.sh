@@ -37,6 +37,8 @@ grep -q "disco-guest: cpus_online=$total " "$tmp/out/console.log" ||
 # each node's vCPUs and memory form one guest NUMA node (SRAT)
 grep -q "disco-guest: cpus_online=$total numa_nodes=$nodes " "$tmp/out/console.log" ||
 	fail "the guest does not see $nodes NUMA nodes"
+tr -d '\r' <"$tmp/out/console.log" | grep -q "disco-guest: kernel_warnings=0$" ||
+	fail "the guest kernel warned during boot (dmesg WARNING)"
 # numa_distance auto: the master measured the distance to each node and the
 # guest's SLIT says the same (node 0 is the master's guest node here).
 if [ "$nodes" -ge 2 ]; then

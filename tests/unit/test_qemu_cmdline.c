@@ -159,7 +159,7 @@ static void test_master_full_argv(void **state)
 		"-numa", "dist,src=1,dst=0,val=20",
 		"-accel", "tcg,thread=multi",
 		"-cpu", "qemu64",
-		"-smp", "2",
+		"-smp", "2,sockets=2,cores=1,threads=1",
 		"-m", "256M",
 		"-global", "apic-common.vapic=off",
 		"-kernel", kernel,
@@ -196,7 +196,7 @@ static void test_non_master_serial_null(void **state)
 		assert_int_equal(count(argv, "-chardev"), 0);
 		assert_pair(argv, "-object", "disco,id=disco0,config=/etc/disco/c.yaml,node=n1,vm=demo");
 		/* the same machine as on the master */
-		assert_pair(argv, "-smp", "2");
+		assert_pair(argv, "-smp", "2,sockets=2,cores=1,threads=1");
 		assert_pair(argv, "-m", "256M");
 		assert_pair(argv, "-kernel", kernel);
 		qemu_cmdline_free(argv);
@@ -419,6 +419,8 @@ static void test_numa_layout(void **state)
 	assert_pair(argv, "-numa", "dist,src=0,dst=1,val=20");
 	assert_pair(argv, "-numa", "dist,src=1,dst=0,val=20");
 	assert_int_equal(count(argv, "-numa"), 4); /* n2 has no vCPUs: no guest node */
+	/* one socket per vCPU when the nodes' vCPU counts differ */
+	assert_pair(argv, "-smp", "3,sockets=3,cores=1,threads=1");
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
@@ -440,12 +442,20 @@ static void test_numa_layout(void **state)
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
+	/* equal nodes: one socket per node, its vCPUs the cores */
+	cfg = load_vm("    vcpus: 4\n    vcpu_placement: {n0: 2, n1: 2}\n");
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-smp", "4,sockets=2,cores=2,threads=1");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
 	/* every vCPU on one node: no NUMA, one backend */
 	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 2, n1: 0}\n");
 	argv = build_ok(cfg, 1, &o);
 	assert_pair(argv, "-machine", "pc,vmport=off,smm=off,memory-backend=ram0");
 	assert_pair(argv, "-object", "memory-backend-ram,id=ram0,size=402653184");
 	assert_int_equal(count(argv, "-numa"), 0);
+	assert_pair(argv, "-smp", "2");
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 }
