@@ -188,9 +188,10 @@ void rdma_peer_down(struct rdma_transport *t, struct rdma_peer *p, enum rpc_peer
 void rdma_free_dead(struct rdma_transport *t);
 struct rdma_conn *rdma_conn_by_serial(struct rdma_transport *t, uint32_t serial);
 struct rdma_conn *rdma_conn_by_qp(struct rdma_transport *t, const struct ibv_qp *qp);
-void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc);
-/* After a batch of receives: hand credits back, push pending frames. */
-void rdma_peer_after_recv(struct rdma_transport *t, struct rdma_peer *p);
+int rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc);
+/* After a batch of receives of which @reposted held frames: owe those
+ * credits, push pending frames, hand credits back. */
+void rdma_peer_after_recv(struct rdma_transport *t, struct rdma_peer *p, uint32_t reposted);
 /* Push pending frames if credits and slots allow (loop thread). */
 void rdma_peer_flush(struct rdma_transport *t, struct rdma_peer *p);
 /* Wait up to @timeout_ms for every posted send to complete (stop). */

@@ -415,31 +415,27 @@ static void dispatch(struct rdma_conn *c, const struct rpc_frame_view *f)
 		on_handshake_frame(c, f);
 		return;
 	}
-	switch (f->type) {
-	case RPC_MSG_HELLO:
-	case RPC_MSG_AUTH:
+	switch (rpc_classify_up_frame(f->type)) {
+	case RPC_UP_PROTOCOL_ERROR:
 		rdma_conn_fail(c, true, "handshake frame type %u after authentication", f->type);
 		return;
-	case RPC_MSG_HEARTBEAT:
-		return; /* its arrival refreshed last_rx_ms */
-	case RPC_MSG_GOODBYE:
+	case RPC_UP_IGNORE:
+		return; /* a heartbeat: its arrival refreshed last_rx_ms */
+	case RPC_UP_GOODBYE:
 		on_goodbye(c, f);
 		return;
-	default:
-		if (f->type < RPC_MSG_DSM) {
-			disco_log(DISCO_LOG_DEBUG, "%s: ignoring membership frame type %u",
-				  t->peers[c->peer].desc, f->type);
-			return;
-		}
+	case RPC_UP_DELIVER:
 		if (t->base.cb.on_frame)
 			t->base.cb.on_frame(t->base.opaque, c->peer, f);
 	}
 }
 
 /* One receive completion of @c (status SUCCESS). Handles the credits it
- * carries and its frame, then reposts the buffer. @c may be closed when
- * this returns. */
-void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
+ * carries and its frame, then reposts the buffer. Returns 1 when that
+ * buffer held a frame (a credit is owed for it; rdma_peer_after_recv()
+ * adds the batch's under one lock), else 0. @c may be closed when this
+ * returns. */
+int rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
 {
 	struct rdma_transport *t = c->t;
 	struct rdma_peer *p = &t->peers[c->peer];
@@ -451,7 +447,7 @@ void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
 
 	if (wc->opcode != IBV_WC_RECV || idx >= RDMA_RECVS) {
 		rdma_conn_fail(c, true, "unexpected receive completion (opcode %d)", wc->opcode);
-		return;
+		return 0;
 	}
 	/* The receive CQ and the CM event channel are separate fds: the
 	 * dialler's Hello may come before our ESTABLISHED event. rdma_accept()
@@ -459,8 +455,8 @@ void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
 	if (!c->established)
 		rdma_conn_established(c);
 	p->last_rx_ms = uv_now(t->base.loop);
-	if (wc->wc_flags & IBV_WC_WITH_IMM) {
-		uint32_t back = ntohl(wc->imm_data);
+	uint32_t back = wc->wc_flags & IBV_WC_WITH_IMM ? ntohl(wc->imm_data) : 0;
+	if (back) { /* before the frame: what it makes the owner send may need them */
 		bool bad;
 		pthread_mutex_lock(&p->send_mu);
 		bad = back > RPC_RDMA_CREDITS || p->credits + back > RPC_RDMA_CREDITS;
@@ -469,31 +465,29 @@ void rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
 		pthread_mutex_unlock(&p->send_mu);
 		if (bad) {
 			rdma_conn_fail(c, true, "handed back %u credits, more than it could owe", back);
-			return;
+			return 0;
 		}
 	}
 	if (wc->byte_len == 0) { /* credit-only: not a frame, not credited back */
 		if ((r = post_recv(c, idx)) < 0)
 			rdma_conn_fail(c, false, "repost receive: %s", strerror(-r));
-		return;
+		return 0;
 	}
 	long n = rpc_frame_parse(buf, wc->byte_len, &f, err, sizeof(err));
 	if (n <= 0 || (size_t)n != wc->byte_len) {
 		rdma_conn_fail(c, true, "%s", n < 0 ? err : "message is not exactly one frame");
-		return;
+		return 0;
 	}
 	rdma_stat_add(&t->base.stats.frames_received, 1);
 	rdma_stat_add(&t->base.stats.bytes_received, wc->byte_len);
 	dispatch(c, &f);
 	if (c->closing)
-		return;
+		return 0;
 	if ((r = post_recv(c, idx)) < 0) {
 		rdma_conn_fail(c, false, "repost receive: %s", strerror(-r));
-		return;
+		return 0;
 	}
-	pthread_mutex_lock(&p->send_mu);
-	p->owed++;
-	pthread_mutex_unlock(&p->send_mu);
+	return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -713,12 +707,13 @@ void rdma_peer_flush(struct rdma_transport *t, struct rdma_peer *p)
 		rdma_arm_flush_timer(t);
 }
 
-void rdma_peer_after_recv(struct rdma_transport *t, struct rdma_peer *p)
+void rdma_peer_after_recv(struct rdma_transport *t, struct rdma_peer *p, uint32_t reposted)
 {
 	bool again = false;
 
 	pthread_mutex_lock(&p->send_mu);
 	if (p->qp) {
+		p->owed += reposted;
 		again = flush_locked(p);
 		if (p->owed >= RPC_RDMA_CREDITS / 2)
 			post_credit_only(p);

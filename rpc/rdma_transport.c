@@ -356,6 +356,7 @@ static void on_cq_events(uv_poll_t *h, int status, int events)
 	struct ibv_wc wc[32];
 	int n = 0;
 	bool touched[CLUSTER_MAX_NODES] = { false };
+	uint32_t reposted[CLUSTER_MAX_NODES] = { 0 };
 	(void)events;
 
 	if (status < 0) {
@@ -380,14 +381,14 @@ static void on_cq_events(uv_poll_t *h, int status, int events)
 				continue;
 			}
 			touched[c->peer] = true;
-			rdma_conn_on_recv(c, &wc[i]);
+			reposted[c->peer] += (uint32_t)rdma_conn_on_recv(c, &wc[i]);
 		}
 	}
 	if (n < 0)
 		fail_all(t, "polling the receive completion queue failed");
 	for (int i = 0; i < rdma_cfg(t)->n_nodes && !t->stopping; i++)
 		if (touched[i])
-			rdma_peer_after_recv(t, &t->peers[i]);
+			rdma_peer_after_recv(t, &t->peers[i], reposted[i]);
 	rdma_free_dead(t);
 }
 

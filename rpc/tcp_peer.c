@@ -359,22 +359,16 @@ static void dispatch(struct tcp_conn *c, const struct rpc_frame_view *f)
 		on_handshake_frame(c, f);
 		return;
 	}
-	switch (f->type) {
-	case RPC_MSG_HELLO:
-	case RPC_MSG_AUTH:
+	switch (rpc_classify_up_frame(f->type)) {
+	case RPC_UP_PROTOCOL_ERROR:
 		rpc_tcp_conn_fail(c, true, "handshake frame type %u after authentication", f->type);
 		return;
-	case RPC_MSG_HEARTBEAT:
-		return; /* its arrival refreshed last_rx_ms */
-	case RPC_MSG_GOODBYE:
+	case RPC_UP_IGNORE:
+		return; /* a heartbeat: its arrival refreshed last_rx_ms */
+	case RPC_UP_GOODBYE:
 		on_goodbye(c, f);
 		return;
-	default:
-		if (f->type < RPC_MSG_DSM) {
-			disco_log(DISCO_LOG_DEBUG, "%s: ignoring membership frame type %u",
-				  t->peers[c->peer].desc, f->type);
-			return;
-		}
+	case RPC_UP_DELIVER:
 		if (t->base.cb.on_frame)
 			t->base.cb.on_frame(t->base.opaque, c->peer, f);
 	}

@@ -52,6 +52,19 @@ int rpc_transport_check_send(const struct rpc_transport *t, int peer, uint16_t t
 	return 0;
 }
 
+enum rpc_up_frame rpc_classify_up_frame(uint16_t type)
+{
+	switch (type) {
+	case RPC_MSG_HELLO:
+	case RPC_MSG_AUTH:
+		return RPC_UP_PROTOCOL_ERROR;
+	case RPC_MSG_GOODBYE:
+		return RPC_UP_GOODBYE;
+	default:
+		return type < RPC_MSG_DSM ? RPC_UP_IGNORE : RPC_UP_DELIVER;
+	}
+}
+
 void rpc_compose_why(char *out, size_t len, const char *desc, const char *fmt, va_list ap)
 {
 	char reason[RPC_WHY_MAX];
