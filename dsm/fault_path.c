@@ -147,6 +147,32 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
 	}
 }
 
+/* "node n1 lost" or "nodes n1, n3 lost": a request fails only because a
+ * peer was lost, and the page's home hint may be this node (it was the
+ * lost owner that held the data), so name the lost nodes themselves. */
+static void describe_lost_nodes(struct dsm_region *r, char *buf, size_t len)
+{
+	pthread_mutex_lock(&r->mu);
+	dsm_nodeset_t down = r->peers_down;
+	pthread_mutex_unlock(&r->mu);
+
+	int n = 0;
+	size_t used = 0;
+	char names[200] = "";
+	for (int i = 0; i < r->n_nodes && used < sizeof(names); i++) {
+		if (i == r->self || !((down >> i) & 1))
+			continue;
+		int w = snprintf(names + used, sizeof(names) - used, "%s%s", n ? ", " : "",
+				 r->cfg->nodes[i].name);
+		used += w > 0 ? (size_t)w : 0;
+		n++;
+	}
+	if (n == 0)
+		snprintf(buf, len, "a peer was lost");
+	else
+		snprintf(buf, len, "%s %s lost", n == 1 ? "node" : "nodes", names);
+}
+
 void region_emit(void *ctx, const struct dsm_action *a)
 {
 	struct dsm_region *r = ctx;
@@ -188,12 +214,12 @@ void region_emit(void *ctx, const struct dsm_action *a)
 				r->fault_start_ns[page] = 0;
 				r->faults_in_flight--;
 			}
+			char lost[256];
+			describe_lost_nodes(r, lost, sizeof(lost));
 			region_fatal(r,
 				     "page %" PRIu64 " (offset 0x%" PRIx64 ") cannot be served: "
-				     "its home or owner (node %s) is lost: %s",
-				     page, page * DSM_PAGE_SIZE,
-				     r->cfg->nodes[dsm_engine_home_hint(r->engine, page)].name,
-				     strerror(-a->error));
+				     "%s, which held the page or its directory (%s)",
+				     page, page * DSM_PAGE_SIZE, lost, strerror(-a->error));
 			break;
 		}
 		record_latency(r, page);

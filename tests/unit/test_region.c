@@ -50,7 +50,7 @@ static struct cluster_config *make_config(int port_base, const char *extra)
 
 static int port_base(void)
 {
-	return 20000 + (getpid() % 4000) * 4;
+	return 20000 + (getpid() % 4000) * 8;
 }
 
 struct starter {
@@ -346,11 +346,14 @@ static void *touch_thread(void *arg)
 	return NULL;
 }
 
-static void test_lost_peer_fails_fault_with_its_name(void **state)
+/*
+ * n1 (a child process) writes @page, so the only copy of it is at n1, and
+ * is killed; then n0 touches the page. The fault must fail, naming n1,
+ * whether n1 was the page's home or only its owner (home n0 itself).
+ */
+static void lost_peer_fails_fault(int base, uint64_t page)
 {
-	(void)state;
 	int pfd[2];
-	int base = port_base() + 2;
 	assert_int_equal(pipe(pfd), 0);
 
 	pid_t child = fork();
@@ -360,16 +363,15 @@ static void test_lost_peer_fails_fault_with_its_name(void **state)
 		char err[256];
 		if (dsm_region_start(b, err, sizeof(err)) < 0)
 			_exit(1);
-		/* Page 1 is homed here: after this write the only copy is here. */
-		*(volatile uint64_t *)((uint8_t *)dsm_region_base(b) + PAGE) = 42;
+		*(volatile uint64_t *)((uint8_t *)dsm_region_base(b) + page * PAGE) = 42;
 		if (write(pfd[1], "r", 1) != 1)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
 	struct cluster_config *cfg = make_config(base, "");
-	static struct dsm_region *a; /* left running: a thread stays blocked on it */
-	a = create(cfg, 0, on_fatal, NULL);
+	/* Left running: a thread stays blocked on it. */
+	struct dsm_region *a = create(cfg, 0, on_fatal, NULL);
 	char err[256], c;
 	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
 	assert_int_equal(read(pfd[0], &c, 1), 1);
@@ -377,7 +379,10 @@ static void test_lost_peer_fails_fault_with_its_name(void **state)
 	waitpid(child, NULL, 0);
 
 	pthread_t t;
-	pthread_create(&t, NULL, touch_thread, (uint8_t *)dsm_region_base(a) + PAGE);
+	pthread_mutex_lock(&fatal_mu);
+	fatal_msg[0] = 0;
+	pthread_mutex_unlock(&fatal_mu);
+	pthread_create(&t, NULL, touch_thread, (uint8_t *)dsm_region_base(a) + page * PAGE);
 	pthread_detach(t);
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -389,8 +394,22 @@ static void test_lost_peer_fails_fault_with_its_name(void **state)
 	pthread_mutex_unlock(&fatal_mu);
 	if (!fatal_msg[0])
 		fail_msg("no fatal error within 10 s of losing the page's node");
-	assert_non_null(strstr(fatal_msg, "node n1"));
 	print_message("fatal error reported: %s\n", fatal_msg);
+	assert_non_null(strstr(fatal_msg, "node n1 lost"));
+	assert_null(strstr(fatal_msg, "n0"));
+}
+
+/* Interleaved placement: page 1 is homed at n1, page 0 at n0. */
+static void test_lost_home_fails_fault_with_its_name(void **state)
+{
+	(void)state;
+	lost_peer_fails_fault(port_base() + 2, 1);
+}
+
+static void test_lost_owner_fails_fault_with_its_name(void **state)
+{
+	(void)state;
+	lost_peer_fails_fault(port_base() + 4, 0);
 }
 
 static int setup(void **state)
@@ -427,7 +446,8 @@ int main(void)
 		cmocka_unit_test(test_segments_form_one_region),
 		cmocka_unit_test(test_policy_moves_home_to_main_user),
 		cmocka_unit_test(test_missing_peer_named_at_start),
-		cmocka_unit_test(test_lost_peer_fails_fault_with_its_name),
+		cmocka_unit_test(test_lost_home_fails_fault_with_its_name),
+		cmocka_unit_test(test_lost_owner_fails_fault_with_its_name),
 	};
 	return cmocka_run_group_tests_name("dsm_region", tests, setup, teardown);
 }
