@@ -70,6 +70,12 @@ struct dsm_settings {
 	uint32_t min_hold_us;           /* an owner keeps a page at least this long, default 0 */
 };
 
+/* What a guest reset (reboot, triple fault) does to a VM. */
+enum cluster_reset_action {
+	CLUSTER_ON_RESET_RESET, /* every node resets its machine; the VM runs on (default) */
+	CLUSTER_ON_RESET_STOP,  /* the VM stops, as on a power-off, but exits non-zero */
+};
+
 struct cluster_vm {
 	char name[CLUSTER_NAME_MAX];
 	uint64_t memory_bytes;                 /* multiple of 2 MiB, >= 2 MiB */
@@ -85,6 +91,7 @@ struct cluster_vm {
 						  11..254 (local is 10), or
 						  CLUSTER_NUMA_DISTANCE_AUTO (default):
 						  measured by the master at start */
+	enum cluster_reset_action on_reset;    /* vms[i].on_reset: reset (default) | stop */
 	struct dsm_settings dsm;
 };
 

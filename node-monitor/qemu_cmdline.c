@@ -396,7 +396,8 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	add(&b, "none");
 	add(&b, "-vga");
 	add(&b, "none");
-	add(&b, "-no-reboot");
+	if (vm->on_reset == CLUSTER_ON_RESET_STOP)
+		add(&b, "-no-reboot"); /* a guest reset becomes a stop (of every node) */
 	add(&b, "-L");
 	add(&b, "/usr/share/qemu");
 	add(&b, "-L");

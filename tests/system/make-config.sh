@@ -3,6 +3,9 @@
 # 127.0.0.1 with free ports, one VM "sys" with VCPUS vCPUs on each node and
 # MEM of memory, booting the default guest of BUILD/guest.
 #   make-config.sh BUILD NODES VCPUS [MEM] [extra dsm: lines, e.g. "min_hold_us: 200"]
+# Environment: ON_RESET (default stop: a guest that panics, with panic=-1,
+# ends the test at once instead of booting again), CMDLINE_EXTRA (appended
+# to the kernel command line), CONNECT_TIMEOUT_MS.
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=${4:-256M} dsm_extra=${5:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,7 +37,8 @@ for ((i = 0; i < nodes; i++)); do echo -n "n$i: $vcpus"; [ $i -eq $((nodes - 1))
 echo "}"
 echo "    kernel: $build/guest/vmlinuz"
 echo "    initrd: $build/guest/initrd.img"
-echo "    cmdline: \"console=ttyS0 panic=-1 quiet tsc=reliable\""
+echo "    cmdline: \"console=ttyS0 panic=-1 quiet tsc=reliable${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
+echo "    on_reset: ${ON_RESET:-stop}"
 if [ -n "$dsm_extra" ]; then
 	echo "    dsm:"
 	echo "      $dsm_extra"

@@ -20,6 +20,10 @@ add_test(NAME system_kill_non_master
          COMMAND ${SYSTEST}/kill_node_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_kill_non_master PROPERTIES LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)
 
+add_test(NAME system_reset_from_non_master
+         COMMAND ${SYSTEST}/reset_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_reset_from_non_master PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
 add_test(NAME system_smc_fails_without_tb_invalidation
          COMMAND ${SYSTEST}/smc_without_invalidation_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_smc_fails_without_tb_invalidation PROPERTIES

@@ -148,7 +148,7 @@ static void test_master_full_argv(void **state)
 	const char *want[] = {
 		"/opt/q/qemu-system-x86_64",
 		"-name", "demo,debug-threads=on",
-		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
+		"-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
 		"-L", "/usr/share/qemu", "-L", "/usr/share/seabios",
 		"-machine", "pc,vmport=off,smm=off",
 		"-object", "memory-backend-ram,id=ram0,size=134217728",
@@ -251,6 +251,33 @@ static void test_kvm(void **state)
 		    "host,-kvmclock-stable-bit,-kvm-pv-ipi,-kvm-pv-tlb-flush,-kvm-asyncpf,-kvm-asyncpf-int");
 	assert_int_equal(count(argv, "tcg,thread=multi"), 0);
 	assert_int_equal(count(argv, "qemu64"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+/* A guest reset resets every node by default; on_reset: stop makes QEMU
+ * turn it into a stop (-no-reboot) on every node alike. */
+static void test_on_reset(void **state)
+{
+	char guest[1024], **argv;
+
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    initrd: %s\n    on_reset: stop\n",
+		 kernel, initrd);
+	struct cluster_config *cfg = load(guest);
+	assert_int_equal(cfg->vms[0].on_reset, CLUSTER_ON_RESET_STOP);
+	for (int node = 0; node < 2; node++) {
+		struct node_qemu_opts o = default_opts();
+		argv = build_ok(cfg, node, &o);
+		assert_int_equal(count(argv, "-no-reboot"), 1);
+		qemu_cmdline_free(argv);
+	}
+	cluster_config_free(cfg);
+
+	cfg = load_default();
+	assert_int_equal(cfg->vms[0].on_reset, CLUSTER_ON_RESET_RESET);
+	struct node_qemu_opts o = default_opts();
+	argv = build_ok(cfg, 1, &o);
+	assert_int_equal(count(argv, "-no-reboot"), 0);
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 }
@@ -487,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_non_master_serial_null),
 		cmocka_unit_test(test_master_console_null_and_socket),
 		cmocka_unit_test(test_kvm),
+		cmocka_unit_test(test_on_reset),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_comma_escaping_and_stats),
 		cmocka_unit_test(test_extra_args_last),

@@ -91,6 +91,11 @@ struct disco_node {
     bool exiting;                       /* past the final barrier */
     int shutdown_cause;
     char shutdown_origin[CLUSTER_NAME_MAX];
+    /* resets (main loop thread): every node counts the resets it
+     * completed; they stay equal, as each reset ends at a barrier */
+    uint32_t reset_generation;
+    bool reset_from_peer;               /* the pending reset came as a message */
+    bool resetting;                     /* between disco_reset_begin and _end */
 
     struct disco_counters n;            /* atomics */
 };
@@ -107,6 +112,8 @@ int disco_send(int peer, uint16_t type, const void *body, size_t len);
 void disco_broadcast(uint16_t type, const void *body, size_t len);
 void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
 void disco_inbox_init(void);
+/* Apply every queued message now (main loop thread, BQL held). */
+void disco_inbox_drain(void);
 void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN disco_die(const char *fmt, ...);
 
 /* handlers of queued messages, main loop thread, BQL held */

@@ -12,7 +12,19 @@
  *  - lifecycle: a shutdown (guest poweroff, reset under -no-reboot, panic,
  *    a signal) on any node is sent to every node; each stops its vCPUs,
  *    then all meet at a DSM barrier before they leave, so no vCPU is left
- *    waiting for a page from a node that already exited.
+ *    waiting for a page from a node that already exited;
+ *  - reset: a guest reset on any node (the master's reset ports, a triple
+ *    fault on any vCPU) is sent to every node, which requests the same
+ *    reset of its own copy of the machine. Each node stops its vCPUs, all
+ *    meet (barrier A), each resets, all meet again (barrier B), and only
+ *    then do vCPUs run: without A, a node still running could send an IPI
+ *    into a machine that is about to be reset; without B, the master's BSP
+ *    could send INIT/SIPI to an AP on a node that has not reset yet, and
+ *    that node's reset would then wipe it. Guest RAM is left as it is (as
+ *    on a real machine, a reset does not clear memory), so the DSM does
+ *    nothing. While a node waits at a reset barrier with the BQL held, it
+ *    keeps applying its inbox: a non-master's vCPU may be inside a port
+ *    access the master must answer before that vCPU can stop.
  */
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
@@ -30,8 +42,13 @@
 #include "vm.pb-c.h"
 
 #define DISCO_CLOCK_ROUNDS 5
-#define DISCO_SHUTDOWN_BARRIER 1
+/* Barrier ids must grow from one barrier to the next: reset n (from 0)
+ * uses 2n + 1 and 2n + 2, the final one is the largest id there is. */
+#define DISCO_RESET_BARRIER(generation, phase) (2 * (uint32_t)(generation) + 1 + (phase))
+#define DISCO_SHUTDOWN_BARRIER UINT32_MAX
 #define DISCO_SHUTDOWN_TIMEOUT_MS 10000
+#define DISCO_RESET_TIMEOUT_MS 30000
+#define DISCO_RESET_POLL_MS 5
 #define DISCO_TSC_HZ 1000000000ULL /* TCG TSC: one tick per virtual ns */
 
 static Notifier shutdown_notifier;
@@ -181,13 +198,91 @@ void disco_machine_apply_lifecycle(int peer, const uint8_t *body, size_t len)
     if (!m || m->cause >= SHUTDOWN_CAUSE__MAX) {
         disco_die("bad lifecycle message from node %s", disco_node_name(peer));
     }
-    if (!disco.shutting_down) {
+    if (m->reset) {
+        /* Ignored when this node is already resetting (two nodes asked at
+         * once: the reset under way is the one both wanted) or when it
+         * is a late copy of a reset this node has completed. */
+        if (!disco.shutting_down && !disco.resetting &&
+            m->reset_generation >= disco.reset_generation) {
+            disco.reset_from_peer = true;
+            pstrcpy(disco.shutdown_origin, sizeof(disco.shutdown_origin),
+                    disco_node_name(peer));
+            qemu_system_reset_request(m->cause);
+        }
+    } else if (!disco.shutting_down) {
         disco.shutdown_from_peer = true;
         disco.shutdown_cause = m->cause;
         pstrcpy(disco.shutdown_origin, sizeof(disco.shutdown_origin), disco_node_name(peer));
         qemu_system_shutdown_request(m->cause);
     }
     disco__vm_lifecycle__free_unpacked(m, NULL);
+}
+
+/* ---- reset ---------------------------------------------------------------- */
+
+/* Wait, with the BQL held, until every node reached reset barrier @id,
+ * applying the inbox meanwhile; a lost node or a node that never comes
+ * ends the VM (its guest state is undefined from here). */
+static void disco_reset_barrier(uint32_t id, const char *what)
+{
+    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + DISCO_RESET_TIMEOUT_MS;
+
+    for (;;) {
+        int rc = dsm_region_barrier(disco.region, id, DISCO_RESET_POLL_MS);
+
+        if (rc == 0) {
+            return;
+        }
+        if (rc != -ETIMEDOUT) {
+            disco_die("reset: %s: %s", what, strerror(-rc));
+        }
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) > deadline) {
+            disco_die("reset: %s: not every node got there within %d s", what,
+                      DISCO_RESET_TIMEOUT_MS / 1000);
+        }
+        disco_inbox_drain();
+    }
+}
+
+void disco_reset_begin(int cause)
+{
+    if (!disco_enabled || !disco.region) {
+        return; /* the reset before the VM first runs, at start-up */
+    }
+    disco.resetting = true;
+    if (!disco.reset_from_peer) {
+        Disco__VmLifecycle m = DISCO__VM_LIFECYCLE__INIT;
+        uint8_t buf[128];
+
+        pstrcpy(disco.shutdown_origin, sizeof(disco.shutdown_origin),
+                disco_node_name(disco.self));
+        m.cause = cause;
+        m.reason = (char *)ShutdownCause_str(cause);
+        m.reset = true;
+        m.reset_generation = disco.reset_generation;
+        disco_broadcast(DISCO_MSG_LIFECYCLE, buf, disco__vm_lifecycle__pack(&m, buf));
+    }
+    info_report("disco %s: guest reset %u (%s, from node %s): resetting every node",
+                disco_node_name(disco.self), disco.reset_generation + 1,
+                ShutdownCause_str(cause), disco.shutdown_origin);
+    disco_reset_barrier(DISCO_RESET_BARRIER(disco.reset_generation, 0),
+                        "waiting for every node to stop its vCPUs");
+    /* What peers sent before they stopped is in the inbox by now (each
+     * channel is ordered, and their barrier message came after it):
+     * apply it to the machine before the reset, not after. */
+    disco_inbox_drain();
+}
+
+void disco_reset_end(void)
+{
+    if (!disco_enabled || !disco.region || !disco.resetting) {
+        return;
+    }
+    disco_reset_barrier(DISCO_RESET_BARRIER(disco.reset_generation, 1),
+                        "waiting for every node to reset");
+    disco.reset_generation++;
+    disco.reset_from_peer = false;
+    disco.resetting = false;
 }
 
 void disco_machine_init_done(void)

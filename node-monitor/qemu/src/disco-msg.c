@@ -45,7 +45,7 @@ void disco_broadcast(uint16_t type, const void *body, size_t len)
     }
 }
 
-static void disco_inbox_run(void *opaque)
+void disco_inbox_drain(void)
 {
     for (;;) {
         struct disco_inbox_msg *m;
@@ -84,6 +84,11 @@ static void disco_inbox_run(void *opaque)
         }
         g_free(m);
     }
+}
+
+static void disco_inbox_run(void *opaque)
+{
+    disco_inbox_drain();
 }
 
 void disco_inbox_init(void)

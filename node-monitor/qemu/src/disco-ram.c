@@ -214,9 +214,10 @@ void disco_ram_print_stats(void)
     }
     fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
             "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
-            "%stb_invalidations=%" PRIu64 "\n",
+            "%stb_invalidations=%" PRIu64 "\n%sguest_resets=%" PRIu32 "\n",
             prefix, disco.n.ipis_sent, prefix, disco.n.ipis_received, prefix,
-            disco.n.io_forwarded, prefix, disco.n.io_served, prefix, disco.n.tb_invalidations);
+            disco.n.io_forwarded, prefix, disco.n.io_served, prefix, disco.n.tb_invalidations,
+            prefix, disco.reset_generation);
     if (f != stderr) {
         fclose(f);
     }

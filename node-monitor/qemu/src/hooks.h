@@ -9,7 +9,8 @@
  *   - port and memory-mapped I/O of a non-master goes to the master, which
  *     owns every device (disco-io.c);
  *   - chipset routing, guest time and shutdown are kept alike on every
- *     node (disco-machine.c); guest RAM is a DSM region (disco-ram.c).
+ *     node, and a reset on any node resets all of them (disco-machine.c);
+ *     guest RAM is a DSM region (disco-ram.c).
  *
  * Threads: the hooks run on vCPU threads (I/O, APIC writes, TSC) or the
  * main loop thread, with or without the BQL as the QEMU call site has it;
@@ -57,6 +58,15 @@ bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1);
 
 /* TCG's TSC: derived from the shared virtual clock on every node. */
 uint64_t disco_tsc(void);
+
+/* A guest reset (main loop, BQL held, this node's vCPUs paused): on the
+ * node that asked, tell every node; then wait until every node's vCPUs
+ * are stopped (serving forwarded I/O meanwhile, so a non-master's vCPU
+ * stuck in a port access can stop). @cause is QEMU's ShutdownCause. */
+void disco_reset_begin(int cause);
+/* After this node reset its machine: wait until every node did, so no
+ * vCPU runs (and sends an INIT or SIPI) into a node not yet reset. */
+void disco_reset_end(void);
 
 /* End of qemu_cleanup(): wait for every node to stop its vCPUs, print the
  * statistics, and exit with the VM's status. */
