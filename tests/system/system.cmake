@@ -24,6 +24,10 @@ add_test(NAME system_reset_from_non_master
          COMMAND ${SYSTEST}/reset_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_reset_from_non_master PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
 
+add_test(NAME system_disco_compare_smoke
+         COMMAND ${SYSTEST}/compare_smoke_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_disco_compare_smoke PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
 add_test(NAME system_smc_fails_without_tb_invalidation
          COMMAND ${SYSTEST}/smc_without_invalidation_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_smc_fails_without_tb_invalidation PROPERTIES
