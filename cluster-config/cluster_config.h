@@ -76,6 +76,14 @@ enum cluster_reset_action {
 	CLUSTER_ON_RESET_STOP,  /* the VM stops, as on a power-off, but exits non-zero */
 };
 
+/* Which guest CPUs do the Linux guest's housekeeping (timer tick,
+ * timekeeping, RCU callbacks, unbound kernel threads). */
+enum cluster_housekeeping {
+	CLUSTER_HOUSEKEEPING_MASTER, /* the master's vCPUs: the others get
+					nohz_full= and rcu_nocbs= (default) */
+	CLUSTER_HOUSEKEEPING_ALL,    /* every vCPU: the kernel's own default */
+};
+
 struct cluster_vm {
 	char name[CLUSTER_NAME_MAX];
 	uint64_t memory_bytes;                 /* multiple of 2 MiB, >= 2 MiB */
@@ -92,6 +100,7 @@ struct cluster_vm {
 						  CLUSTER_NUMA_DISTANCE_AUTO (default):
 						  measured by the master at start */
 	enum cluster_reset_action on_reset;    /* vms[i].on_reset: reset (default) | stop */
+	enum cluster_housekeeping housekeeping; /* vms[i].housekeeping: master (default) | all */
 	struct dsm_settings dsm;
 };
 

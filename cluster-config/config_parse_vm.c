@@ -19,13 +19,14 @@
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
 				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
-				      "on_reset", NULL};
+				      "on_reset", "housekeeping", NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
 				       NULL};
 static const char *const policies[] = {"static", "disco", NULL}; /* enum dsm_policy_kind order */
 static const char *const reset_actions[] = {"reset", "stop", NULL}; /* enum cluster_reset_action */
+static const char *const housekeepers[] = {"master", "all", NULL}; /* enum cluster_housekeeping */
 
 /* "n0, n1, n2" for messages about unknown nodes; long lists are cut. */
 static const char *node_names(const struct cluster_config *cfg, char *buf, size_t len)
@@ -264,7 +265,7 @@ static int parse_numa_distance(struct cfg_ctx *c, const yaml_node_t *m, struct c
 
 static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *vm)
 {
-	int first_busy, on_reset = CLUSTER_ON_RESET_RESET, r;
+	int first_busy, on_reset = CLUSTER_ON_RESET_RESET, housekeeping = CLUSTER_HOUSEKEEPING_MASTER, r;
 
 	if ((r = cfg_want_map(c, m, m, true)) < 0 || (r = cfg_check_keys(c, m, vm_keys)) < 0 ||
 	    (r = cfg_get_name(c, m, "name", true, "a VM name", vm->name)) < 0 ||
@@ -278,9 +279,11 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 				sizeof(vm->cmdline))) < 0 ||
 	    (r = parse_numa_distance(c, m, vm)) < 0 ||
 	    (r = cfg_get_choice(c, m, "on_reset", false, reset_actions, &on_reset)) < 0 ||
+	    (r = cfg_get_choice(c, m, "housekeeping", false, housekeepers, &housekeeping)) < 0 ||
 	    (r = parse_dsm(c, m, &vm->dsm)) < 0)
 		return r;
 	vm->on_reset = (enum cluster_reset_action)on_reset;
+	vm->housekeeping = (enum cluster_housekeeping)housekeeping;
 	return 0;
 }
 

@@ -308,6 +308,49 @@ static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 			}
 }
 
+/* Does @word (e.g. "nohz_full=") start a word of the kernel command line @s? */
+static bool cmdline_has(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = s; (p = strstr(p, word)) != NULL; p += n)
+		if (p == s || p[-1] == ' ')
+			return true;
+	return false;
+}
+
+/*
+ * housekeeping: master (the default) keeps the guest kernel's periodic work
+ * on the master's vCPUs: "nohz_full=A-B rcu_nocbs=A-B" for the vCPUs of
+ * every other node (they follow the master's, so they are one range).
+ * Linux then runs no scheduler tick on them while they have one task or
+ * none, moves their RCU callbacks to threads, and keeps unbound kernel
+ * threads and timekeeping off them. Each of those otherwise writes data
+ * the other CPUs read (jiffies, per-CPU run queues, RCU state): on a DSM
+ * every such write is a page moving between nodes. Left out when the
+ * VM's cmdline or --append already chooses (nohz_full=, rcu_nocbs=,
+ * isolcpus=), and for a VM with vCPUs on the master only.
+ */
+static void housekeeping_args(const struct cluster_vm *vm, const char *extra, char *buf,
+			      size_t len)
+{
+	static const char *const chosen[] = { "nohz_full=", "rcu_nocbs=", "isolcpus=" };
+	int first = vm->vcpus_per_node[vm->master_node], last = vm->vcpus - 1;
+
+	buf[0] = '\0';
+	if (vm->housekeeping != CLUSTER_HOUSEKEEPING_MASTER || first > last || !vm->kernel[0])
+		return; /* no kernel: QEMU takes no -append */
+	for (size_t i = 0; i < sizeof(chosen) / sizeof(chosen[0]); i++)
+		if (cmdline_has(vm->cmdline, chosen[i]) || cmdline_has(extra, chosen[i]))
+			return;
+	char cpus[32];
+	if (first == last)
+		snprintf(cpus, sizeof(cpus), "%d", first);
+	else
+		snprintf(cpus, sizeof(cpus), "%d-%d", first, last);
+	snprintf(buf, len, "nohz_full=%s rcu_nocbs=%s", cpus, cpus);
+}
+
 static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 			    const struct node_qemu_opts *o, char *err, size_t errlen)
 {
@@ -340,10 +383,13 @@ static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 		add(b, files[i].flag);
 		add_owned(b, abs);
 	}
-	if (vm->cmdline[0] || (o->append && *o->append)) {
+	const char *extra = o->append ? o->append : "";
+	char hk[96];
+	housekeeping_args(vm, extra, hk, sizeof(hk));
+	if (vm->cmdline[0] || hk[0] || extra[0]) {
 		add(b, "-append");
-		addf(b, "%s%s%s", vm->cmdline, vm->cmdline[0] && o->append && *o->append ? " " : "",
-		     o->append ? o->append : "");
+		addf(b, "%s%s%s%s%s", vm->cmdline, vm->cmdline[0] && hk[0] ? " " : "", hk,
+		     (vm->cmdline[0] || hk[0]) && extra[0] ? " " : "", extra);
 	}
 }
 
@@ -436,3 +482,4 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	*argv_out = b.v;
 	return 0;
 }
+

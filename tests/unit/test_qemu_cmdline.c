@@ -164,7 +164,7 @@ static void test_master_full_argv(void **state)
 		"-global", "apic-common.vapic=off",
 		"-kernel", kernel,
 		"-initrd", initrd,
-		"-append", "console=ttyS0",
+		"-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1",
 		"-serial", "stdio",
 		"-object", "disco,id=disco0,config=/etc/disco/c.yaml,node=n0,vm=demo",
 		NULL,
@@ -282,12 +282,16 @@ static void test_on_reset(void **state)
 	cluster_config_free(cfg);
 }
 
+/* How the VM's cmdline and --append join (housekeeping: all, so that
+ * nothing else is added; test_housekeeping covers the default). */
 static void test_append(void **state)
 {
-	struct cluster_config *cfg = load_default();
 	struct node_qemu_opts o = default_opts();
 	char guest[1024], **argv;
 
+	snprintf(guest, sizeof(guest),
+		 "    kernel: %s\n    cmdline: \"console=ttyS0\"\n    housekeeping: all\n", kernel);
+	struct cluster_config *cfg = load(guest);
 	o.append = "quiet loglevel=3";
 	argv = build_ok(cfg, 0, &o);
 	assert_pair(argv, "-append", "console=ttyS0 quiet loglevel=3");
@@ -296,7 +300,7 @@ static void test_append(void **state)
 	cluster_config_free(cfg);
 
 	/* no cmdline in the config: --append alone, no leading space */
-	snprintf(guest, sizeof(guest), "    kernel: %s\n", kernel);
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n", kernel);
 	cfg = load(guest);
 	argv = build_ok(cfg, 0, &o);
 	assert_pair(argv, "-append", "quiet loglevel=3");
@@ -304,6 +308,69 @@ static void test_append(void **state)
 	qemu_cmdline_free(argv);
 
 	/* neither: no -append at all */
+	o.append = "";
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(count(argv, "-append"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+/* The default housekeeping: master puts nohz_full= and rcu_nocbs= for the
+ * vCPUs of the other nodes on every node's command line (the same line
+ * everywhere), between the VM's cmdline and --append. */
+static void test_housekeeping(void **state)
+{
+	struct node_qemu_opts o = default_opts();
+	char guest[1024], body[2048], **argv;
+
+	struct cluster_config *cfg = load_default(); /* n0 (master): 1 vCPU, n1: 1 */
+	o.append = "quiet";
+	for (int node = 0; node < 2; node++) {
+		argv = build_ok(cfg, node, &o);
+		assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1 quiet");
+		qemu_cmdline_free(argv);
+	}
+	cluster_config_free(cfg);
+
+	/* 3 nodes, the master in the middle: its vCPUs come first, the
+	 * others after them, one range */
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 6\n    vcpu_placement: {n0: 2, n1: 2, n2: 2}\n"
+		 "    master: n1\n    kernel: %s\n",
+		 kernel);
+	cfg = load_body(body);
+	o.append = "";
+	argv = build_ok(cfg, 2, &o);
+	assert_pair(argv, "-append", "nohz_full=2-5 rcu_nocbs=2-5");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* the guest's own choice wins, in the cmdline or in --append */
+	const char *own[] = { "nohz_full=1", "rcu_nocbs=1", "isolcpus=1" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(guest, sizeof(guest), "    kernel: %s\n    cmdline: \"console=ttyS0 %s\"\n",
+			 kernel, own[i]);
+		cfg = load(guest);
+		o.append = "";
+		argv = build_ok(cfg, 1, &o);
+		char want[64];
+		snprintf(want, sizeof(want), "console=ttyS0 %s", own[i]);
+		assert_pair(argv, "-append", want);
+		qemu_cmdline_free(argv);
+		cluster_config_free(cfg);
+	}
+	cfg = load_default();
+	o.append = "isolcpus=1";
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-append", "console=ttyS0 isolcpus=1");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* all vCPUs on the master: nothing to keep off */
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 2\n    vcpu_placement: {n0: 2}\n    kernel: %s\n",
+		 kernel);
+	cfg = load_body(body);
 	o.append = "";
 	argv = build_ok(cfg, 0, &o);
 	assert_int_equal(count(argv, "-append"), 0);
@@ -516,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_kvm),
 		cmocka_unit_test(test_on_reset),
 		cmocka_unit_test(test_append),
+		cmocka_unit_test(test_housekeeping),
 		cmocka_unit_test(test_comma_escaping_and_stats),
 		cmocka_unit_test(test_extra_args_last),
 		cmocka_unit_test(test_node_not_in_vm),
