@@ -91,6 +91,9 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 		printf("    initrd %s\n", vm->initrd);
 	if (vm->cmdline[0])
 		printf("    cmdline %s\n", vm->cmdline);
+	printf("    on guest reset: %s; guest housekeeping on %s\n",
+	       vm->on_reset == CLUSTER_ON_RESET_STOP ? "stop the VM" : "reset every node",
+	       vm->housekeeping == CLUSTER_HOUSEKEEPING_MASTER ? "the master's vCPUs" : "every vCPU");
 }
 
 static void print_summary(const struct cluster_config *cfg)
