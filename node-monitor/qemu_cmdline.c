@@ -482,4 +482,3 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	*argv_out = b.v;
 	return 0;
 }
-
