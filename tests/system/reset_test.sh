@@ -44,9 +44,9 @@ console | grep -q "^disco-guest: coherence PASS" || fail "the coherence check di
 console | grep -q "^disco-guest: result=pass" || fail "no result=pass from the guest"
 [[ "$summary" == *"guest_exit=poweroff"* ]] || fail "the guest did not power off cleanly"
 # The reset started on n1 (CPU 1's triple fault) and reached the master.
-# SeaBIOS, restarted by it, resets the machine once more through port
-# 0xcf9 on the master (one QEMU process does the same: two system resets
-# per guest reboot), so the nodes may count 2; they must count alike.
+# The firmware, restarted by it, resets the machine once more from the
+# master (one QEMU process does the same: two system resets per guest
+# reboot), so the nodes may count 2; they must count alike.
 counts=()
 for n in n0 n1; do
 	grep -q "guest reset 1 (guest-reset, from node n1)" "$tmp/out/$n.log" ||
