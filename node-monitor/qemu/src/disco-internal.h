@@ -78,6 +78,9 @@ struct disco_node {
      * vCPU threads around translation, bumped by the DSM loop thread) */
     uint32_t *code_gen;
     uint32_t code_gen_all;              /* all drops: for a TB's 2nd page */
+    /* only with DISCO_TB_INVALIDATE=0: per DSM page, set when the guest
+     * kernel (CPL 0) translated code from it since its last invalidation */
+    uint8_t *kernel_code;
 
     QEMUBH *inbox_bh;
     QemuMutex inbox_lock;

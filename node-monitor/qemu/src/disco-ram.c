@@ -22,6 +22,8 @@
 #include "exec/exec-all.h"
 #include "sysemu/hostmem.h"
 #include "sysemu/tcg.h"
+#include "hw/core/cpu.h"
+#include "cpu.h"
 
 #include "disco-internal.h"
 
@@ -63,9 +65,25 @@ static void disco_loop_start(void *opaque)
     rcu_register_thread();
 }
 
-/* DISCO_TB_INVALIDATE=0 turns TB invalidation off: only for the system
- * test that shows a guest needs it (tests/system/system.cmake). */
+/* DISCO_TB_INVALIDATE=0 turns TB invalidation off for user-mode code:
+ * only for the system test that shows a guest needs it
+ * (tests/system/smc_without_invalidation_test.sh). Kernel code keeps it,
+ * because the guest kernel patches its own text at run time (static keys,
+ * alternatives) while other nodes' vCPUs run it; a stale copy there hangs
+ * the boot instead of letting the test's user-mode check fail. */
 static bool disco_tb_invalidate = true;
+
+/* Test mode: remember that kernel code was translated from @page. Runs on
+ * the translating vCPU thread, before the generation snapshot. */
+static void disco_note_translation(int64_t page)
+{
+    X86CPU *cpu = current_cpu ? X86_CPU(current_cpu) : NULL;
+
+    if (cpu && (cpu->env.hflags & HF_CPL_MASK) == 0) {
+        qatomic_set(&disco.kernel_code[page], 1);
+        smp_mb();
+    }
+}
 
 /* The DSM page holding @ram_addr, or -1 outside guest RAM (ROMs...). */
 static int64_t disco_ram_addr_page(uint64_t ram_addr)
@@ -83,7 +101,12 @@ static int64_t disco_ram_addr_page(uint64_t ram_addr)
 uint64_t disco_tb_generation(uint64_t ram_addr)
 {
     int64_t page = disco.code_gen ? disco_ram_addr_page(ram_addr) : -1;
-    uint32_t gen = page >= 0 ? qatomic_load_acquire(&disco.code_gen[page]) : 0;
+    uint32_t gen;
+
+    if (page >= 0 && !disco_tb_invalidate) {
+        disco_note_translation(page);
+    }
+    gen = page >= 0 ? qatomic_load_acquire(&disco.code_gen[page]) : 0;
 
     return (uint64_t)gen << 32 | qatomic_load_acquire(&disco.code_gen_all);
 }
@@ -95,6 +118,11 @@ bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1)
     smp_mb(); /* the TB is linked (tb_link_page) before we look */
     now = disco_tb_generation(ram_addr0);
     if (ram_addr1 != (uint64_t)-1) {
+        int64_t page1 = disco.code_gen ? disco_ram_addr_page(ram_addr1) : -1;
+
+        if (page1 >= 0 && !disco_tb_invalidate) {
+            disco_note_translation(page1);
+        }
         return now != snapshot; /* any drop at all: the 2nd page may be it */
     }
     return now >> 32 != snapshot >> 32;
@@ -107,7 +135,9 @@ static void disco_page_dropped(void *opaque, uint64_t page)
     ram_addr_t ra = rb->offset + off;
 
     if (!disco_tb_invalidate) {
-        return;
+        if (!qatomic_xchg(&disco.kernel_code[page], 0)) {
+            return; /* user-mode code only: leave it stale */
+        }
     }
     /* First the generation (a translation reading the old bytes now sees
      * it changed once its TB is linked), then the TBs already linked. */
@@ -156,8 +186,8 @@ void disco_ram_init_done(void)
 
     if (getenv("DISCO_TB_INVALIDATE") && !strcmp(getenv("DISCO_TB_INVALIDATE"), "0")) {
         disco_tb_invalidate = false;
-        warn_report("disco: DISCO_TB_INVALIDATE=0: translated code is NOT invalidated "
-                    "when other nodes write it (test only)");
+        warn_report("disco: DISCO_TB_INVALIDATE=0: translated user-mode code is NOT "
+                    "invalidated when other nodes write it (test only)");
     }
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
@@ -181,6 +211,9 @@ void disco_ram_init_done(void)
     o.segments = segs;
     o.n_segments = disco.n_ram;
     disco.code_gen = g_new0(uint32_t, size / TARGET_PAGE_SIZE);
+    if (!disco_tb_invalidate) {
+        disco.kernel_code = g_new0(uint8_t, size / TARGET_PAGE_SIZE);
+    }
     rc = dsm_region_create(&o, &disco.region);
     if (rc < 0) {
         disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));
