@@ -61,6 +61,13 @@ struct dsm_policy_knobs {
 	uint32_t move_cap;      /* max home moves of one page, default 4 */
 };
 
+/* Where a node keeps its copy of the DSM memory. */
+enum dsm_backing_kind {
+	DSM_BACKING_ANONYMOUS, /* private anonymous memory: UFFDIO_COPY installs (default) */
+	DSM_BACKING_MEMFD,     /* a memfd mapped twice: fill through the 2nd view, then
+				* UFFDIO_CONTINUE (Linux >= 6.4); pages never move */
+};
+
 struct dsm_settings {
 	enum dsm_placement_kind placement;
 	int placement_node;             /* node index when placement == NODE */
@@ -68,6 +75,7 @@ struct dsm_settings {
 	struct dsm_policy_knobs knobs;
 	uint32_t fault_timeout_ms;      /* a fault needing a lost peer fails after this, default 5000 */
 	uint32_t min_hold_us;           /* an owner keeps a page at least this long, default 0 */
+	enum dsm_backing_kind backing;  /* default anonymous */
 };
 
 /* What a guest reset (reboot, triple fault) does to a VM. */

@@ -82,9 +82,10 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 		printf("%s%s:%d", shown > 1 ? " " : "", cfg->nodes[i].name, vm->vcpus_per_node[i]);
 	}
 	printf("), master %s\n", cfg->nodes[vm->master_node].name);
-	printf("    dsm placement %s, policy %s, fault timeout %" PRIu32 " ms\n",
+	printf("    dsm placement %s, policy %s, fault timeout %" PRIu32 " ms, backing %s\n",
 	       placement_name(cfg, d, pl, sizeof(pl)),
-	       d->policy == DSM_POLICY_DISCO ? "disco" : "static", d->fault_timeout_ms);
+	       d->policy == DSM_POLICY_DISCO ? "disco" : "static", d->fault_timeout_ms,
+	       d->backing == DSM_BACKING_MEMFD ? "memfd" : "anonymous");
 	if (vm->kernel[0])
 		printf("    kernel %s\n", vm->kernel);
 	if (vm->initrd[0])

@@ -23,8 +23,9 @@ static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_place
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
-				       NULL};
+				       "backing",     NULL};
 static const char *const policies[] = {"static", "disco", NULL}; /* enum dsm_policy_kind order */
+static const char *const backings[] = {"anonymous", "memfd", NULL}; /* enum dsm_backing_kind */
 static const char *const reset_actions[] = {"reset", "stop", NULL}; /* enum cluster_reset_action */
 static const char *const housekeepers[] = {"master", "all", NULL}; /* enum cluster_housekeeping */
 
@@ -203,7 +204,7 @@ static int parse_dsm(struct cfg_ctx *c, const yaml_node_t *vmnode, struct dsm_se
 	size_t saved = cfg_path_key(c, "dsm");
 	const yaml_node_t *m = cfg_map_get(c, vmnode, "dsm");
 	struct dsm_policy_knobs *k = &d->knobs;
-	int policy = DSM_POLICY_STATIC;
+	int policy = DSM_POLICY_STATIC, backing = DSM_BACKING_ANONYMOUS;
 	int r;
 
 	*d = (struct dsm_settings){
@@ -228,9 +229,11 @@ static int parse_dsm(struct cfg_ctx *c, const yaml_node_t *vmnode, struct dsm_se
 	    (r = cfg_get_u32(c, m, "trigger", false, 1, 1000000, &k->trigger)) < 0 ||
 	    (r = cfg_get_u32(c, m, "sharing", false, 1, 1000000, &k->sharing)) < 0 ||
 	    (r = cfg_get_u32(c, m, "write_share", false, 1, 1000000, &k->write_share)) < 0 ||
-	    (r = cfg_get_u32(c, m, "move_cap", false, 0, 1000000, &k->move_cap)) < 0)
+	    (r = cfg_get_u32(c, m, "move_cap", false, 0, 1000000, &k->move_cap)) < 0 ||
+	    (r = cfg_get_choice(c, m, "backing", false, backings, &backing)) < 0)
 		return r;
 	d->policy = (enum dsm_policy_kind)policy;
+	d->backing = (enum dsm_backing_kind)backing;
 	cfg_path_restore(c, saved);
 	return 0;
 }

@@ -92,8 +92,10 @@ static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
 	const void *payload = NULL;
 	size_t len = dsm_wire_pack(&a->msg, body, sizeof(body));
 
-	if (a->data == DSM_DATA_LOCAL)
-		payload = r->present[a->page] ? region_page_addr(r, a->page) : zero_page;
+	if (a->data == DSM_DATA_LOCAL && !r->present[a->page])
+		payload = zero_page;
+	else if (a->data == DSM_DATA_LOCAL)
+		payload = r->memfd ? region_view_addr(r, a->page) : region_page_addr(r, a->page);
 	else if (a->data == DSM_DATA_INCOMING)
 		payload = r->incoming_page;
 	int rc = rpc_transport_send(r->transport, a->msg.dst, RPC_MSG_DSM, body, len, payload);
@@ -117,9 +119,18 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 		if (r->on_page_dropped)
 			r->on_page_dropped(r->opaque, page);
 	}
-	int rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
+	int rc;
+	if (r->memfd) {
+		/* nobody can touch the file's page meanwhile: it is unmapped in
+		 * the watched view, and only this thread writes the other */
+		memcpy(region_view_addr(r, page), src, DSM_PAGE_SIZE);
+		rc = dsm_uffd_continue(r->uffd, addr, !writable);
+	} else {
+		rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
+	}
 	if (rc < 0) {
-		region_fatal(r, "page %" PRIu64 ": UFFDIO_COPY failed: %s", page, strerror(-rc));
+		region_fatal(r, "page %" PRIu64 ": %s failed: %s", page,
+			     r->memfd ? "UFFDIO_CONTINUE" : "UFFDIO_COPY", strerror(-rc));
 		return;
 	}
 	r->present[page] = 1;

@@ -15,6 +15,7 @@
  * thread releases it before calling into the engine or the transport.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -378,6 +379,85 @@ static int adopt_mapping(struct dsm_region *r)
 	return 0;
 }
 
+/* dsm.backing memfd: the kernel must map read-only with UFFDIO_CONTINUE,
+ * and adopted memory must come with its memfd. */
+static int check_memfd_backing(struct dsm_region *r, const struct dsm_region_options *o)
+{
+	int rc = dsm_uffd_probe_continue_wp();
+	if (rc < 0) {
+		disco_log(DISCO_LOG_ERROR,
+			  "dsm: vm %s: dsm.backing memfd needs UFFDIO_CONTINUE with "
+			  "write protection (Linux 6.4 or later): %s",
+			  r->vm->name, strerror(-rc));
+		return rc;
+	}
+	if (o->addr && !o->n_segments) {
+		disco_log(DISCO_LOG_ERROR, "dsm: vm %s: dsm.backing memfd: an adopted mapping "
+			  "needs its memfd (pass segments with fd)", r->vm->name);
+		return -EINVAL;
+	}
+	for (int i = 0; i < o->n_segments; i++) {
+		if (o->segments[i].fd < 0 || o->segments[i].fd_offset % DSM_PAGE_SIZE) {
+			disco_log(DISCO_LOG_ERROR, "dsm: vm %s: dsm.backing memfd: segment %d has "
+				  "no memfd (fd %d, offset %" PRIu64 ")", r->vm->name, i,
+				  o->segments[i].fd, o->segments[i].fd_offset);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Fresh memory for a region that adopts none: anonymous (pages allocated
+ * when first installed), or a new memfd mapped shared. */
+static int map_own_memory(struct dsm_region *r)
+{
+	int fd = -1;
+
+	if (r->memfd) {
+		fd = memfd_create("disco-dsm", MFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)r->size) < 0) {
+			int rc = -errno;
+			close(fd);
+			return rc;
+		}
+		r->own_memfd = fd;
+	}
+	r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+		       fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, fd, 0);
+	if (r->base == MAP_FAILED) {
+		r->base = NULL;
+		return -errno;
+	}
+	r->own_mapping = true;
+	return 0;
+}
+
+/* The second, unwatched mapping of each segment's memfd. The file's pages
+ * are allocated now: a dropped copy keeps its page in the file anyway (only
+ * the watched view is unmapped), so a node ends up holding the whole
+ * region; allocating up front fails at start rather than mid-run when
+ * memory is short, and no install pays for allocating a shmem page. */
+static int map_views(struct dsm_region *r)
+{
+	for (int i = 0; i < r->n_seg; i++) {
+		if (fallocate(r->seg[i].fd, 0, (off_t)r->seg[i].fd_offset,
+			      (off_t)r->seg[i].size) < 0) {
+			int rc = -errno;
+			disco_log(DISCO_LOG_ERROR, "dsm: vm %s: cannot allocate %zu bytes of "
+				  "memfd backing: %s", r->vm->name, r->seg[i].size, strerror(-rc));
+			return rc;
+		}
+		void *v = mmap(NULL, r->seg[i].size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       r->seg[i].fd, (off_t)r->seg[i].fd_offset);
+		if (v == MAP_FAILED)
+			return -errno;
+		r->seg_view[i] = v;
+	}
+	return 0;
+}
+
 int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **out)
 {
 	const struct cluster_config *cfg = o->cfg;
@@ -417,6 +497,8 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	r->on_frame = o->on_frame;
 	r->on_peer_lost = o->on_peer_lost;
 	r->uffd = -1;
+	r->own_memfd = -1;
+	r->memfd = r->vm->dsm.backing == DSM_BACKING_MEMFD;
 	r->woken_page = UINT64_MAX;
 	r->poll_max_ns = env_us("DISCO_POLL_US", 100) * 1000;
 	r->poll_linger_ns = env_us("DISCO_POLL_LINGER_US", 50) * 1000;
@@ -432,24 +514,21 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 		goto fail;
 
 	bool adopted = o->n_segments || o->addr;
+	if (r->memfd && (rc = check_memfd_backing(r, o)) < 0)
+		goto fail;
 	if (o->n_segments) {
 		r->base = r->seg[0].addr;
 	} else if (o->addr) {
 		r->base = o->addr;
-	} else {
-		r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (r->base == MAP_FAILED) {
-			r->base = NULL;
-			rc = -errno;
-			goto fail;
-		}
-		r->own_mapping = true;
+	} else if ((rc = map_own_memory(r)) < 0) {
+		goto fail;
 	}
 	if (!r->n_seg) {
 		r->n_seg = 1;
-		r->seg[0] = (struct dsm_segment){ r->base, r->size };
+		r->seg[0] = (struct dsm_segment){ r->base, r->size, r->own_memfd, 0 };
 	}
+	if (r->memfd && (rc = map_views(r)) < 0)
+		goto fail;
 	/* uffd resolves 4 KiB pages; a transparent huge page would hide faults. */
 	for (int i = 0; i < r->n_seg; i++)
 		madvise(r->seg[i].addr, r->seg[i].size, MADV_NOHUGEPAGE);
@@ -489,12 +568,12 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	if (adopted && (rc = adopt_mapping(r)) < 0)
 		goto fail;
 
-	rc = dsm_uffd_open();
+	rc = dsm_uffd_open(r->memfd);
 	if (rc < 0)
 		goto fail;
 	r->uffd = rc;
 	for (int i = 0; i < r->n_seg && rc >= 0; i++)
-		rc = dsm_uffd_register(r->uffd, r->seg[i].addr, r->seg[i].size);
+		rc = dsm_uffd_register(r->uffd, r->seg[i].addr, r->seg[i].size, r->memfd);
 	if (rc < 0)
 		goto fail;
 	*out = r;
@@ -739,6 +818,11 @@ void dsm_region_destroy(struct dsm_region *r)
 		close(r->uffd);
 	if (r->own_mapping && r->base)
 		munmap(r->base, r->size);
+	for (int i = 0; i < r->n_seg; i++)
+		if (r->seg_view[i])
+			munmap(r->seg_view[i], r->seg[i].size);
+	if (r->own_memfd >= 0)
+		close(r->own_memfd);
 	dsm_engine_destroy(r->engine);
 	free(r->present);
 	free(r->writable);

@@ -60,16 +60,22 @@ struct dsm_stats {
 struct dsm_segment {
 	void *addr;
 	size_t size; /* a multiple of 4 KiB */
+	/* dsm.backing memfd only: the memfd @addr maps (MAP_SHARED) and the
+	 * file offset of @addr; ignored with anonymous backing. */
+	int fd;
+	uint64_t fd_offset;
 };
 
 struct dsm_region_options {
 	const struct cluster_config *cfg; /* must outlive the region */
 	int vm;                           /* index into cfg->vms: size and placement */
 	int node;                         /* this node's index */
-	/* NULL: map fresh anonymous memory. Else adopt this private anonymous
-	 * mapping of @size bytes: pages this node is initially home for keep
-	 * their content (and are populated now), all others are discarded and
-	 * filled from their home on first access. */
+	/* NULL: map fresh memory (anonymous, or a new memfd with dsm.backing
+	 * memfd). Else adopt this private anonymous mapping of @size bytes:
+	 * pages this node is initially home for keep their content (and are
+	 * populated now), all others are discarded and filled from their home
+	 * on first access. With dsm.backing memfd only segments (with their
+	 * fd) can be adopted. */
 	void *addr;
 	size_t size;                      /* 0: the VM's memory size */
 	/* Or adopt several such mappings (QEMU: one memory backend per guest

@@ -64,6 +64,15 @@ struct dsm_region {
 	struct dsm_segment seg[DSM_MAX_SEGMENTS];
 	uint64_t seg_first_page[DSM_MAX_SEGMENTS];
 	bool own_mapping;
+	/* dsm.backing memfd: each segment is a MAP_SHARED mapping of a memfd
+	 * (seg[i].fd), and seg_view[i] a second mapping of the same file that
+	 * userfaultfd does not watch. Pages are filled through the view and
+	 * mapped with UFFDIO_CONTINUE; a drop unmaps the region's view only,
+	 * so a page's physical frame never changes (what one-sided RDMA on a
+	 * once-registered memory region needs). */
+	bool memfd;
+	uint8_t *seg_view[DSM_MAX_SEGMENTS];
+	int own_memfd;             /* the memfd this region created, or -1 */
 	int uffd;
 	uint32_t fault_timeout_ms;
 	void (*on_fatal)(void *opaque, const char *message);
@@ -134,6 +143,15 @@ static inline uint8_t *region_page_addr(const struct dsm_region *r, uint64_t pag
 	while (page < r->seg_first_page[i])
 		i--;
 	return (uint8_t *)r->seg[i].addr + (page - r->seg_first_page[i]) * DSM_PAGE_SIZE;
+}
+
+/* The unwatched second view of @page (memfd backing only). */
+static inline uint8_t *region_view_addr(const struct dsm_region *r, uint64_t page)
+{
+	int i = r->n_seg - 1;
+	while (page < r->seg_first_page[i])
+		i--;
+	return r->seg_view[i] + (page - r->seg_first_page[i]) * DSM_PAGE_SIZE;
 }
 
 /* The page at host address @addr, or UINT64_MAX outside the region. */

@@ -8,6 +8,9 @@
  *   write upgrade       node 1 stores to a page it and n-1 others share
  *   ping-pong           nodes 0 and 1 take turns writing one word
  *   raw RTT             64-byte request, 4 KiB reply, from node 1's thread
+ *   userfaultfd floor   in this process, no network: a local fault served
+ *                       by a busy handler thread (uffd_floor.c), and the
+ *                       overhead_ratio it leaves at best
  *
  * With no arguments: a generated 2-node cluster on 127.0.0.1 for all the
  * figures, then a 4-node one for the upgrade with 3 sharers. Last line:
@@ -235,6 +238,25 @@ static void print_table(const struct opts *o, const struct tool_net *net,
 	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", two->rtt_p50, two->rtt_p99);
 }
 
+/* The part of a fault no handler-thread design removes, measured now, and
+ * the overhead_ratio it leaves at best over this run's round trip. */
+static void print_uffd_floor(const struct opts *o, double rtt_p50)
+{
+	double p50, p99;
+	int rc = tool_uffd_floor((size_t)o->samples, &p50, &p99);
+
+	if (rc < 0) {
+		printf("userfaultfd_floor        not measured: %s\n", strerror(-rc));
+		return;
+	}
+	printf("userfaultfd_floor        p50=%7.1f p99=%7.1f (local fault, busy handler "
+	       "thread, UFFDIO_COPY, no network)\n", p50, p99);
+	if (rtt_p50 > 0)
+		printf("best_overhead_ratio=%.2f ((rtt_p50 + floor_p50) / rtt_p50: no "
+		       "handler-thread fault path can do better on this host)\n",
+		       (rtt_p50 + p50) / rtt_p50);
+}
+
 static int run_one_transport(const char *argv0, const struct opts *o)
 {
 	struct figures two, four;
@@ -242,6 +264,7 @@ static int run_one_transport(const char *argv0, const struct opts *o)
 	if (run_cluster(argv0, o, &o->net, 2, &two) || run_cluster(argv0, o, &o->net, 4, &four))
 		return 1;
 	print_table(o, &o->net, &two, &four);
+	print_uffd_floor(o, two.rtt_p50);
 	printf("read_fault_p50_us=%.1f rtt_p50_us=%.1f overhead_ratio=%.2f\n", two.read_p50,
 	       two.rtt_p50, two.rtt_p50 > 0 ? two.read_p50 / two.rtt_p50 : 0.0);
 	return 0;

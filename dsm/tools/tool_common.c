@@ -122,6 +122,14 @@ int tool_net_option(struct tool_net *n, int c, const char *arg, const char *prog
 		}
 		snprintf(n->address, sizeof(n->address), "%s", arg);
 		return 1;
+	case TOOL_OPT_BACKING:
+		if (strcmp(arg, "anonymous") && strcmp(arg, "memfd")) {
+			fprintf(stderr, "%s: --backing wants anonymous or memfd, got \"%s\"\n", prog,
+				arg);
+			return -EINVAL;
+		}
+		n->backing = strcmp(arg, "memfd") ? DSM_BACKING_ANONYMOUS : DSM_BACKING_MEMFD;
+		return 1;
 	case TOOL_OPT_RDMA_DEVICE:
 		if (!is_name(arg)) {
 			fprintf(stderr, "%s: --rdma-device wants a device name like rxe0 or mlx5_0 "
@@ -166,7 +174,8 @@ void tool_net_usage(FILE *f, const char *transports)
 		   "                    (default 127.0.0.1; with RoCE, the address of the GID)\n"
 		   "  --rdma-device NAME RDMA device, e.g. rxe0 (required with rdma)\n"
 		   "  --rdma-port N     port of the device (default 1)\n"
-		   "  --rdma-gid-index N GID index that carries ADDR (default 0; `show_gids`)\n",
+		   "  --rdma-gid-index N GID index that carries ADDR (default 0; `show_gids`)\n"
+		   "  --backing B       DSM memory: anonymous (default) or memfd (Linux >= 6.4)\n",
 		transports);
 }
 
@@ -175,8 +184,10 @@ void tool_net_describe(const struct tool_net *n, char *buf, size_t len)
 	int k = snprintf(buf, len, "transport=%s address=%s",
 			 cluster_transport_name(n->transport), n->address);
 	if (n->transport == CLUSTER_TRANSPORT_RDMA && k >= 0 && (size_t)k < len)
-		snprintf(buf + k, len - (size_t)k, " device=%s port=%d gid_index=%d",
-			 n->rdma_device, n->rdma_port, n->rdma_gid_index);
+		k += snprintf(buf + k, len - (size_t)k, " device=%s port=%d gid_index=%d",
+			      n->rdma_device, n->rdma_port, n->rdma_gid_index);
+	if (n->backing == DSM_BACKING_MEMFD && k >= 0 && (size_t)k < len)
+		snprintf(buf + k, len - (size_t)k, " backing=memfd");
 }
 
 /* A port the kernel just gave out on @address: free now, very likely still
@@ -275,7 +286,8 @@ static int write_yaml(const char *path, const struct tool_net *net, int n_nodes,
 	for (int i = 0; i < n_nodes; i++)
 		fprintf(f, "      n%d: 1\n", i);
 	fprintf(f, "    dsm:\n      placement: %s\n      fault_timeout_ms: 10000\n"
-		   "      min_hold_us: %u\n", placement, min_hold_us);
+		   "      min_hold_us: %u\n      backing: %s\n", placement, min_hold_us,
+		net->backing == DSM_BACKING_MEMFD ? "memfd" : "anonymous");
 	return fclose(f) ? -errno : 0;
 }
 

@@ -15,14 +15,16 @@
 #include "cluster-config/cluster_config.h"
 #include "dsm/region.h"
 
-/* How the nodes of a generated cluster talk. Every node gets the same
- * address (each its own port) and, with RDMA, the same device. */
+/* How the nodes of a generated cluster talk, and where they keep the DSM
+ * memory. Every node gets the same address (each its own port) and, with
+ * RDMA, the same device. */
 struct tool_net {
 	enum cluster_transport transport; /* default tcp */
 	char address[64];                 /* IP literal; default 127.0.0.1 */
 	char rdma_device[64];             /* default "": required with rdma */
 	int rdma_port;                    /* default 1 */
 	int rdma_gid_index;               /* default 0 */
+	enum dsm_backing_kind backing;    /* dsm.backing; default anonymous */
 };
 
 /* getopt_long values of the network options; far above any short option
@@ -33,6 +35,7 @@ enum {
 	TOOL_OPT_RDMA_DEVICE,
 	TOOL_OPT_RDMA_PORT,
 	TOOL_OPT_RDMA_GID_INDEX,
+	TOOL_OPT_BACKING,
 };
 
 /* Entries for a tool's `struct option` table. */
@@ -41,7 +44,8 @@ enum {
 	{ "address", required_argument, 0, TOOL_OPT_ADDRESS },                         \
 	{ "rdma-device", required_argument, 0, TOOL_OPT_RDMA_DEVICE },                 \
 	{ "rdma-port", required_argument, 0, TOOL_OPT_RDMA_PORT },                     \
-	{ "rdma-gid-index", required_argument, 0, TOOL_OPT_RDMA_GID_INDEX }
+	{ "rdma-gid-index", required_argument, 0, TOOL_OPT_RDMA_GID_INDEX },           \
+	{ "backing", required_argument, 0, TOOL_OPT_BACKING }
 
 void tool_net_init(struct tool_net *n);
 /* Apply option @c (a getopt_long value) with argument @arg. Returns 1 when
@@ -55,7 +59,8 @@ int tool_net_check(const struct tool_net *n, const char *prog);
  * takes (e.g. "tcp|rdma"). */
 void tool_net_usage(FILE *f, const char *transports);
 /* One line for humans and scripts: "transport=tcp address=127.0.0.1", with
- * " device=rxe0 port=1 gid_index=1" appended for rdma. */
+ * " device=rxe0 port=1 gid_index=1" appended for rdma and " backing=memfd"
+ * for memfd backing. */
 void tool_net_describe(const struct tool_net *n, char *buf, size_t len);
 
 /* Write a config for @n_nodes on @net's address and transport (free ports,
@@ -89,5 +94,8 @@ uint64_t tool_now_ns(void);
 /* A small deterministic RNG (xorshift64*). */
 uint64_t tool_rand(uint64_t *state);
 double tool_percentile(uint64_t *samples, size_t n, double p); /* sorts @samples */
+/* The userfaultfd floor (uffd_floor.c): p50/p99 of @samples local faults
+ * served by a busy handler thread with UFFDIO_COPY; 0 or negative errno. */
+int tool_uffd_floor(size_t samples, double *p50_us, double *p99_us);
 
 #endif

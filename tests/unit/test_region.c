@@ -112,10 +112,11 @@ static void *add_thread(void *arg)
 	return NULL;
 }
 
-static void test_two_nodes_coherent(void **state)
+/* Coherence, atomics, stats and a home move between two regions of the
+ * config built with @extra dsm settings. */
+static void two_nodes_coherent(int port, const char *extra)
 {
-	(void)state;
-	struct cluster_config *cfg = make_config(port_base(), "");
+	struct cluster_config *cfg = make_config(port, extra);
 	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
 
 	start_pair(a, b);
@@ -176,6 +177,84 @@ static void test_two_nodes_coherent(void **state)
 	assert_true(rtt > 0);
 
 	stop_pair(a, b, cfg);
+}
+
+static void test_two_nodes_coherent(void **state)
+{
+	(void)state;
+	two_nodes_coherent(port_base(), "");
+}
+
+/* The same over memfd backing: pages filled through the second view and
+ * mapped with UFFDIO_CONTINUE, dropped by unmapping the watched view. */
+static void test_two_nodes_coherent_memfd(void **state)
+{
+	(void)state;
+	two_nodes_coherent(port_base() + 4, ", backing: memfd");
+}
+
+/* Adopted memfd segments (QEMU's memory-backend-memfd): home pages keep
+ * what was in the file, the others come from their home, and whatever
+ * the DSM maps is the file's own page: a third mapping of the file, as an
+ * RDMA memory region would see it, shows every install and every write. */
+static void test_memfd_segments_are_the_file(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 5, ", backing: memfd");
+	size_t size = cfg->vms[0].memory_bytes;
+	int fd = memfd_create("test-region", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint8_t *third = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(mem != MAP_FAILED && third != MAP_FAILED);
+	memset(mem, 0xab, size);
+
+	struct dsm_segment seg = { mem, size, fd, 0 };
+	struct dsm_region_options o = {
+		.cfg = cfg, .vm = 0, .node = 0, .segments = &seg, .n_segments = 1,
+	};
+	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
+	assert_int_equal(dsm_region_create(&o, &a), 0);
+	start_pair(a, b);
+
+	uint8_t *bb = dsm_region_base(b);
+	assert_int_equal(bb[0 * PAGE + 100], 0xab); /* node 0's page, from the file */
+	assert_int_equal(mem[1 * PAGE + 100], 0);   /* node 1's page, fresh from node 1 */
+	assert_int_equal(third[1 * PAGE + 100], 0); /* the file holds what is mapped */
+	bb[1 * PAGE + 8] = 0x55;                    /* node 1 takes it back, writes */
+	assert_int_equal(mem[1 * PAGE + 8], 0x55);  /* node 0 reads the new value... */
+	assert_int_equal(third[1 * PAGE + 8], 0x55); /* ...into the same file page */
+	mem[2 * PAGE + 9] = 0x66;                   /* node 0 writes its own page */
+	assert_int_equal(third[2 * PAGE + 9], 0x66);
+	assert_int_equal(bb[2 * PAGE + 9], 0x66);
+
+	stop_pair(a, b, cfg);
+	munmap(mem, size);
+	munmap(third, size);
+	close(fd);
+}
+
+/* memfd backing cannot adopt memory without its file. */
+static void test_memfd_backing_refuses_anonymous_memory(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 6, ", backing: memfd");
+	size_t size = cfg->vms[0].memory_bytes;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	struct dsm_segment seg = { mem, size, -1, 0 };
+	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .addr = mem };
+	struct dsm_region *a = NULL;
+
+	assert_int_equal(dsm_region_create(&o, &a), -EINVAL);
+	o.addr = NULL;
+	o.segments = &seg;
+	o.n_segments = 1;
+	assert_int_equal(dsm_region_create(&o, &a), -EINVAL);
+	assert_null(a);
+	cluster_config_free(cfg);
+	munmap(mem, size);
 }
 
 static uint64_t now_ms(void)
@@ -244,7 +323,7 @@ static void test_segments_form_one_region(void **state)
 	uint8_t *lo = mmap(NULL, half, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint8_t *hi = mmap(NULL, half, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(lo != MAP_FAILED && hi != MAP_FAILED);
-	struct dsm_segment segs[2] = { { lo, half }, { hi, half } };
+	struct dsm_segment segs[2] = { { lo, half, -1, 0 }, { hi, half, -1, 0 } };
 	struct dsm_region_options o = {
 		.cfg = cfg, .vm = 0, .node = 0, .segments = segs, .n_segments = 2,
 	};
@@ -441,6 +520,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_nodes_coherent),
+		cmocka_unit_test(test_two_nodes_coherent_memfd),
+		cmocka_unit_test(test_memfd_segments_are_the_file),
+		cmocka_unit_test(test_memfd_backing_refuses_anonymous_memory),
 		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
 		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
 		cmocka_unit_test(test_segments_form_one_region),

@@ -199,6 +199,7 @@ void disco_ram_init_done(void)
     for (int i = 0; i < disco.n_ram; i++) {
         segs[i].addr = qemu_ram_get_host_addr(disco.ram[i]);
         segs[i].size = qemu_ram_get_used_length(disco.ram[i]);
+        segs[i].fd = -1; /* anonymous backing */
         disco.ram_first_page[i] = size / TARGET_PAGE_SIZE;
         size += segs[i].size;
         /* userfaultfd works on 4 KiB pages: no transparent huge pages here */
