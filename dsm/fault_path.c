@@ -88,16 +88,23 @@ static void record_latency(struct dsm_region *r, uint64_t page)
 
 static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
 {
-	uint8_t body[128];
+	uint8_t body[160];
 	const void *payload = NULL;
-	size_t len = dsm_wire_pack(&a->msg, body, sizeof(body));
+	struct dsm_wire_extra x = { 0 };
 
+	if (r->one_sided) {
+		x.read_posted = region_read_ahead(r, &a->msg);
+		if (a->data == DSM_DATA_LOCAL && region_grant_by_read(r, &a->msg, &x))
+			goto pack; /* the requester reads the page itself */
+	}
 	if (a->data == DSM_DATA_LOCAL && !r->present[a->page])
 		payload = zero_page;
 	else if (a->data == DSM_DATA_LOCAL)
 		payload = r->memfd ? region_view_addr(r, a->page) : region_page_addr(r, a->page);
 	else if (a->data == DSM_DATA_INCOMING)
 		payload = r->incoming_page;
+pack:;
+	size_t len = dsm_wire_pack(&a->msg, &x, body, sizeof(body));
 	int rc = rpc_transport_send(r->transport, a->msg.dst, RPC_MSG_DSM, body, len, payload);
 	if (rc < 0) {
 		/* The peer is down; the transport reports it and the engine's
@@ -120,10 +127,14 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 			r->on_page_dropped(r->opaque, page);
 	}
 	int rc;
+	region_ver_unstable(r, page);
 	if (r->memfd) {
 		/* nobody can touch the file's page meanwhile: it is unmapped in
-		 * the watched view, and only this thread writes the other */
-		memcpy(region_view_addr(r, page), src, DSM_PAGE_SIZE);
+		 * the watched view, and only this thread writes the other (a
+		 * one-sided read has already put the bytes there) */
+		uint8_t *view = region_view_addr(r, page);
+		if (src != view)
+			memcpy(view, src, DSM_PAGE_SIZE);
 		rc = dsm_uffd_continue(r->uffd, addr, !writable);
 	} else {
 		rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
@@ -135,6 +146,8 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 	}
 	r->present[page] = 1;
 	r->writable[page] = writable;
+	if (!writable)
+		region_ver_stable(r, page);
 	r->woken_page = page; /* UFFDIO_COPY woke its waiters */
 	if (writable && r->hold_until)
 		r->hold_until[page] = now_ns() + r->min_hold_ns;
@@ -144,6 +157,8 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
 {
 	if (!r->present[page] || r->writable[page] == writable)
 		return; /* an unpopulated page faults as MISSING and is mapped then */
+	if (writable)
+		region_ver_unstable(r, page);
 	int rc = dsm_uffd_protect(r->uffd, region_page_addr(r, page), !writable);
 	if (rc < 0) {
 		region_fatal(r, "page %" PRIu64 ": UFFDIO_WRITEPROTECT failed: %s", page,
@@ -151,6 +166,8 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
 		return;
 	}
 	r->writable[page] = writable;
+	if (!writable)
+		region_ver_stable(r, page); /* the ioctl flushed every CPU's TLB */
 	if (writable) {
 		r->woken_page = page; /* un-protecting wakes waiters */
 		if (r->hold_until)
@@ -209,6 +226,7 @@ void region_emit(void *ctx, const struct dsm_action *a)
 			madvise(region_page_addr(r, page), DSM_PAGE_SIZE, MADV_DONTNEED);
 			r->present[page] = 0;
 			r->writable[page] = 0;
+			region_ver_stable(r, page);
 			if (r->on_page_dropped)
 				r->on_page_dropped(r->opaque, page);
 		}
@@ -304,10 +322,30 @@ void region_check_timeouts(struct dsm_region *r, uint64_t now)
 
 /* ---- frames from peers ------------------------------------------------------- */
 
-static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m, const uint8_t *page)
+static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
+		    const struct dsm_wire_extra *x, const uint8_t *page)
 {
 	char why[160];
 
+	if (r->one_sided && m->page < r->n_pages) {
+		/* our read of this page must be done before anything maps it */
+		if (region_read_settle(r, m->page) < 0)
+			return; /* the peer was failed */
+		if (x->data_by_read && !(page = region_read_payload(r, peer, m, x)))
+			return;
+		r->read_peer[m->page] = -1;
+		if (m->kind == DSM_MSG_READ_REQ) {
+			/* Only a copy that is already stable here can match what
+			 * the requester read before asking; one we must first
+			 * write-protect changed since, so its bytes go in the
+			 * GRANT (a read would have to be repeated). */
+			uint64_t p = m->page;
+			dsm_nodeset_t bit = (dsm_nodeset_t)1 << peer;
+			bool usable = x->read_posted && peer == m->requester && !m->hops &&
+				      r->present[p] && !r->writable[p] && !(r->ver[p] & 1);
+			r->read_wanted[p] = usable ? r->read_wanted[p] | bit : r->read_wanted[p] & ~bit;
+		}
+	}
 	r->incoming_page = page;
 	r->woken_page = NO_PAGE;
 	int rc = dsm_engine_receive(r->engine, m);
@@ -319,7 +357,8 @@ static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m, con
 	}
 }
 
-static void hold(struct dsm_region *r, int peer, const struct dsm_msg *m, const uint8_t *page)
+static void hold(struct dsm_region *r, int peer, const struct dsm_msg *m,
+		 const struct dsm_wire_extra *x, const uint8_t *page)
 {
 	struct held_msg *h = malloc(sizeof(*h) + (page ? DSM_PAGE_SIZE : 0));
 	if (!h) {
@@ -329,6 +368,7 @@ static void hold(struct dsm_region *r, int peer, const struct dsm_msg *m, const 
 	h->next = NULL;
 	h->peer = peer;
 	h->m = *m;
+	h->x = *x;
 	h->has_page = page != NULL;
 	if (page)
 		memcpy(h->page, page, DSM_PAGE_SIZE);
@@ -363,7 +403,7 @@ void region_release_held(struct dsm_region *r, uint64_t now)
 			r->held_tail = prev;
 		r->held_count[h->m.page]--;
 		r->held_total--;
-		deliver(r, h->peer, &h->m, h->has_page ? h->page : NULL);
+		deliver(r, h->peer, &h->m, &h->x, h->has_page ? h->page : NULL);
 		free(h);
 		h = next;
 	}
@@ -383,15 +423,22 @@ void region_free_held(struct dsm_region *r)
 static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_view *f)
 {
 	struct dsm_msg m;
+	struct dsm_wire_extra x;
 	char why[160];
 
-	if (dsm_wire_unpack(r, f->body, f->body_len, &m) < 0) {
+	if (dsm_wire_unpack(r, f->body, f->body_len, &m, &x) < 0) {
 		rpc_transport_fail_peer(r->transport, peer, "undecodable DSM message");
 		return;
 	}
 	m.src = (uint16_t)peer;
 	m.dst = (uint16_t)r->self;
-	if (((m.flags & DSM_MSG_F_DATA) != 0) != (f->page != NULL)) {
+	if (x.data_by_read && (m.kind != DSM_MSG_GRANT || !(m.flags & DSM_MSG_F_DATA) || f->page)) {
+		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " marked data_by_read",
+			 dsm_msg_kind_name(m.kind), m.page);
+		rpc_transport_fail_peer(r->transport, peer, why);
+		return;
+	}
+	if (((m.flags & DSM_MSG_F_DATA) != 0) != (f->page != NULL || x.data_by_read)) {
 		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " with%s page payload",
 			 dsm_msg_kind_name(m.kind), m.page, f->page ? " an unexpected" : "out its");
 		rpc_transport_fail_peer(r->transport, peer, why);
@@ -399,10 +446,10 @@ static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_
 	}
 	if (r->hold_until && m.page < r->n_pages &&
 	    (r->held_count[m.page] || now_ns() < r->hold_until[m.page])) {
-		hold(r, peer, &m, f->page);
+		hold(r, peer, &m, &x, f->page);
 		return;
 	}
-	deliver(r, peer, &m, f->page);
+	deliver(r, peer, &m, &x, f->page);
 }
 
 static void on_ping(struct dsm_region *r, int peer, uint64_t id)
@@ -423,6 +470,10 @@ void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 	r->last_activity_ns = r->frame_arrival_ns = now_ns();
 	if (f->type == RPC_MSG_DSM) {
 		on_dsm_frame(r, peer, f);
+		return;
+	}
+	if (f->type == RPC_MSG_DSM_MEMORY) {
+		region_on_memory_frame(r, peer, f->body, f->body_len);
 		return;
 	}
 	if (f->type >= RPC_MSG_VM_FIRST && f->type <= RPC_MSG_VM_LAST && r->on_frame) {

@@ -173,6 +173,7 @@ static void on_peer_up(void *opaque, int peer)
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	disco_log(DISCO_LOG_INFO, "dsm: node %s joined", r->cfg->nodes[peer].name);
+	region_send_memory(r, peer); /* one-sided reads: where our memory is */
 }
 
 static void on_peer_down(void *opaque, int peer, enum rpc_peer_state state, const char *why)
@@ -279,6 +280,10 @@ static void loop_thread(void *arg)
 		disco_log(DISCO_LOG_ERROR, "dsm: cannot start the %s transport on %s:%d: %s",
 			  r->transport->ops->name, r->cfg->nodes[r->self].address,
 			  r->cfg->nodes[r->self].port, strerror(-rc));
+		uv_walk(&r->loop, close_handle, NULL);
+	} else if ((rc = region_one_sided_setup(r)) < 0) {
+		disco_log(DISCO_LOG_ERROR, "dsm: cannot set up one-sided reads on rdma device %s: "
+			  "%s", r->cfg->nodes[r->self].rdma.device, strerror(-rc));
 		uv_walk(&r->loop, close_handle, NULL);
 	}
 	run_loop(r);
@@ -834,6 +839,7 @@ void dsm_region_destroy(struct dsm_region *r)
 	region_free_held(r);
 	free(r->hold_until);
 	free(r->held_count);
+	region_one_sided_free(r);
 	rpc_call_table_destroy(&r->calls);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);

@@ -51,6 +51,11 @@ struct dsm_stats {
 	uint64_t fault_send_ns, fault_send_wait_ns, fault_install_ns;
 	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
 	uint64_t pages_sent, pages_received;
+	/* One-sided transfer (RDMA, memfd backing): GRANTs sent without the
+	 * page for the requester to read it; pages this node read from a
+	 * home, and how many of those needed a second read because the copy
+	 * changed while the first one ran. */
+	uint64_t pages_granted_by_read, pages_read, page_rereads;
 	uint64_t pages_present; /* pages mapped at this node now */
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };

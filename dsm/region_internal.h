@@ -43,11 +43,32 @@ struct region_cmd {
 	bool done;
 };
 
+/* What a DSM frame carries besides the engine's message: the one-sided
+ * transfer fields of DsmMessage (one_sided.c). */
+struct dsm_wire_extra {
+	bool read_posted;      /* READ_REQ: the requester reads our copy itself */
+	bool data_by_read;     /* GRANT: no payload; read the sender's copy */
+	uint64_t read_version; /* ... its version word at the grant */
+};
+
+/* Where a peer's registered DSM memory is (DsmMemory frame). */
+struct remote_memory {
+	bool known;
+	int n_seg;
+	struct {
+		uint64_t first_page, pages, addr;
+		uint32_t rkey;
+	} seg[DSM_MAX_SEGMENTS];
+	uint64_t version_addr;
+	uint32_t version_rkey;
+};
+
 /* A DSM message waiting out a page's minimum hold (dsm.min_hold_us). */
 struct held_msg {
 	struct held_msg *next;
 	int peer;
 	struct dsm_msg m;
+	struct dsm_wire_extra x;
 	bool has_page;
 	uint8_t page[]; /* DSM_PAGE_SIZE bytes when has_page */
 };
@@ -121,6 +142,19 @@ struct dsm_region {
 	uint64_t held_total;
 	uint8_t pb_arena[1024];    /* protobuf unpack scratch, see wire.c */
 	size_t pb_arena_used;
+	/* One-sided page transfer (one_sided.c): RDMA transport and memfd
+	 * backing. Loop thread only, but `ver` is read by peers' NICs. */
+	bool one_sided;              /* registered: serve and issue reads */
+	uint64_t *ver;               /* per page: odd while the copy may change */
+	uint64_t *ver_seen;          /* per page: 2 words, versions our reads saw */
+	struct remote_memory *remote;/* per node */
+	int8_t *read_peer;           /* per page: node our read of it goes to, or -1 */
+	uint64_t *read_ticket;       /* per page: the last read's ticket */
+	dsm_nodeset_t *read_wanted;  /* per page (home): requesters reading it themselves */
+	uint64_t *last_ticket;       /* per node: our last read's ticket */
+	uint32_t seg_rkey[DSM_MAX_SEGMENTS];
+	uint32_t ver_rkey;
+	const struct dsm_wire_extra *incoming_extra; /* of the frame being handled */
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -174,9 +208,43 @@ void region_check_timeouts(struct dsm_region *r, uint64_t now_ns);
 void region_release_held(struct dsm_region *r, uint64_t now_ns);
 void region_free_held(struct dsm_region *r);
 
-/* wire.c: dsm_msg <-> protobuf */
-size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap);
-int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out);
+/* wire.c: dsm_msg (+ extra, may be NULL) <-> protobuf */
+size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, uint8_t *buf,
+		     size_t cap);
+int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out,
+		    struct dsm_wire_extra *x);
+
+/* one_sided.c */
+int region_one_sided_setup(struct dsm_region *r);   /* loop thread, after transport start */
+void region_one_sided_free(struct dsm_region *r);
+void region_send_memory(struct dsm_region *r, int peer);   /* on peer up */
+void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body, size_t len);
+/* Requester: before sending READ_REQ @m, read the home's copy; true when
+ * the request may say so (read_posted). */
+bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m);
+/* Home: may the GRANT @m go without its payload? Fills @x if so. */
+bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct dsm_wire_extra *x);
+/* Before handling any frame for @page: let our read of it finish. The
+ * payload of a data_by_read GRANT then lies in the page's view: returns it
+ * (NULL after failing the peer). */
+int region_read_settle(struct dsm_region *r, uint64_t page);
+const uint8_t *region_read_payload(struct dsm_region *r, int peer, const struct dsm_msg *m,
+				   const struct dsm_wire_extra *x);
+
+/* A page's version word, served to peers' one-sided reads: odd while the
+ * local copy may change (writable, or being filled), even while it cannot.
+ * Bumped around every mapping change (fault_path.c). */
+static inline void region_ver_unstable(struct dsm_region *r, uint64_t page)
+{
+	if (r->ver && !(r->ver[page] & 1))
+		__atomic_store_n(&r->ver[page], r->ver[page] + 1, __ATOMIC_RELEASE);
+}
+
+static inline void region_ver_stable(struct dsm_region *r, uint64_t page)
+{
+	if (r->ver && (r->ver[page] & 1))
+		__atomic_store_n(&r->ver[page], r->ver[page] + 1, __ATOMIC_RELEASE);
+}
 int dsm_wire_unpack_u64_id(struct dsm_region *r, uint16_t type, const uint8_t *body, size_t len,
 			   uint64_t *id);
 

@@ -47,6 +47,9 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	P("bytes_received", s->bytes_received);
 	P("pages_sent", s->pages_sent);
 	P("pages_received", s->pages_received);
+	P("pages_granted_by_read", s->pages_granted_by_read);
+	P("pages_read", s->pages_read);
+	P("page_rereads", s->page_rereads);
 	P("pages_present", s->pages_present);
 	P("policy_intervals", s->policy.intervals);
 	P("policy_hot_pages", s->policy.hot_pages);

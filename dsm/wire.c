@@ -27,7 +27,8 @@ static void arena_free(void *ctx, void *p)
 	(void)p; /* reset wholesale after each message */
 }
 
-size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap)
+size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, uint8_t *buf,
+		     size_t cap)
 {
 	Disco__DsmMessage pb = DISCO__DSM_MESSAGE__INIT;
 	pb.kind = (Disco__DsmKind)m->kind;
@@ -40,12 +41,18 @@ size_t dsm_wire_pack(const struct dsm_msg *m, uint8_t *buf, size_t cap)
 	pb.dir_state = m->dir_state;
 	pb.hops = m->hops;
 	pb.error = m->error;
+	if (x) {
+		pb.read_posted = x->read_posted;
+		pb.data_by_read = x->data_by_read;
+		pb.read_version = x->read_version;
+	}
 	if (disco__dsm_message__get_packed_size(&pb) > cap)
 		return 0;
 	return disco__dsm_message__pack(&pb, buf);
 }
 
-int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out)
+int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out,
+		    struct dsm_wire_extra *x)
 {
 	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = r };
 	r->pb_arena_used = 0;
@@ -66,6 +73,9 @@ int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struc
 	out->dir_state = (uint8_t)pb->dir_state;
 	out->hops = (uint16_t)pb->hops;
 	out->error = pb->error;
+	x->read_posted = pb->read_posted;
+	x->data_by_read = pb->data_by_read;
+	x->read_version = pb->read_version;
 	return 0;
 }
 

@@ -38,6 +38,7 @@ enum rpc_msg_type {
 	RPC_MSG_GOODBYE = 4,   /* Goodbye: orderly leave */
 	RPC_MSG_DSM = 16,      /* DsmMessage (+ page when it carries data) */
 	RPC_MSG_BARRIER = 17,  /* Barrier: cluster-wide rendezvous of a region's users */
+	RPC_MSG_DSM_MEMORY = 18, /* DsmMemory: registered memory for one-sided reads */
 	RPC_MSG_PING = 32,     /* BenchPing: 64 B request */
 	RPC_MSG_PONG = 33,     /* BenchPong (+ page): 4 KiB reply */
 	RPC_MSG_VM_FIRST = 64,

@@ -33,8 +33,17 @@
 #define RDMA_SEND_SLOTS (RPC_RDMA_CREDITS + RPC_RDMA_CREDITS / 2)
 #define RDMA_SLOT_SIZE (RPC_FRAME_HEADER_SIZE + RPC_RDMA_MAX_BODY + RPC_PAGE_SIZE)
 /* Send work requests in flight: every slot, plus inline and credit-only
- * sends. */
+ * sends. One-sided reads have RDMA_READ_DEPTH more entries of their own. */
 #define RDMA_SQ_DEPTH (RDMA_SEND_SLOTS + 32u)
+/* One-sided reads in flight per connection at most (also what the queue
+ * pair asks of the device as initiator depth and responder resources). */
+#define RDMA_READ_DEPTH 8u
+/* Registered memory regions for one-sided access (the DSM: one per
+ * segment view, and its version words). */
+#define RDMA_MAX_MRS 16
+/* wr_id of a read: this tag | its ticket (slot sends use the slot index,
+ * other sends RDMA_WR_NO_SLOT). */
+#define RDMA_WR_READ_TAG (1ull << 62)
 #define RDMA_MAX_INLINE 256u
 #define RDMA_WR_NO_SLOT UINT64_MAX
 /* Private data of a connect request: who is dialling. */
@@ -112,6 +121,8 @@ struct rdma_peer {
 	struct rdma_pending *pend_head, *pend_tail;
 	size_t pend_bytes;
 	bool flush_wanted;          /* pending frames wait; the loop was asked to flush */
+	uint64_t reads_posted;      /* one-sided reads: tickets given out (1, 2, ...) */
+	uint64_t reads_done;        /* ... and completed, in order (RC completes in order) */
 };
 
 struct rdma_transport {
@@ -133,6 +144,10 @@ struct rdma_transport {
 	uv_async_t async;
 	uv_thread_t loop_tid;
 	uint64_t last_tick_ms;
+	uint8_t rd_atomic;                 /* reads in flight per QP, both ways (<= RDMA_READ_DEPTH) */
+	pthread_mutex_t mr_mu;             /* guards mrs / n_mrs (leaf) */
+	struct ibv_mr *mrs[RDMA_MAX_MRS];  /* register_memory(), freed at destroy */
+	int n_mrs;
 	bool started;
 	bool stopping;
 	int stop_req; /* atomic: stop() asked from another thread */
@@ -201,6 +216,16 @@ void rdma_peer_drain_sends(struct rdma_peer *p, unsigned timeout_ms);
  * from the loop thread, allowed before the peer is UP. */
 int rdma_peer_send(struct rdma_transport *t, struct rdma_peer *p, uint16_t type,
 		   const void *body, size_t body_len, const void *page, bool internal);
+
+/* rdma_peer.c: reap send completions (send_mu held). */
+void rdma_peer_reap_sends(struct rdma_peer *p);
+
+/* rdma_read.c: the one-sided ops of rpc_transport_ops. */
+int rdma_register_memory(struct rpc_transport *bt, void *addr, size_t len, uint32_t *rkey);
+int rdma_read(struct rpc_transport *bt, int peer, void *local, size_t len, uint64_t remote_addr,
+	      uint32_t rkey, bool fence, uint64_t *ticket);
+int rdma_read_wait(struct rpc_transport *bt, int peer, uint64_t ticket, unsigned timeout_ms);
+void rdma_release_memory(struct rdma_transport *t);
 
 /* rdma_transport.c: dial @p again after its backoff (loop thread). */
 void rdma_schedule_dial(struct rdma_transport *t, struct rdma_peer *p);

@@ -161,7 +161,7 @@ int rdma_conn_setup_qp(struct rdma_conn *c)
 	struct ibv_qp_init_attr attr = {
 		.qp_type = IBV_QPT_RC,
 		.sq_sig_all = 1,
-		.cap = { .max_send_wr = RDMA_SQ_DEPTH, .max_recv_wr = RDMA_RECVS,
+		.cap = { .max_send_wr = RDMA_SQ_DEPTH + RDMA_READ_DEPTH, .max_recv_wr = RDMA_RECVS,
 			 .max_send_sge = 3, .max_recv_sge = 1, .max_inline_data = RDMA_MAX_INLINE },
 	};
 	int r;
@@ -186,7 +186,7 @@ int rdma_conn_setup_qp(struct rdma_conn *c)
 			  (size_t)(RDMA_RECVS + RDMA_SEND_SLOTS) * RDMA_SLOT_SIZE / 1024, strerror(-r));
 		return r;
 	}
-	c->send_cq = ibv_create_cq(t->verbs, RDMA_SQ_DEPTH, NULL, NULL, 0);
+	c->send_cq = ibv_create_cq(t->verbs, RDMA_SQ_DEPTH + RDMA_READ_DEPTH, NULL, NULL, 0);
 	if (!c->send_cq)
 		return -errno ? -errno : -ENOMEM;
 	attr.send_cq = c->send_cq;
@@ -493,9 +493,10 @@ int rdma_conn_on_recv(struct rdma_conn *c, const struct ibv_wc *wc)
 /* ------------------------------------------------------------------ */
 /* Send path (any thread)                                               */
 
-/* Reap send completions (send_mu held): frees slots and queue entries; an
- * error is recorded for the loop to fail the peer. */
-static void reap_sends(struct rdma_peer *p)
+/* Reap send completions (send_mu held): frees slots and queue entries,
+ * counts finished reads; an error is recorded for the loop to fail the
+ * peer. */
+void rdma_peer_reap_sends(struct rdma_peer *p)
 {
 	struct rdma_conn *c = p->send_conn;
 	struct ibv_wc wc[16];
@@ -505,8 +506,13 @@ static void reap_sends(struct rdma_peer *p)
 		return;
 	while ((n = ibv_poll_cq(c->send_cq, 16, wc)) > 0) {
 		for (int i = 0; i < n; i++) {
+			uint64_t id = wc[i].wr_id;
 			p->sq_used--;
-			if (wc[i].wr_id != RDMA_WR_NO_SLOT)
+			if (id != RDMA_WR_NO_SLOT && (id & RDMA_WR_READ_TAG)) {
+				if (wc[i].status == IBV_WC_SUCCESS) /* else: send_err below */
+					p->reads_done = id & ~RDMA_WR_READ_TAG;
+			}
+			else if (id != RDMA_WR_NO_SLOT)
 				p->slots_used--;
 			if (wc[i].status != IBV_WC_SUCCESS && !p->send_err) {
 				p->send_err = -EIO;
@@ -622,7 +628,7 @@ int rdma_peer_send(struct rdma_transport *t, struct rdma_peer *p, uint16_t type,
 		ret = -ENOTCONN;
 		goto out;
 	}
-	reap_sends(p);
+	rdma_peer_reap_sends(p);
 	if (!p->pend_head && !p->send_err && can_post(p, total)) {
 		ret = post_frame(p, pieces, n, total);
 		if (ret < 0) {
@@ -678,7 +684,7 @@ out:
  * a slot or a work request (not for a credit: those wait for the peer). */
 static bool flush_locked(struct rdma_peer *p)
 {
-	reap_sends(p);
+	rdma_peer_reap_sends(p);
 	while (p->pend_head && !p->send_err && can_post(p, p->pend_head->len)) {
 		struct rdma_pending *q = p->pend_head;
 		struct ibv_sge one = { .addr = (uintptr_t)q->bytes, .length = (uint32_t)q->len };
@@ -732,7 +738,7 @@ void rdma_peer_drain_sends(struct rdma_peer *p, unsigned timeout_ms)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		pthread_mutex_lock(&p->send_mu);
-		reap_sends(p);
+		rdma_peer_reap_sends(p);
 		bool done = !p->qp || p->sq_used == 0 || p->send_err;
 		pthread_mutex_unlock(&p->send_mu);
 		if (done)

@@ -154,13 +154,15 @@ static void on_dial_timer(uv_timer_t *h)
 	dial(h->data, p);
 }
 
-static struct rdma_conn_param conn_param(const struct rdma_connect_data *cd)
+static struct rdma_conn_param conn_param(struct rdma_transport *t,
+					       const struct rdma_connect_data *cd)
 {
 	return (struct rdma_conn_param){
 		.private_data = cd,
 		.private_data_len = cd ? sizeof(*cd) : 0,
-		.responder_resources = 1,
-		.initiator_depth = 1,
+		/* one-sided reads in flight, both ways (rdma_read.c) */
+		.responder_resources = t->rd_atomic,
+		.initiator_depth = t->rd_atomic,
 		.retry_count = 7,
 		.rnr_retry_count = 7, /* credits make RNR impossible; never fail on one */
 	};
@@ -181,7 +183,7 @@ static void on_route_resolved(struct rdma_conn *c)
 		rdma_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
 		return;
 	}
-	struct rdma_conn_param param = conn_param(&cd);
+	struct rdma_conn_param param = conn_param(t, &cd);
 	if (rdma_connect(c->id, &param) < 0) {
 		rdma_conn_fail(c, false, "rdma_connect: %s", strerror(errno));
 		return;
@@ -259,7 +261,7 @@ static void on_connect_request(struct rdma_transport *t, struct rdma_cm_id *id,
 		rdma_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
 		return;
 	}
-	struct rdma_conn_param param = conn_param(NULL);
+	struct rdma_conn_param param = conn_param(c->t, NULL);
 	if (rdma_accept(id, &param) < 0)
 		rdma_conn_fail(c, false, "rdma_accept: %s", strerror(errno));
 }
@@ -567,6 +569,13 @@ static int open_device(struct rdma_transport *t)
 			  n->rdma.port, n->rdma.gid_index, t->base.self);
 		return -EADDRNOTAVAIL;
 	}
+	struct ibv_device_attr da;
+	t->rd_atomic = 1;
+	if (ibv_query_device(t->verbs, &da) == 0) {
+		int depth = da.max_qp_rd_atom < da.max_qp_init_rd_atom ? da.max_qp_rd_atom
+								      : da.max_qp_init_rd_atom;
+		t->rd_atomic = (uint8_t)(depth < 1 ? 1 : depth > (int)RDMA_READ_DEPTH ? (int)RDMA_READ_DEPTH : depth);
+	}
 	t->pd = ibv_alloc_pd(t->verbs);
 	t->channel = ibv_create_comp_channel(t->verbs);
 	/* Room for every posted receive twice over: a connection that is
@@ -775,6 +784,8 @@ static void rdma_destroy(struct rpc_transport *bt)
 		ibv_destroy_cq(t->recv_cq);
 	if (t->channel)
 		ibv_destroy_comp_channel(t->channel);
+	rdma_release_memory(t);
+	pthread_mutex_destroy(&t->mr_mu);
 	if (t->pd)
 		ibv_dealloc_pd(t->pd);
 	if (t->ec)
@@ -795,6 +806,9 @@ static const struct rpc_transport_ops rdma_ops = {
 	.fail_peer = rdma_fail_peer,
 	.stop = rdma_stop,
 	.destroy = rdma_destroy,
+	.register_memory = rdma_register_memory,
+	.read = rdma_read,
+	.read_wait = rdma_read_wait,
 };
 
 int rpc_rdma_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, int self,
@@ -814,6 +828,7 @@ int rpc_rdma_transport_create(uv_loop_t *loop, const struct cluster_config *cfg,
 		free(t);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&t->mr_mu, NULL);
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		struct rdma_peer *p = &t->peers[i];
 		p->index = i;

@@ -24,6 +24,8 @@
 #ifndef DISCO_RPC_TRANSPORT_H
 #define DISCO_RPC_TRANSPORT_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -62,6 +64,23 @@ struct rpc_transport_ops {
 	void (*fail_peer)(struct rpc_transport *t, int peer, const char *why);
 	void (*stop)(struct rpc_transport *t);    /* goodbye to all peers, close sockets (loop thread) */
 	void (*destroy)(struct rpc_transport *t); /* after the loop has finished */
+
+	/* One-sided reads; NULL where the transport has none (TCP). */
+	/* Register [addr, addr+len) once, for peers to read (their reads need
+	 * @rkey, which the caller sends them after they authenticated) and as
+	 * the destination of our reads. Before any read; after start(). */
+	int (*register_memory)(struct rpc_transport *t, void *addr, size_t len, uint32_t *rkey);
+	/* Post a read of @len bytes at @remote_addr (@rkey) of @peer into
+	 * @local (inside registered memory). @fence: not before every earlier
+	 * read to @peer has completed. @ticket identifies it for read_wait().
+	 * -EAGAIN when too many reads are in flight (do it another way). */
+	int (*read)(struct rpc_transport *t, int peer, void *local, size_t len,
+		    uint64_t remote_addr, uint32_t rkey, bool fence, uint64_t *ticket);
+	/* Wait until read @ticket (and every earlier one) to @peer completed:
+	 * 0; -EIO if one failed (the peer is then failed, as for any work
+	 * request error); -ETIMEDOUT after @timeout_ms. Polls: for the short
+	 * wait of a read already on the wire. */
+	int (*read_wait)(struct rpc_transport *t, int peer, uint64_t ticket, unsigned timeout_ms);
 };
 
 /* Counters, updated by whichever thread sends/receives; read with
@@ -106,6 +125,27 @@ static inline enum rpc_peer_state rpc_transport_peer_state(struct rpc_transport 
 static inline void rpc_transport_fail_peer(struct rpc_transport *t, int peer, const char *why)
 {
 	t->ops->fail_peer(t, peer, why);
+}
+static inline bool rpc_transport_can_read(const struct rpc_transport *t)
+{
+	return t->ops->read != NULL;
+}
+static inline int rpc_transport_register_memory(struct rpc_transport *t, void *addr, size_t len,
+						uint32_t *rkey)
+{
+	return t->ops->register_memory ? t->ops->register_memory(t, addr, len, rkey) : -EOPNOTSUPP;
+}
+static inline int rpc_transport_read(struct rpc_transport *t, int peer, void *local, size_t len,
+				     uint64_t remote_addr, uint32_t rkey, bool fence,
+				     uint64_t *ticket)
+{
+	return t->ops->read ? t->ops->read(t, peer, local, len, remote_addr, rkey, fence, ticket)
+			    : -EOPNOTSUPP;
+}
+static inline int rpc_transport_read_wait(struct rpc_transport *t, int peer, uint64_t ticket,
+					  unsigned timeout_ms)
+{
+	return t->ops->read_wait ? t->ops->read_wait(t, peer, ticket, timeout_ms) : -EOPNOTSUPP;
 }
 static inline void rpc_transport_stop(struct rpc_transport *t) { t->ops->stop(t); }
 static inline void rpc_transport_destroy(struct rpc_transport *t) { t->ops->destroy(t); }

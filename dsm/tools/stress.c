@@ -345,10 +345,12 @@ static int run_member(struct opts *o)
 			  (before.engine.local_read_faults + before.engine.local_write_faults);
 	printf("stress[%s]: threads=%d iterations=%" PRIu64 " page_reads_checked=%" PRIu64
 	       " torn_retries=%" PRIu64 " coherence_faults=%" PRIu64 " elapsed_ms=%.0f "
-	       "faults_per_s=%.0f fault_p50_us<=%.0f fault_p99_us<=%.0f result=%s\n",
+	       "faults_per_s=%.0f fault_p50_us<=%.0f fault_p99_us<=%.0f pages_read=%" PRIu64
+	       " page_rereads=%" PRIu64 " result=%s\n",
 	       o->node, o->threads, o->iterations, reads, torn, faults, (double)elapsed / 1e6,
 	       (double)faults / ((double)elapsed / 1e9), dsm_stats_latency_percentile(&after, 50),
-	       dsm_stats_latency_percentile(&after, 99), errors ? "FAIL" : "PASS");
+	       dsm_stats_latency_percentile(&after, 99), after.pages_read, after.page_rereads,
+	       errors ? "FAIL" : "PASS");
 	if (o->result_dir) {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/result-%s", o->result_dir, o->node);

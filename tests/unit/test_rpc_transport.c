@@ -1005,6 +1005,69 @@ static void test_rdma_frame_limits(void **state)
 }
 
 /* A raw RDMA CM client: wait for the next event on @ec, at most @ms. */
+/* One-sided reads: a peer's registered memory read into ours, in order
+ * (a fenced read after a plain one), and a read with a key the peer never
+ * gave fails the peer instead of hanging or retrying. */
+static void test_rdma_one_sided_read(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n[2] = { node_start(cfg, 0), node_start(cfg, 1) };
+	enum { SIZE = 64 * 1024 };
+	uint8_t *src = aligned_alloc(4096, SIZE), *dst = aligned_alloc(4096, SIZE);
+	uint32_t src_key, dst_key;
+	uint64_t t1, t2;
+
+	for (int i = 0; i < SIZE; i++)
+		src[i] = (uint8_t)(i * 31 + 7);
+	memset(dst, 0, SIZE);
+	assert_true(wait_all_up(n, 2, 5000));
+	assert_int_equal(rpc_transport_register_memory(n[1]->t, src, SIZE, &src_key), 0);
+	assert_int_equal(rpc_transport_register_memory(n[0]->t, dst, SIZE, &dst_key), 0);
+
+	/* the destination must be registered memory */
+	uint8_t stack_buf[64];
+	assert_int_equal(rpc_transport_read(n[0]->t, 1, stack_buf, sizeof(stack_buf),
+					    (uintptr_t)src, src_key, false, &t1), -EINVAL);
+	assert_int_equal(rpc_transport_read(n[0]->t, 1, dst, 8, (uintptr_t)(src + 64), src_key,
+					    false, &t1), 0);
+	assert_int_equal(rpc_transport_read(n[0]->t, 1, dst + 4096, 4096,
+					    (uintptr_t)(src + 8192), src_key, true, &t2), 0);
+	assert_true(t2 > t1);
+	assert_int_equal(rpc_transport_read_wait(n[0]->t, 1, t2, 2000 * time_scale), 0);
+	assert_memory_equal(dst, src + 64, 8);
+	assert_memory_equal(dst + 4096, src + 8192, 4096);
+	assert_int_equal(rpc_transport_read_wait(n[0]->t, 1, t1, 10), 0); /* done before t2 */
+
+	/* a key node 1 never handed out: remote access error, peer failed */
+	assert_int_equal(rpc_transport_read(n[0]->t, 1, dst, 4096, (uintptr_t)src, src_key ^ 0x5a5a,
+					    false, &t1), 0);
+	assert_int_equal(rpc_transport_read_wait(n[0]->t, 1, t1, 5000 * time_scale), -EIO);
+	assert_true(WAIT_UNTIL(n[0], n[0]->down[1] == 1, 5000));
+	assert_int_equal(LOCKED(n[0], n[0]->down_state[1]), RPC_PEER_FAILED);
+	print_message("bad key: %s\n", n[0]->why[1]);
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	free(src);
+	free(dst);
+	free(cfg);
+}
+
+/* TCP has no one-sided reads: callers are told so, and send frames. */
+static void test_tcp_has_no_reads(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n0 = node_start(cfg, 0);
+	uint8_t buf[64];
+	uint32_t key;
+	uint64_t ticket;
+
+	assert_false(rpc_transport_can_read(n0->t));
+	assert_int_equal(rpc_transport_register_memory(n0->t, buf, sizeof(buf), &key), -EOPNOTSUPP);
+	assert_int_equal(rpc_transport_read(n0->t, 1, buf, 8, 0, 0, false, &ticket), -EOPNOTSUPP);
+	node_finish(n0, false);
+	free(cfg);
+}
+
 static int raw_cm_wait(struct rdma_event_channel *ec, int ms, int *status)
 {
 	struct pollfd pfd = { .fd = ec->fd, .events = POLLIN };
@@ -1119,9 +1182,11 @@ int main(void)
 	};
 	const struct CMUnitTest tcp_only[] = {
 		cmocka_unit_test(test_raw_connections),
+		cmocka_unit_test(test_tcp_has_no_reads),
 	};
 	const struct CMUnitTest rdma_only[] = {
 		cmocka_unit_test(test_rdma_frame_limits),
+		cmocka_unit_test(test_rdma_one_sided_read),
 		cmocka_unit_test(test_rdma_raw_connections),
 	};
 	int failed = cmocka_run_group_tests_name(use_rdma ? "rdma" : "tcp", common, NULL, NULL);

@@ -1,0 +1,316 @@
+/*
+ * One-sided page transfer: a requester reads a page's bytes out of the
+ * home's memory with RDMA READ instead of the home copying them into a
+ * frame. Only how the bytes travel changes; the protocol's messages and
+ * states are the engine's as ever (the GRANT still comes, without its
+ * payload), so the simulator's and the SPIN model's results stand.
+ * docs/transport.md has the full argument; in short:
+ *
+ * Needs the RDMA transport and dsm.backing memfd: each node registers the
+ * unwatched second view of its memfd once (its page frames never change,
+ * so the registration stays true however often the DSM maps and unmaps
+ * pages in the watched view), plus one 64-bit version word per page, odd
+ * while the local copy may change (writable, or being filled) and even
+ * while it cannot. Addresses and keys go to each peer in a DsmMemory
+ * frame after it authenticated.
+ *
+ * Requester R, sending a READ_REQ for page p straight to its home H (not
+ * a forward), posts three reads to H first: the version word (v1), the
+ * page into R's own view of p (R's copy is invalid and unmapped, so
+ * nothing looks at it), and the version word again (v2), each fenced
+ * behind the one before; the request says read_posted.
+ * H, granting p shared from its own stable copy to a requester that said
+ * read_posted, sends the GRANT with data_by_read and its version word now
+ * (vG) instead of the page.
+ * R, before handling any frame for p, waits for its reads of p. A
+ * data_by_read GRANT is then served from R's view if v1 == v2 == vG and
+ * even: the copy did not change while it was read, and it is the copy H
+ * granted. Otherwise R reads again, at once: while R handles the GRANT,
+ * H's copy cannot change (H must first invalidate R, and R handles that
+ * after this GRANT), so the second read is the granted copy, which its
+ * version word confirms.
+ *
+ * Everything here runs on the loop thread, like the rest of the fault
+ * path; waiting for a read polls the send completion queue (the read is
+ * already on the wire).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsm.pb-c.h"
+#include "dsm/region_internal.h"
+#include "rpc/log.h"
+
+/* Reads of one page: version, page, version. */
+#define READS_PER_PAGE 3
+
+static int register_all(struct dsm_region *r)
+{
+	int rc = 0;
+	for (int i = 0; i < r->n_seg && rc >= 0; i++)
+		rc = rpc_transport_register_memory(r->transport, r->seg_view[i], r->seg[i].size,
+						   &r->seg_rkey[i]);
+	if (rc >= 0)
+		rc = rpc_transport_register_memory(r->transport, r->ver, r->n_pages * sizeof(uint64_t),
+						   &r->ver_rkey);
+	uint32_t unused;
+	if (rc >= 0)
+		rc = rpc_transport_register_memory(r->transport, r->ver_seen,
+						   2 * r->n_pages * sizeof(uint64_t), &unused);
+	return rc;
+}
+
+int region_one_sided_setup(struct dsm_region *r)
+{
+	if (!rpc_transport_can_read(r->transport))
+		return 0;
+	if (!r->memfd) {
+		disco_log(DISCO_LOG_INFO, "dsm: one-sided page reads need dsm.backing memfd; "
+			  "pages travel in frames");
+		return 0;
+	}
+	r->ver = calloc(r->n_pages, sizeof(uint64_t));
+	r->ver_seen = calloc(2 * r->n_pages, sizeof(uint64_t));
+	r->remote = calloc((size_t)r->n_nodes, sizeof(*r->remote));
+	r->read_peer = malloc(r->n_pages);
+	r->read_ticket = calloc(r->n_pages, sizeof(uint64_t));
+	r->read_wanted = calloc(r->n_pages, sizeof(dsm_nodeset_t));
+	r->last_ticket = calloc((size_t)r->n_nodes, sizeof(uint64_t));
+	if (!r->ver || !r->ver_seen || !r->remote || !r->read_peer || !r->read_ticket ||
+	    !r->read_wanted || !r->last_ticket)
+		return -ENOMEM;
+	memset(r->read_peer, -1, r->n_pages);
+	for (uint64_t p = 0; p < r->n_pages; p++)
+		r->ver[p] = r->present[p] && r->writable[p]; /* adopted home pages: writable */
+	int rc = register_all(r);
+	if (rc < 0)
+		return rc;
+	r->one_sided = true;
+	disco_log(DISCO_LOG_INFO, "dsm: one-sided page reads on (%zu MiB registered)",
+		  r->size >> 20);
+	return 0;
+}
+
+void region_one_sided_free(struct dsm_region *r)
+{
+	free(r->ver);
+	free(r->ver_seen);
+	free(r->remote);
+	free(r->read_peer);
+	free(r->read_ticket);
+	free(r->read_wanted);
+	free(r->last_ticket);
+}
+
+void region_send_memory(struct dsm_region *r, int peer)
+{
+	Disco__DsmMemory msg = DISCO__DSM_MEMORY__INIT;
+	Disco__DsmMemory__Segment segs[DSM_MAX_SEGMENTS], *ptrs[DSM_MAX_SEGMENTS];
+	uint8_t body[64 + DSM_MAX_SEGMENTS * 40];
+
+	if (!r->one_sided)
+		return;
+	for (int i = 0; i < r->n_seg; i++) {
+		disco__dsm_memory__segment__init(&segs[i]);
+		segs[i].first_page = r->seg_first_page[i];
+		segs[i].pages = r->seg[i].size / DSM_PAGE_SIZE;
+		segs[i].addr = (uintptr_t)r->seg_view[i];
+		segs[i].rkey = r->seg_rkey[i];
+		ptrs[i] = &segs[i];
+	}
+	msg.n_pages = r->n_pages;
+	msg.n_segments = (size_t)r->n_seg;
+	msg.segments = ptrs;
+	msg.version_addr = (uintptr_t)r->ver;
+	msg.version_rkey = r->ver_rkey;
+	size_t len = disco__dsm_memory__pack(&msg, body);
+	int rc = rpc_transport_send(r->transport, peer, RPC_MSG_DSM_MEMORY, body, len, NULL);
+	if (rc < 0)
+		disco_log(DISCO_LOG_DEBUG, "dsm: DsmMemory to node %s: %s", r->cfg->nodes[peer].name,
+			  strerror(-rc));
+}
+
+/* Why @m cannot describe a peer's memory like ours, or NULL. */
+static const char *check_memory(const struct dsm_region *r, const Disco__DsmMemory *m)
+{
+	uint64_t next = 0;
+
+	if (m->n_pages != r->n_pages)
+		return "a region of another size";
+	if (m->n_segments < 1 || m->n_segments > DSM_MAX_SEGMENTS)
+		return "no segments, or too many";
+	for (size_t i = 0; i < m->n_segments; i++) {
+		const Disco__DsmMemory__Segment *s = m->segments[i];
+		if (s->first_page != next || s->pages == 0 || s->pages > r->n_pages - next ||
+		    s->addr % DSM_PAGE_SIZE || s->addr + s->pages * DSM_PAGE_SIZE < s->addr)
+			return "segments that do not tile the region";
+		next += s->pages;
+	}
+	if (next != r->n_pages)
+		return "segments that do not cover the region";
+	if (m->version_addr % sizeof(uint64_t))
+		return "a misaligned version array";
+	return NULL;
+}
+
+void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body, size_t len)
+{
+	char why[160];
+	Disco__DsmMemory *m = disco__dsm_memory__unpack(NULL, len, body);
+	const char *bad = m ? check_memory(r, m) : "an undecodable body";
+
+	if (bad) {
+		snprintf(why, sizeof(why), "DsmMemory with %s", bad);
+		rpc_transport_fail_peer(r->transport, peer, why);
+	} else if (r->one_sided) { /* else we never read: nothing to keep */
+		struct remote_memory *rm = &r->remote[peer];
+		rm->n_seg = (int)m->n_segments;
+		for (int i = 0; i < rm->n_seg; i++) {
+			rm->seg[i].first_page = m->segments[i]->first_page;
+			rm->seg[i].pages = m->segments[i]->pages;
+			rm->seg[i].addr = m->segments[i]->addr;
+			rm->seg[i].rkey = m->segments[i]->rkey;
+		}
+		rm->version_addr = m->version_addr;
+		rm->version_rkey = m->version_rkey;
+		rm->known = true;
+	}
+	if (m)
+		disco__dsm_memory__free_unpacked(m, NULL);
+}
+
+/* Post a read of @len bytes of @peer's page @page (or, with @version, of
+ * its version word) into @dst; the ticket is remembered for settling. */
+static int post_read(struct dsm_region *r, int peer, uint64_t page, bool version, void *dst,
+		     size_t len, bool fence)
+{
+	const struct remote_memory *rm = &r->remote[peer];
+	uint64_t addr;
+	uint32_t rkey;
+	uint64_t ticket;
+
+	if (version) {
+		addr = rm->version_addr + page * sizeof(uint64_t);
+		rkey = rm->version_rkey;
+	} else {
+		int i = rm->n_seg - 1;
+		while (page < rm->seg[i].first_page)
+			i--;
+		addr = rm->seg[i].addr + (page - rm->seg[i].first_page) * DSM_PAGE_SIZE;
+		rkey = rm->seg[i].rkey;
+	}
+	int rc = rpc_transport_read(r->transport, peer, dst, len, addr, rkey, fence, &ticket);
+	if (rc < 0)
+		return rc;
+	r->read_peer[page] = (int8_t)peer;
+	r->read_ticket[page] = ticket;
+	r->last_ticket[peer] = ticket;
+	return 0;
+}
+
+bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m)
+{
+	uint64_t p = m->page;
+	int home = m->dst;
+
+	/* (runs inside the engine's emit: nothing here may fail a peer) */
+	if (!r->one_sided || m->kind != DSM_MSG_READ_REQ || m->requester != r->self ||
+	    m->hops || !r->remote[home].known || r->present[p] || r->read_ticket[p])
+		return false;
+	uint64_t *seen = &r->ver_seen[2 * p];
+	seen[0] = seen[1] = 1; /* odd: never taken for a good read */
+	return post_read(r, home, p, true, &seen[0], sizeof(uint64_t), false) == 0 &&
+	       post_read(r, home, p, false, region_view_addr(r, p), DSM_PAGE_SIZE, true) == 0 &&
+	       post_read(r, home, p, true, &seen[1], sizeof(uint64_t), true) == 0;
+}
+
+bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct dsm_wire_extra *x)
+{
+	uint64_t p = m->page;
+	dsm_nodeset_t bit = (dsm_nodeset_t)1 << m->dst;
+
+	if (!r->one_sided || m->kind != DSM_MSG_GRANT || (m->flags & DSM_MSG_F_EXCL) ||
+	    !(r->read_wanted[p] & bit))
+		return false;
+	r->read_wanted[p] &= ~bit;
+	uint64_t v = __atomic_load_n(&r->ver[p], __ATOMIC_ACQUIRE);
+	if (!r->present[p] || r->writable[p] || (v & 1))
+		return false; /* not a stable copy of our own: send the bytes */
+	x->data_by_read = true;
+	x->read_version = v;
+	r->stats.pages_granted_by_read++;
+	return true;
+}
+
+int region_read_settle(struct dsm_region *r, uint64_t page)
+{
+	if (!r->one_sided || r->read_peer[page] < 0 || !r->read_ticket[page])
+		return 0;
+	int peer = r->read_peer[page];
+	int rc = rpc_transport_read_wait(r->transport, peer, r->read_ticket[page],
+					 r->fault_timeout_ms);
+	r->read_ticket[page] = 0;
+	if (rc < 0) {
+		char why[128];
+		r->read_peer[page] = -1;
+		snprintf(why, sizeof(why), "one-sided read of page %" PRIu64 " %s", page,
+			 rc == -ETIMEDOUT ? "timed out" : "failed");
+		rpc_transport_fail_peer(r->transport, peer, why);
+	}
+	return rc;
+}
+
+/* Read @peer's page @page again (and its version word after it) and wait. */
+static int read_again(struct dsm_region *r, int peer, uint64_t page)
+{
+	uint64_t *seen = &r->ver_seen[2 * page];
+	int rc;
+
+	for (;;) {
+		rc = post_read(r, peer, page, false, region_view_addr(r, page), DSM_PAGE_SIZE, false);
+		if (rc == 0)
+			rc = post_read(r, peer, page, true, &seen[1], sizeof(uint64_t), true);
+		if (rc != -EAGAIN)
+			break;
+		/* reads of other pages fill the queue pair: let them finish */
+		rc = rpc_transport_read_wait(r->transport, peer, r->last_ticket[peer],
+					     r->fault_timeout_ms);
+		if (rc < 0)
+			break;
+	}
+	return rc < 0 ? rc : region_read_settle(r, page);
+}
+
+const uint8_t *region_read_payload(struct dsm_region *r, int peer, const struct dsm_msg *m,
+				   const struct dsm_wire_extra *x)
+{
+	uint64_t p = m->page;
+	const uint64_t *seen = &r->ver_seen[2 * p];
+	char why[160];
+
+	if (!r->one_sided || !r->remote[peer].known || r->present[p] || (x->read_version & 1)) {
+		snprintf(why, sizeof(why), "GRANT of page %" PRIu64 " by one-sided read, which "
+			 "this node cannot take", p);
+		rpc_transport_fail_peer(r->transport, peer, why);
+		return NULL;
+	}
+	if (r->read_peer[p] == peer && seen[0] == x->read_version && seen[1] == x->read_version) {
+		r->read_peer[p] = -1;
+		r->stats.pages_read++;
+		return region_view_addr(r, p);
+	}
+	r->stats.page_rereads++;
+	if (read_again(r, peer, p) < 0)
+		return NULL; /* the peer was failed */
+	r->read_peer[p] = -1;
+	if (seen[1] != x->read_version) {
+		snprintf(why, sizeof(why), "page %" PRIu64 " changed under its GRANT (version "
+			 "%" PRIu64 ", granted %" PRIu64 ")", p, seen[1], x->read_version);
+		rpc_transport_fail_peer(r->transport, peer, why);
+		return NULL;
+	}
+	r->stats.pages_read++;
+	return region_view_addr(r, p);
+}
