@@ -271,6 +271,9 @@ static void add_smp(struct argv_builder *b, const struct cluster_config *cfg,
 static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 		       const struct cluster_vm *vm)
 {
+	/* dsm.backing memfd: the DSM maps pages of the backend's memfd */
+	const char *backend = vm->dsm.backing == DSM_BACKING_MEMFD ? "memory-backend-memfd"
+								   : "memory-backend-ram";
 	int guest_nodes = 0;
 
 	for (int i = 0; i < cfg->n_nodes; i++)
@@ -279,7 +282,7 @@ static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 	if (guest_nodes < 2) {
 		add(b, "pc,vmport=off,smm=off,memory-backend=ram0");
 		add(b, "-object");
-		addf(b, "memory-backend-ram,id=ram0,size=%" PRIu64, vm->memory_bytes);
+		addf(b, "%s,id=ram0,size=%" PRIu64, backend, vm->memory_bytes);
 		return;
 	}
 	add(b, "pc,vmport=off,smm=off");
@@ -291,7 +294,7 @@ static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 			continue;
 		cluster_vm_node_vcpus(cfg, vm, i, &first_cpu, &n_cpus);
 		add(b, "-object");
-		addf(b, "memory-backend-ram,id=ram%d,size=%" PRIu64, g, n_pages * 4096);
+		addf(b, "%s,id=ram%d,size=%" PRIu64, backend, g, n_pages * 4096);
 		add(b, "-numa");
 		addf(b, "node,nodeid=%d,cpus=%d-%d,memdev=ram%d", g, first_cpu,
 		     first_cpu + n_cpus - 1, g);

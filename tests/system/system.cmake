@@ -15,6 +15,8 @@ disco_vm_test(system_4_nodes_x_1_vcpu 4 1 coherence,smc 512M)
 disco_vm_test(system_2_nodes_x_2_vcpus 2 2 coherence,smc)
 disco_vm_test(system_1_node_x_2_vcpus 1 2 coherence,smc)
 disco_vm_test(system_spinlock_progress 2 1 spinlock 256M "min_hold_us: 200")
+# Guest RAM in memfds (dsm.backing memfd): pages mapped with UFFDIO_CONTINUE
+disco_vm_test(system_2_nodes_x_2_vcpus_memfd 2 2 coherence,smc,memtest 256M "backing: memfd")
 
 add_test(NAME system_kill_non_master
          COMMAND ${SYSTEST}/kill_node_test.sh ${CMAKE_BINARY_DIR})

@@ -552,6 +552,23 @@ static void test_numa_layout(void **state)
 	assert_pair(argv, "-smp", "2");
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
+
+	/* dsm.backing memfd: every backend is a memfd the DSM can map twice */
+	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 1, n1: 1}\n"
+		      "    dsm: {backing: memfd}\n");
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-object", "memory-backend-memfd,id=ram0,size=201326592");
+	assert_pair(argv, "-object", "memory-backend-memfd,id=ram1,size=201326592");
+	for (int i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "memory-backend-ram"));
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+	cfg = load_vm("    vcpus: 2\n    vcpu_placement: {n0: 2, n1: 0}\n"
+		      "    dsm: {backing: memfd}\n");
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-object", "memory-backend-memfd,id=ram0,size=402653184");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
 }
 
 static void test_escape(void **state)

@@ -199,7 +199,14 @@ void disco_ram_init_done(void)
     for (int i = 0; i < disco.n_ram; i++) {
         segs[i].addr = qemu_ram_get_host_addr(disco.ram[i]);
         segs[i].size = qemu_ram_get_used_length(disco.ram[i]);
-        segs[i].fd = -1; /* anonymous backing */
+        /* dsm.backing memfd: memory-backend-memfd, its file from offset 0 */
+        segs[i].fd = qemu_ram_get_fd(disco.ram[i]);
+        segs[i].fd_offset = 0;
+        if (disco.vm->dsm.backing == DSM_BACKING_MEMFD && segs[i].fd < 0) {
+            disco_die("vm %s has dsm.backing memfd, but memory backend %s has no file: "
+                      "use -object memory-backend-memfd", disco.vm->name,
+                      qemu_ram_get_idstr(disco.ram[i]));
+        }
         disco.ram_first_page[i] = size / TARGET_PAGE_SIZE;
         size += segs[i].size;
         /* userfaultfd works on 4 KiB pages: no transparent huge pages here */
