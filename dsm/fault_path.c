@@ -328,6 +328,8 @@ static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 	char why[160];
 
 	if (r->one_sided && m->page < r->n_pages) {
+		if (m->kind == DSM_MSG_GRANT)
+			region_read_outcome(r, peer, m, x);
 		/* our read of this page must be done before anything maps it */
 		if (region_read_settle(r, m->page) < 0)
 			return; /* the peer was failed */

@@ -43,8 +43,16 @@
 #include "dsm/region_internal.h"
 #include "rpc/log.h"
 
-/* Reads of one page: version, page, version. */
-#define READS_PER_PAGE 3
+/*
+ * Reading ahead costs when the home's copy turns out not to be stable (it
+ * was writable: the GRANT brings the bytes anyway): three reads, and the
+ * wait for them before the GRANT may be handled. A score per home learns
+ * whether it pays: +4 when a GRANT came by read, -1 when it came with the
+ * bytes; at 0 only one request in 8 reads ahead, to notice a change.
+ */
+#define AHEAD_SCORE_START 4
+#define AHEAD_SCORE_MAX 16
+#define AHEAD_PROBE_EVERY 8
 
 static int register_all(struct dsm_region *r)
 {
@@ -78,9 +86,14 @@ int region_one_sided_setup(struct dsm_region *r)
 	r->read_ticket = calloc(r->n_pages, sizeof(uint64_t));
 	r->read_wanted = calloc(r->n_pages, sizeof(dsm_nodeset_t));
 	r->last_ticket = calloc((size_t)r->n_nodes, sizeof(uint64_t));
+	r->read_ahead_out = calloc(r->n_pages, 1);
+	r->ahead_score = malloc((size_t)r->n_nodes);
+	r->ahead_probe = calloc((size_t)r->n_nodes, sizeof(uint32_t));
 	if (!r->ver || !r->ver_seen || !r->remote || !r->read_peer || !r->read_ticket ||
-	    !r->read_wanted || !r->last_ticket)
+	    !r->read_wanted || !r->last_ticket || !r->read_ahead_out || !r->ahead_score ||
+	    !r->ahead_probe)
 		return -ENOMEM;
+	memset(r->ahead_score, AHEAD_SCORE_START, (size_t)r->n_nodes);
 	memset(r->read_peer, -1, r->n_pages);
 	for (uint64_t p = 0; p < r->n_pages; p++)
 		r->ver[p] = r->present[p] && r->writable[p]; /* adopted home pages: writable */
@@ -102,6 +115,9 @@ void region_one_sided_free(struct dsm_region *r)
 	free(r->read_ticket);
 	free(r->read_wanted);
 	free(r->last_ticket);
+	free(r->read_ahead_out);
+	free(r->ahead_score);
+	free(r->ahead_probe);
 }
 
 void region_send_memory(struct dsm_region *r, int peer)
@@ -219,11 +235,31 @@ bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m)
 	if (!r->one_sided || m->kind != DSM_MSG_READ_REQ || m->requester != r->self ||
 	    m->hops || !r->remote[home].known || r->present[p] || r->read_ticket[p])
 		return false;
+	if (!r->ahead_score[home] && r->ahead_probe[home]++ % AHEAD_PROBE_EVERY)
+		return false;
 	uint64_t *seen = &r->ver_seen[2 * p];
 	seen[0] = seen[1] = 1; /* odd: never taken for a good read */
-	return post_read(r, home, p, true, &seen[0], sizeof(uint64_t), false) == 0 &&
-	       post_read(r, home, p, false, region_view_addr(r, p), DSM_PAGE_SIZE, true) == 0 &&
-	       post_read(r, home, p, true, &seen[1], sizeof(uint64_t), true) == 0;
+	bool posted =
+		post_read(r, home, p, true, &seen[0], sizeof(uint64_t), false) == 0 &&
+		post_read(r, home, p, false, region_view_addr(r, p), DSM_PAGE_SIZE, true) == 0 &&
+		post_read(r, home, p, true, &seen[1], sizeof(uint64_t), true) == 0;
+	r->read_ahead_out[p] = posted;
+	return posted;
+}
+
+void region_read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m,
+			 const struct dsm_wire_extra *x)
+{
+	uint64_t p = m->page;
+
+	if (!r->read_ahead_out[p])
+		return;
+	r->read_ahead_out[p] = 0;
+	uint8_t *score = &r->ahead_score[r->read_peer[p] >= 0 ? r->read_peer[p] : peer];
+	if (x->data_by_read)
+		*score = *score + 4 > AHEAD_SCORE_MAX ? AHEAD_SCORE_MAX : *score + 4;
+	else if (*score)
+		(*score)--;
 }
 
 bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct dsm_wire_extra *x)

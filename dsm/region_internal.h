@@ -152,6 +152,9 @@ struct dsm_region {
 	uint64_t *read_ticket;       /* per page: the last read's ticket */
 	dsm_nodeset_t *read_wanted;  /* per page (home): requesters reading it themselves */
 	uint64_t *last_ticket;       /* per node: our last read's ticket */
+	uint8_t *read_ahead_out;     /* per page: our request for it said read_posted */
+	uint8_t *ahead_score;        /* per node: how well reading ahead paid lately */
+	uint32_t *ahead_probe;       /* per node: requests while the score is 0 */
 	uint32_t seg_rkey[DSM_MAX_SEGMENTS];
 	uint32_t ver_rkey;
 	const struct dsm_wire_extra *incoming_extra; /* of the frame being handled */
@@ -222,6 +225,10 @@ void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body,
 /* Requester: before sending READ_REQ @m, read the home's copy; true when
  * the request may say so (read_posted). */
 bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m);
+/* Requester: the GRANT @m answers our request; learn whether reading
+ * ahead paid (it did if the GRANT came by read). */
+void region_read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m,
+			 const struct dsm_wire_extra *x);
 /* Home: may the GRANT @m go without its payload? Fills @x if so. */
 bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct dsm_wire_extra *x);
 /* Before handling any frame for @page: let our read of it finish. The

@@ -387,6 +387,11 @@ static void on_handshake_frame(struct rdma_conn *c, const struct rpc_frame_view 
 	case RPC_MSG_AUTH:
 		r = rpc_auth_check_proof(&c->auth, f->body, f->body_len, err, sizeof(err));
 		if (r < 0) {
+			/* Our own proof may still be in the send queue, and a
+			 * disconnect would flush it: let it reach the peer, so
+			 * that the peer, too, learns the keys differ. */
+			if (c->attached)
+				rdma_peer_drain_sends(&c->t->peers[c->peer], 200);
 			rdma_conn_fail(c, true, "%s", err);
 			return;
 		}

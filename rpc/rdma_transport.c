@@ -276,6 +276,8 @@ static void fail_all(struct rdma_transport *t, const char *why)
 			rdma_peer_down(t, &t->peers[i], RPC_PEER_FAILED, "%s", why);
 }
 
+static void drain_receives(struct rdma_transport *t);
+
 static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int status)
 {
 	int r;
@@ -300,6 +302,14 @@ static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, 
 		rdma_conn_fail(c, false, "%s (status %d)", rdma_event_str(type), r);
 		return;
 	case RDMA_CM_EVENT_DISCONNECTED:
+		/* The CM event channel and the completion channel are separate
+		 * file descriptors: what the peer sent before it disconnected
+		 * (its AuthProof, a Goodbye) may still wait in the receive
+		 * queue. Handle it first, so the peer's last word, not the
+		 * disconnect, says why the connection ended. */
+		drain_receives(c->t);
+		if (c->closing)
+			return;
 		if (c->phase == RDMA_CONN_UP)
 			rdma_conn_fail(c, true, "connection closed without Goodbye");
 		else
@@ -349,29 +359,15 @@ static void on_cm_events(uv_poll_t *h, int status, int events)
 	rdma_free_dead(t);
 }
 
-static void on_cq_events(uv_poll_t *h, int status, int events)
+/* Handle every receive completion there is. Closed connections stay on
+ * t->dead: the caller frees them once it no longer holds one. */
+static void drain_receives(struct rdma_transport *t)
 {
-	struct rdma_transport *t = h->data;
-	struct ibv_cq *cq;
-	void *ctx;
-	unsigned nev = 0;
 	struct ibv_wc wc[32];
 	int n = 0;
 	bool touched[CLUSTER_MAX_NODES] = { false };
 	uint32_t reposted[CLUSTER_MAX_NODES] = { 0 };
-	(void)events;
 
-	if (status < 0) {
-		disco_log(DISCO_LOG_ERROR, "rdma completion channel: %s", uv_strerror(status));
-		return;
-	}
-	while (ibv_get_cq_event(t->channel, &cq, &ctx) == 0)
-		nev++;
-	if (nev)
-		ibv_ack_cq_events(t->recv_cq, nev);
-	/* Re-arm before draining, so a completion that lands after the last
-	 * poll still raises an event. */
-	ibv_req_notify_cq(t->recv_cq, 0);
 	while (!t->stopping && (n = ibv_poll_cq(t->recv_cq, 32, wc)) > 0) {
 		for (int i = 0; i < n && !t->stopping; i++) {
 			struct rdma_conn *c = rdma_conn_by_serial(t, (uint32_t)(wc[i].wr_id >> 32));
@@ -391,6 +387,28 @@ static void on_cq_events(uv_poll_t *h, int status, int events)
 	for (int i = 0; i < rdma_cfg(t)->n_nodes && !t->stopping; i++)
 		if (touched[i])
 			rdma_peer_after_recv(t, &t->peers[i], reposted[i]);
+}
+
+static void on_cq_events(uv_poll_t *h, int status, int events)
+{
+	struct rdma_transport *t = h->data;
+	struct ibv_cq *cq;
+	void *ctx;
+	unsigned nev = 0;
+	(void)events;
+
+	if (status < 0) {
+		disco_log(DISCO_LOG_ERROR, "rdma completion channel: %s", uv_strerror(status));
+		return;
+	}
+	while (ibv_get_cq_event(t->channel, &cq, &ctx) == 0)
+		nev++;
+	if (nev)
+		ibv_ack_cq_events(t->recv_cq, nev);
+	/* Re-arm before draining, so a completion that lands after the last
+	 * poll still raises an event. */
+	ibv_req_notify_cq(t->recv_cq, 0);
+	drain_receives(t);
 	rdma_free_dead(t);
 }
 

@@ -5,6 +5,10 @@
  * Roles by node index: node 0 is home of every page used (placement
  * node:n0) and serves; node 1 measures; nodes 2.. are extra sharers.
  *   remote read fault   node 1 loads a page last written by node 0
+ *   stable read fault   (3 nodes or more) node 1 loads a page node 2 has
+ *                       read already, so the home's copy is read-only: the
+ *                       case where RDMA with memfd backing has node 1 read
+ *                       the page out of the home's memory (one-sided)
  *   write upgrade       node 1 stores to a page it and n-1 others share
  *   ping-pong           nodes 0 and 1 take turns writing one word
  *   raw RTT             64-byte request, 4 KiB reply, from node 1's thread
@@ -16,11 +20,12 @@
  * figures, then a 4-node one for the upgrade with 3 sharers. Last line:
  *   read_fault_p50_us=<x> rtt_p50_us=<y> overhead_ratio=<x/y>
  * --transport, --address and --rdma-* choose the generated clusters'
- * network. --transport both runs only the 2-node cluster, over rdma and
+ * network. --transport both runs only a 3-node cluster, over rdma and
  * then tcp on the same address, and ends with
  *   rdma_read_fault_p50_us=<x> tcp_read_fault_p50_us=<y> rdma_rtt_p50_us=<a>
- *   tcp_rtt_p50_us=<b> read_fault_rdma_tcp_ratio=<x/y>
- * (one line).
+ *   tcp_rtt_p50_us=<b> rdma_stable_read_p50_us=<c> tcp_stable_read_p50_us=<d>
+ *   read_fault_rdma_tcp_ratio=<x/y>
+ * (one line); those clusters have 3 nodes, for the stable read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +50,7 @@ struct opts {
 
 struct figures {
 	double read_p50, read_p99, up_p50, up_p99, pp_p50, pp_p99, rtt_p50, rtt_p99;
+	double sread_p50, sread_p99; /* 0 with 2 nodes */
 	int n_nodes;
 };
 
@@ -80,12 +86,12 @@ static int run_member(const struct opts *o)
 		return 1;
 	}
 	uint8_t *base = dsm_region_base(m.region);
-	uint64_t pp_page = 2 * S;
+	uint64_t pp_page = 2 * S, stable = pp_page + 1, end = stable + S;
 	int rc = 0;
 	fig.n_nodes = m.cfg->n_nodes;
-	if ((pp_page + 1) * PAGE > dsm_region_size(m.region) || m.cfg->n_nodes < 2) {
+	if (end * PAGE > dsm_region_size(m.region) || m.cfg->n_nodes < 2) {
 		fprintf(stderr, "bench: needs >= 2 nodes and %" PRIu64 " KiB of region\n",
-			(pp_page + 1) * 4);
+			end * 4);
 		tool_member_leave(&m);
 		free(t);
 		return 1;
@@ -93,7 +99,7 @@ static int run_member(const struct opts *o)
 
 	/* Node 0 writes every page so they hold data at their home. */
 	if (m.node == 0)
-		for (uint64_t p = 0; p <= pp_page; p++)
+		for (uint64_t p = 0; p < end; p++)
 			*word_at(base, p) = p + 1;
 	if ((rc = barrier(&m, 1)) < 0)
 		goto out;
@@ -133,6 +139,29 @@ static int run_member(const struct opts *o)
 	if ((rc = barrier(&m, 4)) < 0)
 		goto out;
 
+	/* Node 2 reads first (the home write-protects its copy), then node 1. */
+	if (m.node == 2)
+		for (uint64_t i = 0; i < S; i++)
+			(void)*word_at(base, stable + i);
+	if ((rc = barrier(&m, 5)) < 0)
+		goto out;
+	if (m.node == 1 && m.cfg->n_nodes >= 3) {
+		for (uint64_t i = 0; i < S; i++) {
+			uint64_t t0 = tool_now_ns();
+			uint64_t v = *word_at(base, stable + i);
+			t[i] = tool_now_ns() - t0;
+			if (v != stable + i + 1) {
+				fprintf(stderr, "bench: page %" PRIu64 " read %" PRIu64 ", want %" PRIu64
+					"\n", stable + i, v, stable + i + 1);
+				rc = -EIO;
+			}
+		}
+		fig.sread_p50 = tool_percentile(t, S, 50) / 1000;
+		fig.sread_p99 = tool_percentile(t, S, 99) / 1000;
+	}
+	if (barrier(&m, 6) < 0 || rc)
+		goto out;
+
 	volatile uint64_t *w = word_at(base, pp_page);
 	if (m.node == 0) {
 		for (int r = 0; r < o->rounds; r++) {
@@ -150,7 +179,7 @@ static int run_member(const struct opts *o)
 		fig.pp_p50 = tool_percentile(t, (size_t)o->rounds, 50) / 1000;
 		fig.pp_p99 = tool_percentile(t, (size_t)o->rounds, 99) / 1000;
 	}
-	if ((rc = barrier(&m, 5)) < 0)
+	if ((rc = barrier(&m, 7)) < 0)
 		goto out;
 
 	if (m.node == 1) {
@@ -163,7 +192,7 @@ static int run_member(const struct opts *o)
 		fig.rtt_p50 = tool_percentile(t, S, 50) / 1000;
 		fig.rtt_p99 = tool_percentile(t, S, 99) / 1000;
 	}
-	if ((rc = barrier(&m, 6)) < 0)
+	if ((rc = barrier(&m, 8)) < 0)
 		goto out;
 
 	if (m.node == 1) {
@@ -220,22 +249,29 @@ static int run_cluster(const char *argv0, const struct opts *o, const struct too
 }
 
 /* The table of one transport; @four is NULL when the 4-node run was skipped. */
+/* The table of one transport: @small is the 2- (or, with --transport
+ * both, 3-) node run, @four the 4-node one or NULL when it was skipped. */
 static void print_table(const struct opts *o, const struct tool_net *net,
-			const struct figures *two, const struct figures *four)
+			const struct figures *small, const struct figures *four)
 {
+	const struct figures *many = small->n_nodes >= 3 ? small : four;
 	char desc[256];
 
 	tool_net_describe(net, desc, sizeof(desc));
 	printf("%s, samples=%d, rounds=%d (microseconds)\n", desc, o->samples, o->rounds);
-	printf("remote_read_fault        p50=%7.1f p99=%7.1f\n", two->read_p50, two->read_p99);
-	printf("write_upgrade_1_sharer   p50=%7.1f p99=%7.1f\n", two->up_p50, two->up_p99);
+	printf("remote_read_fault        p50=%7.1f p99=%7.1f\n", small->read_p50, small->read_p99);
+	if (many)
+		printf("stable_read_fault        p50=%7.1f p99=%7.1f (the home's copy read-only, "
+		       "%d nodes)\n", many->sread_p50, many->sread_p99, many->n_nodes);
+	printf("write_upgrade_%d_sharer%s   p50=%7.1f p99=%7.1f\n", small->n_nodes - 1,
+	       small->n_nodes > 2 ? "s" : " ", small->up_p50, small->up_p99);
 	if (four)
 		printf("write_upgrade_3_sharers  p50=%7.1f p99=%7.1f\n", four->up_p50,
 		       four->up_p99);
 	else
 		printf("write_upgrade_3_sharers  skipped (no 4-node run with --transport both)\n");
-	printf("ping_pong_round (2 nodes) p50=%7.1f p99=%7.1f\n", two->pp_p50, two->pp_p99);
-	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", two->rtt_p50, two->rtt_p99);
+	printf("ping_pong_round (2 nodes) p50=%7.1f p99=%7.1f\n", small->pp_p50, small->pp_p99);
+	printf("raw_rtt_64B_req_4K_reply p50=%7.1f p99=%7.1f\n", small->rtt_p50, small->rtt_p99);
 }
 
 /* The part of a fault no handler-thread design removes, measured now, and
@@ -280,17 +316,18 @@ static int run_both_transports(const char *argv0, const struct opts *o)
 
 	rdma.transport = CLUSTER_TRANSPORT_RDMA;
 	tcp.transport = CLUSTER_TRANSPORT_TCP;
-	printf("--transport both: 2-node cluster over rdma, then over tcp; the 4-node run "
+	printf("--transport both: 3-node cluster over rdma, then over tcp; the 4-node run "
 	       "(write_upgrade_3_sharers) is skipped\n");
-	if (run_cluster(argv0, o, &rdma, 2, &r))
+	if (run_cluster(argv0, o, &rdma, 3, &r))
 		return 1;
 	print_table(o, &rdma, &r, NULL);
-	if (run_cluster(argv0, o, &tcp, 2, &t))
+	if (run_cluster(argv0, o, &tcp, 3, &t))
 		return 1;
 	print_table(o, &tcp, &t, NULL);
 	printf("rdma_read_fault_p50_us=%.1f tcp_read_fault_p50_us=%.1f rdma_rtt_p50_us=%.1f "
-	       "tcp_rtt_p50_us=%.1f read_fault_rdma_tcp_ratio=%.2f\n",
-	       r.read_p50, t.read_p50, r.rtt_p50, t.rtt_p50,
+	       "tcp_rtt_p50_us=%.1f rdma_stable_read_p50_us=%.1f tcp_stable_read_p50_us=%.1f "
+	       "read_fault_rdma_tcp_ratio=%.2f\n",
+	       r.read_p50, t.read_p50, r.rtt_p50, t.rtt_p50, r.sread_p50, t.sread_p50,
 	       t.read_p50 > 0 ? r.read_p50 / t.read_p50 : 0.0);
 	return 0;
 }
@@ -300,7 +337,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: disco-dsm-bench [options]\n"
 		   "Measures DSM fault latencies and the raw transport round trip in one run.\n"
 		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1.\n"
-		   "With --transport both: 2-node clusters only, over rdma and over tcp.\n\n"
+		   "With --transport both: 3-node clusters only, over rdma and over tcp.\n\n"
 		   "  --config FILE     run on this cluster config instead (needs --node)\n"
 		   "  --node NAME       run as this member (node index 0 serves, 1 measures)\n"
 		   "  --vm NAME         VM whose memory to use (default: the first)\n"

@@ -5,18 +5,23 @@
 # die() and `tool` (its name, for messages).
 
 # debian_kernel_pick META FLAVOR OVERRIDE_VAR CACHE
-#   META      the metapackage, e.g. linux-image-cloud-amd64
+#   META      the metapackage, e.g. linux-image-cloud-amd64 or
+#             linux-image-6.12-amd64
 #   FLAVOR    the versioned package's suffix, e.g. -cloud-amd64
 #   OVERRIDE_VAR  name of an environment variable that may name the
-#             versioned package instead
+#             versioned package instead, or another metapackage (which is
+#             resolved like META, e.g. linux-image-amd64 for Debian 12's 6.1)
 #   CACHE     where downloaded kernels are kept (one <pkg>_<version>/ each)
 # Sets kpkg, kver and kdir ($CACHE/<pkg>_<version>).
 debian_kernel_pick() {
 	local meta=$1 flavor=$2 override_var=$3 cache=$4
-	local pkg=${!override_var:-} ver="" cached
+	local pkg=${!override_var:-} ver="" cached dep base
 	if [ -z "$pkg" ]; then
-		pkg=$(apt-cache show --no-all-versions "$meta" 2>/dev/null |
-			sed -n "s/^Depends:.*\(linux-image-[0-9][^ ,]*$flavor\).*/\1/p" | head -n1) || true
+		pkg=$(debian_kernel_meta_dep "$meta" "$flavor")
+	else
+		# A metapackage names the versioned package in its Depends.
+		dep=$(debian_kernel_meta_dep "$pkg" "$flavor")
+		[ -z "$dep" ] || pkg=$dep
 	fi
 	if [ -n "$pkg" ]; then
 		ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null |
@@ -26,7 +31,13 @@ debian_kernel_pick() {
 		die "apt does not know $override_var=${!override_var} (see: apt-cache policy ${!override_var})"
 	fi
 	if [ -z "$ver" ]; then
-		cached=$(ls -d "$cache"/linux-image-*_*/ 2>/dev/null | sort -V | tail -n1 || true)
+		# The newest cached kernel of META's series: linux-image-6.12-amd64
+		# takes a linux-image-6.12.*, linux-image-amd64 any.
+		base=${meta%"$flavor"}
+		case $base in linux-image-[0-9]*) base=$base. ;; *) base=linux-image- ;; esac
+		cached=$(for d in "$cache/$base"*_*/; do
+			case $d in *.tmp/) ;; *) [ ! -d "$d" ] || echo "$d" ;; esac
+		done | sort -V | tail -n1)
 		[ -n "$cached" ] || die "apt does not know $meta and no kernel is cached in $cache.
   Run 'apt-get update' (as root) so apt knows the Debian kernel packages, then run this again."
 		cached=$(basename "$cached")
@@ -37,6 +48,14 @@ debian_kernel_pick() {
 	kpkg=$pkg
 	kver=$ver
 	kdir=$cache/${kpkg}_${kver}
+}
+
+# debian_kernel_meta_dep PKG FLAVOR: the versioned linux-image-<ver>FLAVOR
+# that PKG (a metapackage) depends on, per the apt lists; empty if apt does
+# not know PKG or PKG is no metapackage (a versioned image depends on none).
+debian_kernel_meta_dep() {
+	apt-cache show --no-all-versions "$1" 2>/dev/null |
+		sed -n "s/^Depends:.*\(linux-image-[0-9][^ ,]*$2\).*/\1/p" | head -n1 || true
 }
 
 # check_static_busybox PATH: dies unless PATH is busybox-static's binary

@@ -3,6 +3,10 @@
 # and drives the DSM over the RDMA transport on rxe0 (10.0.2.15, GID 1):
 #   dsm_over_rdma.sh transport BUILD  the transport test program over rdma
 #   dsm_over_rdma.sh stress BUILD     disco-dsm-stress, 3 processes
+#   dsm_over_rdma.sh one_sided BUILD  the same on memfd backing, where pages
+#                                     travel by RDMA READ: checks that reads
+#                                     served pages (needs Linux >= 6.4 in the
+#                                     VM for UFFDIO_CONTINUE_MODE_WP)
 #   dsm_over_rdma.sh kill BUILD       3 stress members, one killed with -9:
 #                                     the other two report it failed and exit
 #                                     (at the latest when a fault in flight to
@@ -38,6 +42,20 @@ stress)
 	echo "$out" | tail -n 1 | grep -q '^stress: processes=3 .* result=PASS$' ||
 		fail "no PASS summary line"
 	grep -q "up over rdma" <<<"$out" || fail "the members did not connect over rdma"
+	;;
+one_sided)
+	out=$("$build/dsm/disco-dsm-stress" --processes 3 --threads 2 --iterations 1500 "${net[@]}" \
+		--backing memfd 2>&1)
+	rc=$?
+	echo "$out" | grep -v ": info: "
+	[ $rc -eq 0 ] || fail "disco-dsm-stress --backing memfd exited $rc"
+	echo "$out" | tail -n 1 | grep -q '^stress: processes=3 .* result=PASS$' ||
+		fail "no PASS summary line"
+	grep -q "one-sided page reads on" <<<"$out" || fail "one-sided reads were not set up"
+	reads=$(sed -n 's/^stress\[n[0-9]*\]:.* pages_read=\([0-9]*\).*/\1/p' <<<"$out" |
+		awk '{ s += $1 } END { print s + 0 }')
+	echo "dsm_over_rdma: pages read one-sided by the 3 members: $reads"
+	[ "$reads" -gt 0 ] || fail "no page travelled by RDMA READ"
 	;;
 kill)
 	# Members of a generated 3-node rdma cluster, started one by one so
@@ -87,17 +105,22 @@ kill)
 	echo "dsm_over_rdma: ok: n0 and n2 exited (status $rc0, $rc2) ${ms} ms after n1 was killed, naming it"
 	;;
 bench)
+	# memfd backing on both, so the rdma run's stable reads go one-sided
 	out=$("$build/dsm/disco-dsm-bench" --transport both --rdma-device "$dev" --address "$ip" \
-		--rdma-gid-index "$gid" --samples "${BENCH_SAMPLES:-400}" --rounds "${BENCH_ROUNDS:-400}" 2>&1)
+		--rdma-gid-index "$gid" --backing memfd --samples "${BENCH_SAMPLES:-400}" \
+		--rounds "${BENCH_ROUNDS:-400}" 2>&1)
 	rc=$?
 	echo "$out" | grep -v ": info: "
 	[ $rc -eq 0 ] || fail "disco-dsm-bench exited $rc"
 	last=$(echo "$out" | tail -n 1)
-	[[ $last =~ ^rdma_read_fault_p50_us=[0-9.]+\ tcp_read_fault_p50_us=[0-9.]+\ .*read_fault_rdma_tcp_ratio=[0-9.]+$ ]] ||
+	[[ $last =~ ^rdma_read_fault_p50_us=[0-9.]+\ tcp_read_fault_p50_us=[0-9.]+\ .*rdma_stable_read_p50_us=[0-9.]+\ .*read_fault_rdma_tcp_ratio=[0-9.]+$ ]] ||
 		fail "unexpected summary line: $last"
+	# the measuring node's stats, rdma run first: its stable reads were one-sided
+	reads=$(sed -n 's/^bench\[n1\]: pages_read=\([0-9]*\)$/\1/p' <<<"$out" | head -n 1)
+	[ "${reads:-0}" -gt 0 ] || fail "the rdma run read no page one-sided"
 	;;
 *)
-	echo "usage: dsm_over_rdma.sh transport|stress|kill|bench BUILD" >&2
+	echo "usage: dsm_over_rdma.sh transport|stress|one_sided|kill|bench BUILD" >&2
 	exit 2
 	;;
 esac
