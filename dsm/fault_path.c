@@ -434,7 +434,8 @@ static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_
 	}
 	m.src = (uint16_t)peer;
 	m.dst = (uint16_t)r->self;
-	if (x.data_by_read && (m.kind != DSM_MSG_GRANT || !(m.flags & DSM_MSG_F_DATA) || f->page)) {
+	if (x.data_by_read && (!r->one_sided || m.kind != DSM_MSG_GRANT ||
+			       !(m.flags & DSM_MSG_F_DATA) || f->page || m.page >= r->n_pages)) {
 		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " marked data_by_read",
 			 dsm_msg_kind_name(m.kind), m.page);
 		rpc_transport_fail_peer(r->transport, peer, why);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench-rdma.sh [RUNS] [SAMPLES]: disco-dsm-bench over the RDMA transport and
+# bench-rdma.sh [RUNS] [SAMPLES]: disco-dsm-bench (3 nodes, memfd backing, so
+# the rdma run's stable reads are one-sided) over the RDMA transport and
 # over TCP inside the same Soft-RoCE test VM (tests/rdma/README.md), RUNS
 # times (default 3) in one boot, then the median of each figure and of the
 # rdma/tcp ratio. Soft-RoCE under TCG says nothing about NIC latency; the
@@ -33,7 +34,8 @@ awk -v runs="$runs" '
 
 		out = ""
 		for (k in keys) { for (i = 1; i <= n; i++) a[i] = v[k, i]; m[k] = med(a, n) }
-		printf "median of %d runs: rdma_read_fault_p50_us=%.1f tcp_read_fault_p50_us=%.1f rdma_rtt_p50_us=%.1f tcp_rtt_p50_us=%.1f read_fault_rdma_tcp_ratio=%.2f\n",
+		printf "median of %d runs: rdma_read_fault_p50_us=%.1f tcp_read_fault_p50_us=%.1f rdma_rtt_p50_us=%.1f tcp_rtt_p50_us=%.1f rdma_stable_read_p50_us=%.1f tcp_stable_read_p50_us=%.1f read_fault_rdma_tcp_ratio=%.2f\n",
 			n, m["rdma_read_fault_p50_us"], m["tcp_read_fault_p50_us"], m["rdma_rtt_p50_us"],
-			m["tcp_rtt_p50_us"], m["read_fault_rdma_tcp_ratio"]
+			m["tcp_rtt_p50_us"], m["rdma_stable_read_p50_us"], m["tcp_stable_read_p50_us"],
+			m["read_fault_rdma_tcp_ratio"]
 	}' "$log.runs"

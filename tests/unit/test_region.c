@@ -22,7 +22,10 @@
 
 #include <cmocka.h>
 
+#include "dsm.pb-c.h"
+#include "dsm/protocol.h"
 #include "dsm/region.h"
+#include "rpc/transport.h"
 
 #define PAGE DSM_PAGE_SIZE
 
@@ -478,6 +481,132 @@ static void lost_peer_fails_fault(int base, uint64_t page)
 	assert_null(strstr(fatal_msg, "n0"));
 }
 
+/* ---- a raw transport as node n1, to send a region frames it must refuse ---- */
+
+struct raw_peer {
+	uv_loop_t loop;
+	uv_async_t stop;
+	struct rpc_transport *t;
+	pthread_t th;
+};
+
+static void raw_frame(void *o, int peer, const struct rpc_frame_view *f) {}
+static void raw_up(void *o, int peer) {}
+static void raw_down(void *o, int peer, enum rpc_peer_state st, const char *why) {}
+
+static void raw_on_stop(uv_async_t *h)
+{
+	struct raw_peer *rp = h->data;
+	rpc_transport_stop(rp->t);
+	uv_close((uv_handle_t *)h, NULL);
+}
+
+static void *raw_loop(void *arg)
+{
+	struct raw_peer *rp = arg;
+	uv_run(&rp->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static void raw_start(struct raw_peer *rp, const struct cluster_config *cfg)
+{
+	static const struct rpc_callbacks cb = { raw_frame, raw_up, raw_down };
+	uv_loop_init(&rp->loop);
+	uv_async_init(&rp->loop, &rp->stop, raw_on_stop);
+	rp->stop.data = rp;
+	assert_int_equal(rpc_tcp_transport_create(&rp->loop, cfg, 1, &cb, rp, &rp->t), 0);
+	assert_int_equal(rpc_transport_start(rp->t), 0);
+	pthread_create(&rp->th, NULL, raw_loop, rp);
+}
+
+static void raw_finish(struct raw_peer *rp)
+{
+	uv_async_send(&rp->stop);
+	pthread_join(rp->th, NULL);
+	uv_loop_close(&rp->loop);
+	rpc_transport_destroy(rp->t);
+}
+
+static pthread_mutex_t lost_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lost_cond = PTHREAD_COND_INITIALIZER;
+static char lost_why[512];
+
+static void on_lost(void *opaque, int peer, const char *why)
+{
+	pthread_mutex_lock(&lost_mu);
+	snprintf(lost_why, sizeof(lost_why), "n%d: %s", peer, why);
+	pthread_cond_broadcast(&lost_cond);
+	pthread_mutex_unlock(&lost_mu);
+}
+
+/* Region n0 (TCP, anonymous memory: no one-sided reads) gets @type/@body
+ * from a raw n1; returns why n0 failed n1 (empty if it did not in 5 s). */
+static void refused_frame(int port, uint16_t type, const void *body, size_t len, char *why,
+			  size_t whylen)
+{
+	struct cluster_config *cfg = make_config(port, "");
+	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .on_peer_lost = on_lost };
+	struct dsm_region *a = NULL;
+	struct raw_peer rp;
+	char err[256];
+
+	lost_why[0] = 0;
+	assert_int_equal(dsm_region_create(&o, &a), 0);
+	raw_start(&rp, cfg);
+	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	for (int i = 0; i < 5000 && rpc_transport_peer_state(rp.t, 0) != RPC_PEER_UP; i++)
+		usleep(1000); /* n0 saw n1's proof; n1 may not have seen n0's yet */
+	assert_int_equal(rpc_transport_send(rp.t, 0, type, body, len, NULL), 0);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	pthread_mutex_lock(&lost_mu);
+	while (!lost_why[0])
+		if (pthread_cond_timedwait(&lost_cond, &lost_mu, &deadline) == ETIMEDOUT)
+			break;
+	snprintf(why, whylen, "%s", lost_why);
+	pthread_mutex_unlock(&lost_mu);
+	dsm_region_stop(a);
+	dsm_region_destroy(a);
+	raw_finish(&rp);
+	cluster_config_free(cfg);
+}
+
+/* A GRANT that says "read the page yourself" to a node that cannot (no
+ * one-sided reads here), and a DsmMemory for a region of another size:
+ * both fail the sender, with the reason, and never reach the engine. */
+static void test_bad_one_sided_frames_fail_the_peer(void **state)
+{
+	(void)state;
+	uint8_t body[256];
+	char why[512];
+
+	Disco__DsmMessage g = DISCO__DSM_MESSAGE__INIT;
+	g.kind = DISCO__DSM_KIND__DSM_GRANT;
+	g.page = 1;
+	g.flags = DSM_MSG_F_DATA;
+	g.requester = 0;
+	g.data_by_read = true;
+	g.read_version = 2;
+	size_t len = disco__dsm_message__pack(&g, body);
+	refused_frame(port_base() + 6, RPC_MSG_DSM, body, len, why, sizeof(why));
+	print_message("GRANT by read: %s\n", why);
+	assert_non_null(strstr(why, "n1"));
+	assert_non_null(strstr(why, "marked data_by_read"));
+
+	Disco__DsmMemory mem = DISCO__DSM_MEMORY__INIT;
+	Disco__DsmMemory__Segment seg = DISCO__DSM_MEMORY__SEGMENT__INIT, *segs[1] = { &seg };
+	seg.pages = 16;
+	seg.addr = 0x10000;
+	mem.n_pages = 16; /* the region has 1024 */
+	mem.n_segments = 1;
+	mem.segments = segs;
+	len = disco__dsm_memory__pack(&mem, body);
+	refused_frame(port_base() + 6, RPC_MSG_DSM_MEMORY, body, len, why, sizeof(why));
+	print_message("DsmMemory: %s\n", why);
+	assert_non_null(strstr(why, "DsmMemory with a region of another size"));
+}
+
 /* Interleaved placement: page 1 is homed at n1, page 0 at n0. */
 static void test_lost_home_fails_fault_with_its_name(void **state)
 {
@@ -528,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_segments_form_one_region),
 		cmocka_unit_test(test_policy_moves_home_to_main_user),
 		cmocka_unit_test(test_missing_peer_named_at_start),
+		cmocka_unit_test(test_bad_one_sided_frames_fail_the_peer),
 		cmocka_unit_test(test_lost_home_fails_fault_with_its_name),
 		cmocka_unit_test(test_lost_owner_fails_fault_with_its_name),
 	};
