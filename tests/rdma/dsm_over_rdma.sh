@@ -28,6 +28,18 @@ fail() {
 	exit 1
 }
 
+# stress_3 [OPTIONS]: disco-dsm-stress, 3 processes over rdma; its output
+# in $out; fails unless it passed.
+stress_3() {
+	out=$("$build/dsm/disco-dsm-stress" --processes 3 --threads 2 --iterations 1500 "${net[@]}" \
+		"$@" 2>&1)
+	local rc=$?
+	echo "$out" | grep -v ": info: "
+	[ $rc -eq 0 ] || fail "disco-dsm-stress $* exited $rc"
+	echo "$out" | tail -n 1 | grep -q '^stress: processes=3 .* result=PASS$' ||
+		fail "no PASS summary line"
+}
+
 case $mode in
 transport)
 	DISCO_TEST_TRANSPORT=rdma DISCO_TEST_ADDRESS=$ip DISCO_TEST_RDMA_DEVICE=$dev \
@@ -35,22 +47,11 @@ transport)
 		fail "test_rpc_transport over rdma"
 	;;
 stress)
-	out=$("$build/dsm/disco-dsm-stress" --processes 3 --threads 2 --iterations 1500 "${net[@]}" 2>&1)
-	rc=$?
-	echo "$out" | grep -v ": info: "
-	[ $rc -eq 0 ] || fail "disco-dsm-stress exited $rc"
-	echo "$out" | tail -n 1 | grep -q '^stress: processes=3 .* result=PASS$' ||
-		fail "no PASS summary line"
+	stress_3
 	grep -q "up over rdma" <<<"$out" || fail "the members did not connect over rdma"
 	;;
 one_sided)
-	out=$("$build/dsm/disco-dsm-stress" --processes 3 --threads 2 --iterations 1500 "${net[@]}" \
-		--backing memfd 2>&1)
-	rc=$?
-	echo "$out" | grep -v ": info: "
-	[ $rc -eq 0 ] || fail "disco-dsm-stress --backing memfd exited $rc"
-	echo "$out" | tail -n 1 | grep -q '^stress: processes=3 .* result=PASS$' ||
-		fail "no PASS summary line"
+	stress_3 --backing memfd
 	grep -q "one-sided page reads on" <<<"$out" || fail "one-sided reads were not set up"
 	reads=$(sed -n 's/^stress\[n[0-9]*\]:.* pages_read=\([0-9]*\).*/\1/p' <<<"$out" |
 		awk '{ s += $1 } END { print s + 0 }')
