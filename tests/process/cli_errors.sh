@@ -17,6 +17,7 @@ expect 2 "usage" "$stress" --no-such-option
 expect 2 "needs --config" "$stress" --node n0
 expect 2 'expected a number, got "x"' "$bench" --samples x
 expect 2 "go together" "$bench" --node n1
+expect 2 'backing wants anonymous or memfd, got "hugetlb"' "$stress" --backing hugetlb
 expect 1 "bad.yaml" "$stress" --config "$tmp/bad.yaml" --node n0
 expect 1 "no node named \"zz\"" "$stress" --config "$(dirname "$0")/../../cluster-config/examples/local-2node.yaml" --node zz
 examples="$(cd "$(dirname "$0")/../../cluster-config/examples" && pwd)"

@@ -2,6 +2,10 @@
 add_test(NAME dsm_stress_4_processes
          COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000)
 set_tests_properties(dsm_stress_4_processes PROPERTIES LABELS "process" TIMEOUT 600)
+# The same on memfd backing: every install a UFFDIO_CONTINUE of the file's page
+add_test(NAME dsm_stress_4_processes_memfd
+         COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000 --backing memfd)
+set_tests_properties(dsm_stress_4_processes_memfd PROPERTIES LABELS "process" TIMEOUT 600)
 
 add_test(NAME dsm_bench_smoke
          COMMAND ${CMAKE_SOURCE_DIR}/tests/process/bench_smoke.sh $<TARGET_FILE:disco-dsm-bench>)
