@@ -19,6 +19,18 @@
  * message: then no CPU may still wait, no request may be pending and every
  * page must have exactly one idle home (no request waits forever).
  *
+ * With --one-sided it also models how the runtime moves page bytes by RDMA
+ * READ (dsm/one_sided.c, docs/transport.md): every node keeps the version
+ * word of each page (odd while its copy may change), a requester sending a
+ * READ_REQ to the home reads the home's word, page and word again at
+ * random moments before it handles the answer, the home grants from a
+ * stable copy without the bytes, and the requester takes what it read only
+ * if both words equal the GRANT's, else reads again while handling it
+ * (when the home's copy must be the granted one: checked). The invariants
+ * above then check that the bytes taken were the right ones;
+ * --one-sided-unchecked drops the version check (a mutation the run must
+ * catch).
+ *
  * A failure prints the seed and the command that replays it.
  */
 #include <errno.h>
@@ -42,6 +54,16 @@ struct sim_msg {
 	struct dsm_msg m;
 	bool has_data;
 	uint64_t value;
+	bool read_posted;      /* READ_REQ: the requester reads the home's copy */
+	bool by_read;          /* GRANT without the bytes */
+	uint64_t read_version; /* ... the home's version word at the grant */
+};
+
+/* A requester's reads of the home's page (--one-sided). */
+struct read_ahead {
+	bool posted, done;
+	int from;
+	uint64_t v1, value, v2;
 };
 
 struct channel {
@@ -62,7 +84,10 @@ struct sim_node {
 	struct dsm_engine *e;
 	bool present[MAX_PAGES];
 	bool writable[MAX_PAGES];
-	uint64_t value[MAX_PAGES];
+	uint64_t value[MAX_PAGES];   /* also what a dropped copy's file page holds */
+	uint64_t ver[MAX_PAGES];     /* version words (--one-sided) */
+	uint64_t wanted[MAX_PAGES];  /* home: requesters reading it themselves */
+	struct read_ahead ahead[MAX_PAGES];
 	struct cpu cpus[MAX_CPUS];
 	const struct sim_msg *incoming; /* message being handled, for INCOMING data */
 };
@@ -73,6 +98,7 @@ struct sim {
 	uint64_t events;
 	unsigned migrate_permille;
 	bool per_page_fifo;
+	bool one_sided, one_sided_unchecked;
 	uint64_t policy_every;        /* run Disco's policy on every node this often (0: never) */
 	struct dsm_policy *policy[MAX_NODES];
 	uint64_t policy_migrations;
@@ -85,7 +111,7 @@ struct sim {
 	uint64_t step;
 	struct {
 		uint64_t reads, writes, delivered, migrations_asked, migrations_started, faults,
-			stale_faults, drains;
+			stale_faults, drains, granted_by_read, reads_taken, rereads;
 		unsigned max_in_flight;
 	} st;
 };
@@ -100,9 +126,11 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
-		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s --policy %" PRIu64 "\n",
+		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s --policy %" PRIu64
+		"%s\n",
 		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille,
-		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "", S.policy_every);
+		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "", S.policy_every,
+		S.one_sided_unchecked ? " --one-sided-unchecked" : S.one_sided ? " --one-sided" : "");
 	exit(1);
 }
 
@@ -126,6 +154,85 @@ static int initial_home(uint64_t page, void *ctx)
 	return (int)(page % (uint64_t)S.n_nodes);
 }
 
+/* ---- one-sided transfer (--one-sided), as dsm/one_sided.c does it --------- */
+
+/* The runtime's version word rules (region_ver_unstable/stable). */
+static void set_writable(struct sim_node *n, uint64_t p, bool writable)
+{
+	if (writable && !(n->ver[p] & 1))
+		n->ver[p]++; /* before the copy may change */
+	n->writable[p] = writable;
+	if (!writable && (n->ver[p] & 1))
+		n->ver[p]++; /* after it no longer can */
+}
+
+/* Complete the requester's reads of @p: its page read lands at a random
+ * moment between the two version reads (at the first, or now), then the
+ * second version read. */
+static void read_ahead_step(struct sim_node *r, uint64_t p)
+{
+	struct read_ahead *ra = &r->ahead[p];
+	struct sim_node *h = &S.nodes[ra->from];
+	if (!ra->posted || ra->done)
+		return;
+	if (rnd() & 1)
+		ra->value = h->value[p];
+	ra->v2 = h->ver[p];
+	ra->done = true;
+}
+
+/* Requester R sends a READ_REQ straight to @home: post the three reads
+ * (the first word and, for now, the page are read at once). */
+static bool read_ahead_post(struct sim_node *r, const struct dsm_msg *m)
+{
+	uint64_t p = m->page;
+	if (!S.one_sided || m->kind != DSM_MSG_READ_REQ || m->requester != r->id || m->hops ||
+	    r->present[p])
+		return false;
+	struct sim_node *h = &S.nodes[m->dst];
+	r->ahead[p] = (struct read_ahead){ .posted = true, .from = m->dst, .v1 = h->ver[p],
+					   .value = h->value[p] };
+	return true;
+}
+
+/* Home: may this GRANT go without its bytes? */
+static bool grant_by_read(struct sim_node *h, const struct dsm_msg *m, uint64_t *version)
+{
+	uint64_t p = m->page, bit = 1ull << m->dst;
+	if (!S.one_sided || m->kind != DSM_MSG_GRANT || (m->flags & DSM_MSG_F_EXCL) ||
+	    !(h->wanted[p] & bit))
+		return false;
+	h->wanted[p] &= ~bit;
+	if (!h->present[p] || h->writable[p] || (h->ver[p] & 1))
+		return false;
+	*version = h->ver[p];
+	S.st.granted_by_read++;
+	return true;
+}
+
+/* Requester, handling a GRANT by read from @h: the bytes it will install. */
+static uint64_t read_payload(struct sim_node *r, struct sim_node *h, const struct sim_msg *sm)
+{
+	uint64_t p = sm->m.page;
+	struct read_ahead *ra = &r->ahead[p];
+	read_ahead_step(r, p); /* the runtime waits for its reads first */
+	if (ra->posted && ra->from == h->id &&
+	    (S.one_sided_unchecked ||
+	     (ra->v1 == sm->read_version && ra->v2 == sm->read_version && !(ra->v1 & 1)))) {
+		ra->posted = false;
+		S.st.reads_taken++;
+		return ra->value;
+	}
+	ra->posted = false;
+	/* Read again now: the home's copy cannot have changed since the GRANT. */
+	S.st.rereads++;
+	if (h->ver[p] != sm->read_version)
+		fail("page %" PRIu64 ": node %d's copy changed under its GRANT to node %d "
+		     "(version %" PRIu64 ", granted %" PRIu64 ")", p, h->id, r->id, h->ver[p],
+		     sm->read_version);
+	return h->value[p];
+}
+
 /* ---- the engine's actions, applied to the simulated node ---------------- */
 
 static void emit(void *ctx, const struct dsm_action *a)
@@ -142,7 +249,10 @@ static void emit(void *ctx, const struct dsm_action *a)
 		if (a->msg.dst >= S.n_nodes || a->msg.dst == n->id)
 			fail("node %d sends %s to bad node %d", n->id, dsm_msg_kind_name(a->msg.kind),
 			     a->msg.dst);
-		if (a->data == DSM_DATA_LOCAL) {
+		sm->read_posted = read_ahead_post(n, &a->msg);
+		if (a->data == DSM_DATA_LOCAL && grant_by_read(n, &a->msg, &sm->read_version)) {
+			sm->by_read = true;
+		} else if (a->data == DSM_DATA_LOCAL) {
 			if (!n->present[p])
 				fail("node %d sends page %" PRIu64 " it does not hold", n->id, p);
 			sm->has_data = true;
@@ -153,7 +263,7 @@ static void emit(void *ctx, const struct dsm_action *a)
 			sm->has_data = true;
 			sm->value = n->incoming->value;
 		}
-		if (((a->msg.flags & DSM_MSG_F_DATA) != 0) != sm->has_data)
+		if (((a->msg.flags & DSM_MSG_F_DATA) != 0) != (sm->has_data || sm->by_read))
 			fail("DATA flag does not match payload");
 		struct channel *c = &S.ch[n->id][a->msg.dst];
 		if (c->tail)
@@ -169,23 +279,24 @@ static void emit(void *ctx, const struct dsm_action *a)
 	case DSM_ACT_INSTALL:
 		if (!n->incoming || !n->incoming->has_data)
 			fail("node %d installs page %" PRIu64 " without data", n->id, p);
+		set_writable(n, p, true); /* being filled */
 		n->present[p] = true;
 		n->value[p] = n->incoming->value;
-		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		set_writable(n, p, a->prot == DSM_PROT_WRITE);
 		break;
 	case DSM_ACT_PROTECT:
 		if (!n->present[p])
 			fail("node %d protects absent page %" PRIu64, n->id, p);
-		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		set_writable(n, p, a->prot == DSM_PROT_WRITE);
 		break;
 	case DSM_ACT_MAP_LOCAL:
 		if (!n->present[p])
 			fail("node %d maps absent page %" PRIu64, n->id, p);
-		n->writable[p] = a->prot == DSM_PROT_WRITE;
+		set_writable(n, p, a->prot == DSM_PROT_WRITE);
 		break;
 	case DSM_ACT_DROP:
 		n->present[p] = false;
-		n->writable[p] = false;
+		set_writable(n, p, false);
 		break;
 	case DSM_ACT_WAKE:
 		if (a->error)
@@ -305,6 +416,22 @@ static bool deliver_random(void)
 		c->len--;
 		S.in_flight--;
 		struct sim_node *dst = &S.nodes[sm->m.dst];
+		uint64_t p = sm->m.page;
+		if (S.one_sided && p < (uint64_t)S.n_pages) {
+			read_ahead_step(dst, p); /* the runtime settles its reads first */
+			if (sm->by_read) {
+				sm->value = read_payload(dst, &S.nodes[sm->m.src], sm);
+				sm->has_data = true;
+			}
+			dst->ahead[p].posted = false; /* any frame for p ends them */
+			if (sm->m.kind == DSM_MSG_READ_REQ) {
+				uint64_t bit = 1ull << sm->m.src;
+				bool usable = sm->read_posted && sm->m.src == sm->m.requester &&
+					      !sm->m.hops && dst->present[p] && !dst->writable[p] &&
+					      !(dst->ver[p] & 1);
+				dst->wanted[p] = usable ? dst->wanted[p] | bit : dst->wanted[p] & ~bit;
+			}
+		}
 		dst->incoming = sm;
 		int rc = dsm_engine_receive(dst->e, &sm->m);
 		dst->incoming = NULL;
@@ -422,6 +549,8 @@ static void usage(FILE *f)
 		"               [--cpus 1..%d] [--migrate PERMILLE] [--drain-every N]\n"
 		"               [--per-page-fifo]  (order kept per channel and page only)\n"
 		"               [--policy EVERY]   (Disco's policy on every node every EVERY steps)\n"
+		"               [--one-sided]      (page bytes by RDMA READ, as the runtime does)\n"
+		"               [--one-sided-unchecked] (the same without its version check)\n"
 		"Drives the DSM protocol engine with random events and checks coherence\n"
 		"invariants after every step. Exits 1 and prints a replay command on failure.\n",
 		MAX_NODES, MAX_PAGES, MAX_CPUS);
@@ -435,6 +564,7 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, 0, 'c' },   { "migrate", required_argument, 0, 'm' },
 		{ "drain-every", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' },
 		{ "per-page-fifo", no_argument, 0, 'f' }, { "policy", required_argument, 0, 'P' },
+		{ "one-sided", no_argument, 0, 'o' }, { "one-sided-unchecked", no_argument, 0, 'u' },
 		{ 0, 0, 0, 0 },
 	};
 	S.seed = 1;
@@ -455,6 +585,8 @@ int main(int argc, char **argv)
 		case 'd': S.drain_every = strtoull(optarg, NULL, 0); break;
 		case 'f': S.per_page_fifo = true; break;
 		case 'P': S.policy_every = strtoull(optarg, NULL, 0); break;
+		case 'o': S.one_sided = true; break;
+		case 'u': S.one_sided = S.one_sided_unchecked = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -487,6 +619,7 @@ int main(int argc, char **argv)
 			/* A home starts with a writable zero page (value 0). */
 			n->present[p] = dsm_engine_is_home(n->e, p);
 			n->writable[p] = n->present[p];
+			n->ver[p] = n->writable[p]; /* odd: writable */
 		}
 	}
 
@@ -500,6 +633,10 @@ int main(int argc, char **argv)
 			step_cpu(true);
 		else if (!deliver_random())
 			step_cpu(true);
+		if (S.one_sided && rnd_below(4) == 0) {
+			struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
+			read_ahead_step(n, rnd_below(S.n_pages));
+		}
 		if (S.policy_every && S.step % S.policy_every == 0)
 			step_policy();
 		check_invariants();
@@ -520,12 +657,18 @@ int main(int argc, char **argv)
 	/* a policy run that never moved a page would not test what it claims */
 	if (S.policy_every && !S.policy_migrations)
 		fail("--policy: the policy decided no migration in %" PRIu64 " events", S.events);
+	/* nor a one-sided run that never took bytes it read, or never read again */
+	if (S.one_sided && (!S.st.reads_taken || !S.st.rereads))
+		fail("--one-sided: %" PRIu64 " reads taken, %" PRIu64 " read again: the path "
+		     "was not exercised", S.st.reads_taken, S.st.rereads);
 	printf("dsm-sim: PASS seed=%" PRIu64 " nodes=%d pages=%d cpus=%d events=%" PRIu64
 	       " reads=%" PRIu64 " writes=%" PRIu64 " faults=%" PRIu64 " stale_faults=%" PRIu64
 	       " messages=%" PRIu64 " invalidations=%" PRIu64 " migrations=%" PRIu64
-	       " forwards=%" PRIu64 " drains=%" PRIu64 " max_in_flight=%u policy_migrations=%" PRIu64 "\n",
+	       " forwards=%" PRIu64 " drains=%" PRIu64 " max_in_flight=%u policy_migrations=%" PRIu64
+	       " granted_by_read=%" PRIu64 " reads_taken=%" PRIu64 " rereads=%" PRIu64 "\n",
 	       S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.st.reads, S.st.writes,
 	       S.st.faults, S.st.stale_faults, S.st.delivered, invs, migrations, forwards,
-	       S.st.drains, S.st.max_in_flight, S.policy_migrations);
+	       S.st.drains, S.st.max_in_flight, S.policy_migrations, S.st.granted_by_read,
+	       S.st.reads_taken, S.st.rereads);
 	return 0;
 }

@@ -22,3 +22,16 @@ set_tests_properties(dsm_sim_per_page_fifo PROPERTIES LABELS "sim;sanitize")
 # is the policy's); the run fails if the policy never moved a page.
 add_test(NAME dsm_sim_policy COMMAND dsm-sim --seed 31 --nodes 4 --pages 8 --migrate 0 --policy 100 --events 1000000)
 set_tests_properties(dsm_sim_policy PROPERTIES LABELS "sim;sanitize")
+# Page bytes by one-sided RDMA READ, as dsm/one_sided.c moves them (the
+# engine is the same; the run fails if the path was never taken) ...
+add_test(NAME dsm_sim_one_sided COMMAND dsm-sim --seed 41 --nodes 4 --pages 8 --one-sided --events 1000000)
+set_tests_properties(dsm_sim_one_sided PROPERTIES LABELS "sim;sanitize")
+add_test(NAME dsm_sim_one_sided_policy_per_page_fifo
+         COMMAND dsm-sim --seed 42 --nodes 5 --pages 16 --one-sided --per-page-fifo --policy 100 --events 1000000)
+set_tests_properties(dsm_sim_one_sided_policy_per_page_fifo PROPERTIES LABELS "sim;sanitize")
+# ... and without its version check, which must be caught: a requester
+# then installs bytes it read while the home's copy was changing.
+add_test(NAME dsm_sim_one_sided_unchecked_is_caught
+         COMMAND dsm-sim --seed 41 --nodes 4 --pages 8 --one-sided-unchecked --events 1000000)
+set_tests_properties(dsm_sim_one_sided_unchecked_is_caught PROPERTIES LABELS "sim;sanitize"
+                     PASS_REGULAR_EXPRESSION "dsm-sim: FAIL at step [0-9]+: page [0-9]+: node [0-9]+ SHARED holds")
