@@ -516,9 +516,9 @@ void rdma_peer_reap_sends(struct rdma_peer *p)
 			if (id != RDMA_WR_NO_SLOT && (id & RDMA_WR_READ_TAG)) {
 				if (wc[i].status == IBV_WC_SUCCESS) /* else: send_err below */
 					p->reads_done = id & ~RDMA_WR_READ_TAG;
-			}
-			else if (id != RDMA_WR_NO_SLOT)
+			} else if (id != RDMA_WR_NO_SLOT) {
 				p->slots_used--;
+			}
 			if (wc[i].status != IBV_WC_SUCCESS && !p->send_err) {
 				p->send_err = -EIO;
 				p->send_why = ibv_wc_status_str(wc[i].status);

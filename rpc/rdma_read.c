@@ -4,8 +4,8 @@
  * same queue pair as the frames and completed on its send completion
  * queue (rdma_peer.c reaps it and counts finished reads).
  *
- * Threads. register_memory() runs before any read (the DSM: in
- * dsm_region_start(), before the loop handles faults); the registered
+ * Threads. register_memory() runs before any read (the DSM: on its loop
+ * thread right after start(), before any peer is up); the registered
  * list is guarded by mr_mu, a leaf lock. read() and read_wait() may run on
  * any thread; they take the peer's send_mu like a send. read_wait() polls
  * the send CQ (no completion channel): it waits only for reads already on
