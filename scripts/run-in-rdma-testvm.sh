@@ -112,28 +112,45 @@ qemu_args=(
 log=$run/console.log
 stdin=/dev/null
 [ -t 0 ] && stdin=/dev/stdin
-echo "run-in-rdma-testvm: booting $build (timeout ${timeout_s} s): $*" >&2
-start=$(date +%s)
-"$qemu" "${qemu_args[@]}" <"$stdin" >"$log" 2>&1 &
-qpid=$!
-# Stream the console while QEMU runs; stop at exit or at the time limit.
-# (Without the CRs and the terminal escapes of SeaBIOS.)
-tail -n +1 -f --pid="$qpid" "$log" | sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc/\n/g' &
-tpid=$!
-timed_out=0
-while kill -0 "$qpid" 2>/dev/null; do
-	if [ $(($(date +%s) - start)) -ge "$timeout_s" ]; then
-		timed_out=1
-		kill "$qpid" 2>/dev/null || true
-		break
-	fi
-	sleep 1
-done
-qrc=0
-wait "$qpid" || qrc=$?
-qpid=""
-wait "$tpid" 2>/dev/null || true
-elapsed=$(($(date +%s) - start))
+
+# boot: one run of the VM; sets qrc, timed_out, elapsed.
+boot() {
+	echo "run-in-rdma-testvm: booting $build (timeout ${timeout_s} s): $*" >&2
+	start=$(date +%s)
+	: >"$log" # exists before tail opens it (QEMU's redirect runs in the background job)
+	"$qemu" "${qemu_args[@]}" <"$stdin" >>"$log" 2>&1 &
+	qpid=$!
+	# Stream the console while QEMU runs; stop at exit or at the time limit.
+	# (Without the CRs and the terminal escapes of SeaBIOS.)
+	tail -n +1 -f --pid="$qpid" "$log" | sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc/\n/g' &
+	local tpid=$!
+	timed_out=0
+	while kill -0 "$qpid" 2>/dev/null; do
+		if [ $(($(date +%s) - start)) -ge "$timeout_s" ]; then
+			timed_out=1
+			kill "$qpid" 2>/dev/null || true
+			break
+		fi
+		sleep 1
+	done
+	qrc=0
+	wait "$qpid" || qrc=$?
+	qpid=""
+	wait "$tpid" 2>/dev/null || true
+	elapsed=$(($(date +%s) - start))
+}
+
+boot "$@"
+# A VM that died before it was ready never ran the command: the nested,
+# doubly emulated boot itself failed (seen once in ~40 boots of 6.12
+# under TCG). Boot once more; a failure after "ready" is the command's.
+if [ "$timed_out" = 0 ] && [ ! -f "$run/rc" ] &&
+	! tr -d '\r' <"$log" | grep -q '^rdma-vm: ready'; then
+	echo "run-in-rdma-testvm: warning: the VM stopped (QEMU status $qrc) before it was ready; its console ended with:" >&2
+	tr -d '\r' <"$log" | tail -n 15 | sed 's/^/    /' >&2
+	echo "run-in-rdma-testvm: booting once more" >&2
+	boot "$@"
+fi
 
 if [ "$timed_out" = 1 ]; then
 	echo "run-in-rdma-testvm: FAIL: timeout: the VM did not finish within ${timeout_s} s; QEMU killed (command: $*)" >&2
