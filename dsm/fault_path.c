@@ -327,27 +327,8 @@ static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 {
 	char why[160];
 
-	if (r->one_sided && m->page < r->n_pages) {
-		if (m->kind == DSM_MSG_GRANT)
-			region_read_outcome(r, peer, m, x);
-		/* our read of this page must be done before anything maps it */
-		if (region_read_settle(r, m->page) < 0)
-			return; /* the peer was failed */
-		if (x->data_by_read && !(page = region_read_payload(r, peer, m, x)))
-			return;
-		r->read_peer[m->page] = -1;
-		if (m->kind == DSM_MSG_READ_REQ) {
-			/* Only a copy that is already stable here can match what
-			 * the requester read before asking; one we must first
-			 * write-protect changed since, so its bytes go in the
-			 * GRANT (a read would have to be repeated). */
-			uint64_t p = m->page;
-			dsm_nodeset_t bit = (dsm_nodeset_t)1 << peer;
-			bool usable = x->read_posted && peer == m->requester && !m->hops &&
-				      r->present[p] && !r->writable[p] && !(r->ver[p] & 1);
-			r->read_wanted[p] = usable ? r->read_wanted[p] | bit : r->read_wanted[p] & ~bit;
-		}
-	}
+	if (r->one_sided && m->page < r->n_pages && region_one_sided_frame(r, peer, m, x, &page) < 0)
+		return; /* the peer was failed */
 	r->incoming_page = page;
 	r->woken_page = NO_PAGE;
 	int rc = dsm_engine_receive(r->engine, m);

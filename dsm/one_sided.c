@@ -247,7 +247,9 @@ bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m)
 	return posted;
 }
 
-void region_read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m,
+/* Requester: the GRANT @m answers our request; learn whether reading
+ * ahead paid (it did if the GRANT came by read). */
+static void read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m,
 			 const struct dsm_wire_extra *x)
 {
 	uint64_t p = m->page;
@@ -280,7 +282,8 @@ bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct 
 	return true;
 }
 
-int region_read_settle(struct dsm_region *r, uint64_t page)
+/* Wait for our reads of @page: 0, or negative after failing the peer. */
+static int read_settle(struct dsm_region *r, uint64_t page)
 {
 	if (!r->one_sided || r->read_peer[page] < 0 || !r->read_ticket[page])
 		return 0;
@@ -316,10 +319,12 @@ static int read_again(struct dsm_region *r, int peer, uint64_t page)
 		if (rc < 0)
 			break;
 	}
-	return rc < 0 ? rc : region_read_settle(r, page);
+	return rc < 0 ? rc : read_settle(r, page);
 }
 
-const uint8_t *region_read_payload(struct dsm_region *r, int peer, const struct dsm_msg *m,
+/* The payload of a GRANT by read: the page's view, once the bytes there
+ * are the granted ones; NULL after failing the peer. */
+static const uint8_t *read_payload(struct dsm_region *r, int peer, const struct dsm_msg *m,
 				   const struct dsm_wire_extra *x)
 {
 	uint64_t p = m->page;
@@ -349,4 +354,30 @@ const uint8_t *region_read_payload(struct dsm_region *r, int peer, const struct 
 	}
 	r->stats.pages_read++;
 	return region_view_addr(r, p);
+}
+
+int region_one_sided_frame(struct dsm_region *r, int peer, const struct dsm_msg *m,
+			   const struct dsm_wire_extra *x, const uint8_t **page)
+{
+	uint64_t p = m->page;
+
+	if (m->kind == DSM_MSG_GRANT)
+		read_outcome(r, peer, m, x);
+	/* our reads of this page must be done before anything maps it */
+	if (read_settle(r, p) < 0)
+		return -EIO;
+	if (x->data_by_read && !(*page = read_payload(r, peer, m, x)))
+		return -EIO;
+	r->read_peer[p] = -1;
+	if (m->kind == DSM_MSG_READ_REQ) {
+		/* Only a copy that is already stable here can match what the
+		 * requester read before asking; one we must first write-protect
+		 * changed since, so its bytes go in the GRANT (a read would have
+		 * to be repeated). */
+		dsm_nodeset_t bit = (dsm_nodeset_t)1 << peer;
+		bool usable = x->read_posted && peer == m->requester && !m->hops &&
+			      r->present[p] && !r->writable[p] && !(r->ver[p] & 1);
+		r->read_wanted[p] = usable ? r->read_wanted[p] | bit : r->read_wanted[p] & ~bit;
+	}
+	return 0;
 }

@@ -157,7 +157,6 @@ struct dsm_region {
 	uint32_t *ahead_probe;       /* per node: requests while the score is 0 */
 	uint32_t seg_rkey[DSM_MAX_SEGMENTS];
 	uint32_t ver_rkey;
-	const struct dsm_wire_extra *incoming_extra; /* of the frame being handled */
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -225,18 +224,14 @@ void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body,
 /* Requester: before sending READ_REQ @m, read the home's copy; true when
  * the request may say so (read_posted). */
 bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m);
-/* Requester: the GRANT @m answers our request; learn whether reading
- * ahead paid (it did if the GRANT came by read). */
-void region_read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m,
-			 const struct dsm_wire_extra *x);
 /* Home: may the GRANT @m go without its payload? Fills @x if so. */
 bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct dsm_wire_extra *x);
-/* Before handling any frame for @page: let our read of it finish. The
- * payload of a data_by_read GRANT then lies in the page's view: returns it
- * (NULL after failing the peer). */
-int region_read_settle(struct dsm_region *r, uint64_t page);
-const uint8_t *region_read_payload(struct dsm_region *r, int peer, const struct dsm_msg *m,
-				   const struct dsm_wire_extra *x);
+/* Before a frame for its page reaches the engine: wait for our reads of
+ * that page (none may land after it is mapped); for a GRANT by read, put
+ * the page read in *@page; for a READ_REQ, note whether the requester may
+ * read our copy. 0, or negative after failing @peer. */
+int region_one_sided_frame(struct dsm_region *r, int peer, const struct dsm_msg *m,
+			   const struct dsm_wire_extra *x, const uint8_t **page);
 
 /* A page's version word, served to peers' one-sided reads: odd while the
  * local copy may change (writable, or being filled), even while it cannot.
