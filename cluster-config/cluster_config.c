@@ -343,45 +343,37 @@ int cluster_vm_vcpu_node(const struct cluster_config *cfg, const struct cluster_
 	return -EINVAL;
 }
 
-static int numa_home(const struct cluster_config *cfg, const struct cluster_vm *vm, uint64_t page)
+int cluster_vm_dsm_placement(const struct cluster_config *cfg, const struct cluster_vm *vm,
+			     struct dsm_placement *out)
 {
-	uint64_t start = 0, pages = vm->memory_bytes >> PAGE_SHIFT;
-	int last = -EINVAL; /* no node with vCPUs: not a validated VM */
-
+	if (!cfg || !vm || vm->vcpus <= 0 || cfg->n_nodes > DSM_MAX_NODES)
+		return -EINVAL;
+	*out = (struct dsm_placement){
+		.kind = vm->dsm.placement,
+		.n_pages = vm->memory_bytes >> PAGE_SHIFT,
+		.n_nodes = cfg->n_nodes,
+		.node = vm->dsm.placement_node,
+	};
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		if (vm->vcpus_per_node[i] == 0)
-			continue;
-		last = i;
-		start += pages * (uint64_t)vm->vcpus_per_node[i] / (uint64_t)vm->vcpus;
-		if (page < start)
-			return i;
+		if (vm->vcpus_per_node[i] > 0)
+			out->nodes |= 1ull << i;
+		cluster_vm_numa_range(cfg, vm, i, &out->range_first[i], &out->range_pages[i]);
 	}
-	return last; /* the remainder */
+	return 0;
 }
 
 int cluster_vm_initial_home(const struct cluster_config *cfg, const struct cluster_vm *vm,
 			    uint64_t page_index)
 {
-	int busy = 0;
+	struct dsm_placement p;
+	int home;
 
-	if (!cfg || !vm || vm->vcpus <= 0 || page_index >= (vm->memory_bytes >> PAGE_SHIFT))
+	if (cluster_vm_dsm_placement(cfg, vm, &p) < 0)
 		return -EINVAL;
-	switch (vm->dsm.placement) {
-	case DSM_PLACEMENT_NODE:
-		return vm->dsm.placement_node;
-	case DSM_PLACEMENT_INTERLEAVE:
-		for (int i = 0; i < cfg->n_nodes; i++)
-			busy += vm->vcpus_per_node[i] > 0;
-		if (busy == 0)
-			return -EINVAL;
-		for (int i = 0, k = (int)(page_index % (uint64_t)busy); i < cfg->n_nodes; i++)
-			if (vm->vcpus_per_node[i] > 0 && k-- == 0)
-				return i;
+	home = dsm_placement_home(&p, page_index);
+	if (home < 0)
 		return -EINVAL;
-	case DSM_PLACEMENT_NUMA:
-		return numa_home(cfg, vm, page_index);
-	}
-	return -EINVAL;
+	return home;
 }
 
 const char *cluster_transport_name(enum cluster_transport t)

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dsm/settings.h"
+#include "rpc/loop_settings.h"
+
 #define CLUSTER_MAX_NODES 64 /* DSM copysets are 64-bit bitmaps */
 #define CLUSTER_MAX_VCPUS 255 /* xAPIC IDs, no x2APIC in QEMU's userspace APIC */
 #define CLUSTER_NAME_MAX 64
@@ -25,17 +28,6 @@
 enum cluster_transport {
 	CLUSTER_TRANSPORT_TCP,
 	CLUSTER_TRANSPORT_RDMA,
-};
-
-enum dsm_placement_kind {
-	DSM_PLACEMENT_NUMA,       /* each node homes the guest NUMA range of its vCPUs */
-	DSM_PLACEMENT_INTERLEAVE, /* page i is homed on node i % n */
-	DSM_PLACEMENT_NODE,       /* every page homed on one named node */
-};
-
-enum dsm_policy_kind {
-	DSM_POLICY_STATIC, /* homes never move */
-	DSM_POLICY_DISCO,  /* migrate / replicate / freeze, Bugnion et al. 4.2.3 */
 };
 
 struct cluster_rdma {
@@ -50,32 +42,6 @@ struct cluster_node {
 	int port;          /* 1..65535 */
 	enum cluster_transport transport;
 	struct cluster_rdma rdma; /* valid when transport == RDMA */
-};
-
-/* Knobs of the page-placement policy (used by the policy module). */
-struct dsm_policy_knobs {
-	uint32_t interval_ms;   /* decision interval, default 100 */
-	uint32_t trigger;       /* misses per interval that make a page hot, default 32 */
-	uint32_t sharing;       /* misses from a 2nd node that mean "shared", default 8 */
-	uint32_t write_share;   /* write misses from >1 node that freeze a page, default 2 */
-	uint32_t move_cap;      /* max home moves of one page, default 4 */
-};
-
-/* Where a node keeps its copy of the DSM memory. */
-enum dsm_backing_kind {
-	DSM_BACKING_ANONYMOUS, /* private anonymous memory: UFFDIO_COPY installs (default) */
-	DSM_BACKING_MEMFD,     /* a memfd mapped twice: fill through the 2nd view, then
-				* UFFDIO_CONTINUE (Linux >= 6.4); pages never move */
-};
-
-struct dsm_settings {
-	enum dsm_placement_kind placement;
-	int placement_node;             /* node index when placement == NODE */
-	enum dsm_policy_kind policy;
-	struct dsm_policy_knobs knobs;
-	uint32_t fault_timeout_ms;      /* a fault needing a lost peer fails after this, default 5000 */
-	uint32_t min_hold_us;           /* an owner keeps a page at least this long, default 0 */
-	enum dsm_backing_kind backing;  /* default anonymous */
 };
 
 /* What a guest reset (reboot, triple fault) does to a VM. */
@@ -122,6 +88,7 @@ struct cluster_config {
 	uint32_t heartbeat_ms;         /* default 200 */
 	uint32_t peer_timeout_ms;      /* no frame for this long = peer failed, default 3000 */
 	uint32_t connect_timeout_ms;   /* waiting for peers at start, default 30000 */
+	struct rpc_loop_settings loop; /* cluster.loop: how each node's loop thread waits */
 	int n_nodes;
 	struct cluster_node nodes[CLUSTER_MAX_NODES];
 	int n_vms;
@@ -155,6 +122,11 @@ int cluster_config_find_vm(const struct cluster_config *cfg, const char *name);
  * when @page_index is beyond the VM's memory. */
 int cluster_vm_initial_home(const struct cluster_config *cfg, const struct cluster_vm *vm,
 			    uint64_t page_index);
+
+/* The same placement as the DSM's own type (dsm/settings.h), which the
+ * DSM region is given: -EINVAL for a VM that is not validated. */
+int cluster_vm_dsm_placement(const struct cluster_config *cfg, const struct cluster_vm *vm,
+			     struct dsm_placement *out);
 
 /* The guest NUMA range of node @node: the pages cluster_vm_initial_home()
  * gives it under NUMA placement, whatever @vm's placement kind (the guest's

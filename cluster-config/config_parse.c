@@ -16,10 +16,14 @@
 static const char *const top_keys[] = {"cluster", "nodes", "vms", NULL};
 static const char *const cluster_keys[] = {"name",         "transport",       "auth",
 					   "heartbeat_ms", "peer_timeout_ms", "connect_timeout_ms",
-					   NULL};
+					   "loop",         NULL};
 static const char *const auth_keys[] = {"key_file", NULL};
 static const char *const node_keys[] = {"name", "address", "port", "transport", "rdma", NULL};
 static const char *const rdma_keys[] = {"device", "port", "gid_index", NULL};
+static const char *const loop_keys[] = {"poll_us", "poll_linger_us", "poll_yield", "priority",
+					NULL};
+static const char *const priorities[] = {"nice", "fifo", "none", NULL}; /* enum rpc_loop_priority */
+static const char *const yes_no[] = {"false", "true", NULL};
 static const char *const transports[] = {"tcp", "rdma", NULL}; /* enum cluster_transport order */
 
 static int parse_auth(struct cfg_ctx *c, const yaml_node_t *cluster)
@@ -31,6 +35,34 @@ static int parse_auth(struct cfg_ctx *c, const yaml_node_t *cluster)
 	if ((r = cfg_want_map(c, cluster, auth, true)) < 0 ||
 	    (r = cfg_check_keys(c, auth, auth_keys)) < 0 || (r = cfg_read_key(c, auth)) < 0)
 		return r;
+	cfg_path_restore(c, saved);
+	return 0;
+}
+
+static int parse_loop(struct cfg_ctx *c, const yaml_node_t *cluster)
+{
+	struct rpc_loop_settings *l = &c->cfg->loop;
+	size_t saved = cfg_path_key(c, "loop");
+	const yaml_node_t *m = cfg_map_get(c, cluster, "loop");
+	int priority, yield;
+	int r;
+
+	*l = rpc_loop_settings_default();
+	priority = (int)l->priority;
+	yield = l->poll_yield;
+	if ((r = cfg_want_map(c, cluster, m, false)) <= 0) {
+		if (r == 0)
+			cfg_path_restore(c, saved);
+		return r;
+	}
+	if ((r = cfg_check_keys(c, m, loop_keys)) < 0 ||
+	    (r = cfg_get_u32(c, m, "poll_us", false, 0, 100000, &l->poll_us)) < 0 ||
+	    (r = cfg_get_u32(c, m, "poll_linger_us", false, 0, 100000, &l->poll_linger_us)) < 0 ||
+	    (r = cfg_get_choice(c, m, "poll_yield", false, yes_no, &yield)) < 0 ||
+	    (r = cfg_get_choice(c, m, "priority", false, priorities, &priority)) < 0)
+		return r;
+	l->poll_yield = yield != 0;
+	l->priority = (enum rpc_loop_priority)priority;
 	cfg_path_restore(c, saved);
 	return 0;
 }
@@ -54,7 +86,8 @@ static int parse_cluster(struct cfg_ctx *c, const yaml_node_t *root)
 	    (r = cfg_get_u32(c, m, "heartbeat_ms", false, 10, 60000, &cfg->heartbeat_ms)) < 0 ||
 	    (r = cfg_get_u32(c, m, "peer_timeout_ms", false, 1, 600000, &cfg->peer_timeout_ms)) < 0 ||
 	    (r = cfg_get_u32(c, m, "connect_timeout_ms", false, 100, 600000,
-			     &cfg->connect_timeout_ms)) < 0)
+			     &cfg->connect_timeout_ms)) < 0 ||
+	    (r = parse_loop(c, m)) < 0)
 		return r;
 	cfg->transport = (enum cluster_transport)transport;
 	cfg_path_restore(c, saved);

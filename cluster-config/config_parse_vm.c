@@ -23,7 +23,7 @@ static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_place
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
-				       "backing",     NULL};
+				       "backing",     "hot_pages_report", NULL};
 static const char *const policies[] = {"static", "disco", NULL}; /* enum dsm_policy_kind order */
 static const char *const backings[] = {"anonymous", "memfd", NULL}; /* enum dsm_backing_kind */
 static const char *const reset_actions[] = {"reset", "stop", NULL}; /* enum cluster_reset_action */
@@ -204,18 +204,12 @@ static int parse_dsm(struct cfg_ctx *c, const yaml_node_t *vmnode, struct dsm_se
 	size_t saved = cfg_path_key(c, "dsm");
 	const yaml_node_t *m = cfg_map_get(c, vmnode, "dsm");
 	struct dsm_policy_knobs *k = &d->knobs;
-	int policy = DSM_POLICY_STATIC, backing = DSM_BACKING_ANONYMOUS;
+	int policy, backing;
 	int r;
 
-	*d = (struct dsm_settings){
-		.placement = DSM_PLACEMENT_NUMA,
-		.placement_node = -1,
-		.policy = DSM_POLICY_STATIC,
-		.knobs = {.interval_ms = 100, .trigger = 32, .sharing = 8, .write_share = 2,
-			  .move_cap = 4},
-		.fault_timeout_ms = 5000,
-		.min_hold_us = 0,
-	};
+	*d = dsm_settings_default();
+	policy = (int)d->policy;
+	backing = (int)d->backing;
 	if ((r = cfg_want_map(c, vmnode, m, false)) <= 0) {
 		if (r == 0)
 			cfg_path_restore(c, saved);
@@ -230,7 +224,8 @@ static int parse_dsm(struct cfg_ctx *c, const yaml_node_t *vmnode, struct dsm_se
 	    (r = cfg_get_u32(c, m, "sharing", false, 1, 1000000, &k->sharing)) < 0 ||
 	    (r = cfg_get_u32(c, m, "write_share", false, 1, 1000000, &k->write_share)) < 0 ||
 	    (r = cfg_get_u32(c, m, "move_cap", false, 0, 1000000, &k->move_cap)) < 0 ||
-	    (r = cfg_get_choice(c, m, "backing", false, backings, &backing)) < 0)
+	    (r = cfg_get_choice(c, m, "backing", false, backings, &backing)) < 0 ||
+	    (r = cfg_get_u32(c, m, "hot_pages_report", false, 0, 1000, &d->hot_pages_report)) < 0)
 		return r;
 	d->policy = (enum dsm_policy_kind)policy;
 	d->backing = (enum dsm_backing_kind)backing;

@@ -1,5 +1,5 @@
 /*
- * The DSM fault path, run entirely by the region's loop thread.
+ * The DSM fault path, run entirely by the session's loop thread.
  *
  * A thread touching a page it may not access blocks in the kernel; the
  * loop thread, asleep in epoll on the userfaultfd among the sockets, reads
@@ -9,9 +9,14 @@
  * from the receive buffer, which also wakes the faulting thread. So a
  * remote read fault costs at most four wake-ups (loop here, loop at the
  * home, loop here, the faulting thread; polling saves the first three,
- * see run_loop() in region.c) and three copies of the page (home memory
- * to socket, socket to receive buffer, buffer to place), and nothing on
- * the way takes a lock but the socket's send mutex.
+ * see run_loop() in rpc/session.c) and three copies of the page (home
+ * memory to socket, socket to receive buffer, buffer to place), and
+ * nothing on the way takes a lock but the socket's send mutex.
+ *
+ * The engine is entered here only, by engine_fault(), engine_receive(),
+ * region_engine_migrate() and region_engine_peer_failed(); each passes a
+ * struct engine_call of its own (region_internal.h) that the actions of
+ * that one call read and update.
  *
  * Page payloads are read straight from the region for sending (the engine
  * always write-protects a writable page first), or from the incoming frame
@@ -27,9 +32,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "bench.pb-c.h"
-#include "dsm/region_internal.h"
-#include "dsm/uffd.h"
+#include "region_internal.h"
 #include "rpc/log.h"
 
 static const uint8_t zero_page[DSM_PAGE_SIZE] __attribute__((aligned(DSM_PAGE_SIZE)));
@@ -48,10 +51,7 @@ void region_fatal(struct dsm_region *r, const char *fmt, ...)
 
 	if (r->fatal_reported)
 		return;
-	pthread_mutex_lock(&r->mu);
-	bool stopping = r->stopping;
-	pthread_mutex_unlock(&r->mu);
-	if (stopping)
+	if (rpc_session_stopping(r->session))
 		return; /* peers leave at shutdown; nobody is faulting any more */
 	r->fatal_reported = true;
 	va_start(ap, fmt);
@@ -92,20 +92,20 @@ static void send_dsm(struct dsm_region *r, const struct dsm_action *a)
 	const void *payload = NULL;
 	struct dsm_wire_extra x = { 0 };
 
-	if (r->one_sided) {
+	if (r->os) {
 		x.read_posted = region_read_ahead(r, &a->msg);
 		if (a->data == DSM_DATA_LOCAL && region_grant_by_read(r, &a->msg, &x))
 			goto pack; /* the requester reads the page itself */
 	}
-	if (a->data == DSM_DATA_LOCAL && !r->present[a->page])
+	if (a->data == DSM_DATA_LOCAL && !r->mem.present[a->page])
 		payload = zero_page;
 	else if (a->data == DSM_DATA_LOCAL)
-		payload = r->memfd ? region_view_addr(r, a->page) : region_page_addr(r, a->page);
+		payload = dsm_memory_source(&r->mem, a->page);
 	else if (a->data == DSM_DATA_INCOMING)
-		payload = r->incoming_page;
+		payload = r->call->incoming_page;
 pack:;
 	size_t len = dsm_wire_pack(&a->msg, &x, body, sizeof(body));
-	int rc = rpc_transport_send(r->transport, a->msg.dst, RPC_MSG_DSM, body, len, payload);
+	int rc = rpc_session_send(r->session, a->msg.dst, RPC_MSG_DSM, body, len, payload);
 	if (rc < 0) {
 		/* The peer is down; the transport reports it and the engine's
 		 * peer-failure path fails whatever needed this message. */
@@ -117,61 +117,39 @@ pack:;
 		r->stats.pages_sent++;
 }
 
+static void drop(struct dsm_region *r, uint64_t page)
+{
+	if (dsm_memory_drop(&r->mem, page) && r->on_page_dropped)
+		r->on_page_dropped(r->opaque, page);
+}
+
 static void install(struct dsm_region *r, uint64_t page, const void *src, bool writable)
 {
-	uint8_t *addr = region_page_addr(r, page);
-
-	if (r->present[page]) { /* not expected: the engine installs into invalid pages */
-		madvise(addr, DSM_PAGE_SIZE, MADV_DONTNEED);
-		if (r->on_page_dropped)
-			r->on_page_dropped(r->opaque, page);
-	}
-	int rc;
-	region_ver_unstable(r, page);
-	if (r->memfd) {
-		/* nobody can touch the file's page meanwhile: it is unmapped in
-		 * the watched view, and only this thread writes the other (a
-		 * one-sided read has already put the bytes there) */
-		uint8_t *view = region_view_addr(r, page);
-		if (src != view)
-			memcpy(view, src, DSM_PAGE_SIZE);
-		rc = dsm_uffd_continue(r->uffd, addr, !writable);
-	} else {
-		rc = dsm_uffd_copy(r->uffd, addr, src, !writable);
-	}
+	if (r->mem.present[page]) /* not expected: the engine installs into invalid pages */
+		drop(r, page);
+	int rc = dsm_memory_install(&r->mem, page, src, writable);
 	if (rc < 0) {
 		region_fatal(r, "page %" PRIu64 ": %s failed: %s", page,
-			     r->memfd ? "UFFDIO_CONTINUE" : "UFFDIO_COPY", strerror(-rc));
+			     r->mem.memfd ? "UFFDIO_CONTINUE" : "UFFDIO_COPY", strerror(-rc));
 		return;
 	}
-	r->present[page] = 1;
-	r->writable[page] = writable;
-	if (!writable)
-		region_ver_stable(r, page);
-	r->woken_page = page; /* UFFDIO_COPY woke its waiters */
-	if (writable && r->hold_until)
-		r->hold_until[page] = now_ns() + r->min_hold_ns;
+	r->call->woken_page = page; /* the install woke its waiters */
+	if (writable && r->hold)
+		dsm_hold_start(r->hold, page, now_ns());
 }
 
 static void protect(struct dsm_region *r, uint64_t page, bool writable)
 {
-	if (!r->present[page] || r->writable[page] == writable)
-		return; /* an unpopulated page faults as MISSING and is mapped then */
-	if (writable)
-		region_ver_unstable(r, page);
-	int rc = dsm_uffd_protect(r->uffd, region_page_addr(r, page), !writable);
+	int rc = dsm_memory_protect(&r->mem, page, writable);
 	if (rc < 0) {
 		region_fatal(r, "page %" PRIu64 ": UFFDIO_WRITEPROTECT failed: %s", page,
 			     strerror(-rc));
 		return;
 	}
-	r->writable[page] = writable;
-	if (!writable)
-		region_ver_stable(r, page); /* the ioctl flushed every CPU's TLB */
-	if (writable) {
-		r->woken_page = page; /* un-protecting wakes waiters */
-		if (r->hold_until)
-			r->hold_until[page] = now_ns() + r->min_hold_ns;
+	if (rc > 0) { /* un-protected: that woke the waiters */
+		r->call->woken_page = page;
+		if (r->hold)
+			dsm_hold_start(r->hold, page, now_ns());
 	}
 }
 
@@ -180,9 +158,7 @@ static void protect(struct dsm_region *r, uint64_t page, bool writable)
  * lost owner that held the data), so name the lost nodes themselves. */
 static void describe_lost_nodes(struct dsm_region *r, char *buf, size_t len)
 {
-	pthread_mutex_lock(&r->mu);
-	dsm_nodeset_t down = r->peers_down;
-	pthread_mutex_unlock(&r->mu);
+	dsm_nodeset_t down = rpc_session_peers_down(r->session);
 
 	int n = 0;
 	size_t used = 0;
@@ -191,7 +167,7 @@ static void describe_lost_nodes(struct dsm_region *r, char *buf, size_t len)
 		if (i == r->self || !((down >> i) & 1))
 			continue;
 		int w = snprintf(names + used, sizeof(names) - used, "%s%s", n ? ", " : "",
-				 r->cfg->nodes[i].name);
+				 rpc_session_node_name(r->session, i));
 		used += w > 0 ? (size_t)w : 0;
 		n++;
 	}
@@ -206,33 +182,30 @@ void region_emit(void *ctx, const struct dsm_action *a)
 	struct dsm_region *r = ctx;
 	uint64_t page = a->page;
 
+	if (!r->call) {
+		region_fatal(r, "page %" PRIu64 ": engine action outside an engine entry", page);
+		return;
+	}
 	switch (a->kind) {
 	case DSM_ACT_SEND:
 		send_dsm(r, a);
 		break;
 	case DSM_ACT_INSTALL:
-		if (!r->incoming_page) {
+		if (!r->call->incoming_page) {
 			region_fatal(r, "page %" PRIu64 ": install without data", page);
 			break;
 		}
 		r->stats.pages_received++;
-		install(r, page, r->incoming_page, a->prot == DSM_PROT_WRITE);
+		install(r, page, r->call->incoming_page, a->prot == DSM_PROT_WRITE);
 		break;
 	case DSM_ACT_PROTECT:
 		protect(r, page, a->prot == DSM_PROT_WRITE);
 		break;
 	case DSM_ACT_DROP:
-		if (r->present[page]) {
-			madvise(region_page_addr(r, page), DSM_PAGE_SIZE, MADV_DONTNEED);
-			r->present[page] = 0;
-			r->writable[page] = 0;
-			region_ver_stable(r, page);
-			if (r->on_page_dropped)
-				r->on_page_dropped(r->opaque, page);
-		}
+		drop(r, page);
 		break;
 	case DSM_ACT_MAP_LOCAL:
-		if (!r->present[page])
+		if (!r->mem.present[page])
 			install(r, page, zero_page, a->prot == DSM_PROT_WRITE); /* first touch */
 		else if (a->prot == DSM_PROT_WRITE)
 			protect(r, page, true);
@@ -252,10 +225,57 @@ void region_emit(void *ctx, const struct dsm_action *a)
 			break;
 		}
 		record_latency(r, page);
-		if (r->woken_page != page)
-			dsm_uffd_wake(r->uffd, region_page_addr(r, page));
+		if (r->call->woken_page != page)
+			dsm_memory_wake(&r->mem, page);
 		break;
 	}
+}
+
+/* ---- the engine's entries: each with its own engine_call ------------------- */
+
+static void enter(struct dsm_region *r, struct engine_call *c, const uint8_t *incoming_page)
+{
+	*c = (struct engine_call){ .incoming_page = incoming_page, .woken_page = NO_PAGE };
+	r->call = c;
+}
+
+static void leave(struct dsm_region *r)
+{
+	r->call = NULL;
+}
+
+static void engine_fault(struct dsm_region *r, uint64_t page, bool is_write)
+{
+	struct engine_call c;
+	enter(r, &c, NULL);
+	dsm_engine_local_fault(r->engine, page, is_write);
+	leave(r);
+}
+
+static int engine_receive(struct dsm_region *r, const struct dsm_msg *m, const uint8_t *page)
+{
+	struct engine_call c;
+	enter(r, &c, page);
+	int rc = dsm_engine_receive(r->engine, m);
+	leave(r);
+	return rc;
+}
+
+int region_engine_migrate(struct dsm_region *r, uint64_t page, int target)
+{
+	struct engine_call c;
+	enter(r, &c, NULL);
+	int rc = dsm_engine_migrate_home(r->engine, page, target);
+	leave(r);
+	return rc;
+}
+
+void region_engine_peer_failed(struct dsm_region *r, int peer)
+{
+	struct engine_call c;
+	enter(r, &c, NULL);
+	dsm_engine_peer_failed(r->engine, peer);
+	leave(r);
 }
 
 /* ---- userfaultfd events ---------------------------------------------------- */
@@ -271,26 +291,25 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 		return;
 	}
 	for (;;) {
-		ssize_t n = read(r->uffd, msgs, sizeof(msgs));
+		ssize_t n = read(r->mem.uffd, msgs, sizeof(msgs));
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				region_fatal(r, "userfaultfd read failed: %s", strerror(errno));
 			return;
 		}
 		uint64_t t = now_ns();
-		r->last_activity_ns = t;
+		rpc_session_note_activity(r->session, t);
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			uint64_t addr = msgs[i].arg.pagefault.address;
 			uint64_t flags = msgs[i].arg.pagefault.flags;
-			uint64_t page = region_addr_page(r, addr);
-			if (page >= r->n_pages)
+			uint64_t page = dsm_memory_addr_page(&r->mem, addr);
+			if (page >= r->mem.n_pages)
 				continue;
 			bool is_write = flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
 			r->stats.uffd_events++;
-			r->woken_page = NO_PAGE;
-			dsm_engine_local_fault(r->engine, page, is_write);
+			engine_fault(r, page, is_write);
 			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
 				r->stats.fault_send_ns += now_ns() - t;
 				r->fault_start_ns[page] = t;
@@ -304,17 +323,18 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 
 void region_check_timeouts(struct dsm_region *r, uint64_t now)
 {
-	uint64_t limit = (uint64_t)r->fault_timeout_ms * 1000000ULL;
+	uint64_t limit = (uint64_t)r->settings.fault_timeout_ms * 1000000ULL;
 	if (!r->faults_in_flight)
 		return;
-	for (uint64_t p = 0; p < r->n_pages; p++) {
+	for (uint64_t p = 0; p < r->mem.n_pages; p++) {
 		uint64_t start = r->fault_start_ns[p];
 		if (start && now - start > limit) {
 			int hint = dsm_engine_home_hint(r->engine, p);
 			region_fatal(r,
 				     "page %" PRIu64 " (offset 0x%" PRIx64 "): no answer for %u ms "
 				     "(asked node %s)",
-				     p, p * DSM_PAGE_SIZE, r->fault_timeout_ms, r->cfg->nodes[hint].name);
+				     p, p * DSM_PAGE_SIZE, r->settings.fault_timeout_ms,
+				     rpc_session_node_name(r->session, hint));
 			return;
 		}
 	}
@@ -322,85 +342,19 @@ void region_check_timeouts(struct dsm_region *r, uint64_t now)
 
 /* ---- frames from peers ------------------------------------------------------- */
 
-static void deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
+void region_deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 		    const struct dsm_wire_extra *x, const uint8_t *page)
 {
 	char why[160];
 
-	if (r->one_sided && m->page < r->n_pages && region_one_sided_frame(r, peer, m, x, &page) < 0)
+	if (r->os && m->page < r->mem.n_pages && region_one_sided_frame(r, peer, m, x, &page) < 0)
 		return; /* the peer was failed */
-	r->incoming_page = page;
-	r->woken_page = NO_PAGE;
-	int rc = dsm_engine_receive(r->engine, m);
-	r->incoming_page = NULL;
+	int rc = engine_receive(r, m, page);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "invalid DSM message (kind %u, page %" PRIu64 "): %s",
 			 (unsigned)m->kind, m->page, strerror(-rc));
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 	}
-}
-
-static void hold(struct dsm_region *r, int peer, const struct dsm_msg *m,
-		 const struct dsm_wire_extra *x, const uint8_t *page)
-{
-	struct held_msg *h = malloc(sizeof(*h) + (page ? DSM_PAGE_SIZE : 0));
-	if (!h) {
-		region_fatal(r, "out of memory holding a message for page %" PRIu64, m->page);
-		return;
-	}
-	h->next = NULL;
-	h->peer = peer;
-	h->m = *m;
-	h->x = *x;
-	h->has_page = page != NULL;
-	if (page)
-		memcpy(h->page, page, DSM_PAGE_SIZE);
-	if (r->held_tail)
-		r->held_tail->next = h;
-	else
-		r->held_head = h;
-	r->held_tail = h;
-	r->held_count[m->page]++;
-	r->held_total++;
-}
-
-/* Deliver held messages whose page's hold has expired, in arrival order;
- * a page whose hold is still running keeps all its messages back. Only
- * frame arrival adds to the list, never deliver(), so it is stable here. */
-void region_release_held(struct dsm_region *r, uint64_t now)
-{
-	struct held_msg *prev = NULL, *h = r->held_head;
-
-	while (h) {
-		struct held_msg *next = h->next;
-		if (now < r->hold_until[h->m.page]) {
-			prev = h;
-			h = next;
-			continue;
-		}
-		if (prev)
-			prev->next = next;
-		else
-			r->held_head = next;
-		if (r->held_tail == h)
-			r->held_tail = prev;
-		r->held_count[h->m.page]--;
-		r->held_total--;
-		deliver(r, h->peer, &h->m, &h->x, h->has_page ? h->page : NULL);
-		free(h);
-		h = next;
-	}
-}
-
-void region_free_held(struct dsm_region *r)
-{
-	while (r->held_head) {
-		struct held_msg *h = r->held_head;
-		r->held_head = h->next;
-		free(h);
-	}
-	r->held_tail = NULL;
-	r->held_total = 0;
 }
 
 static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_view *f)
@@ -409,85 +363,48 @@ static void on_dsm_frame(struct dsm_region *r, int peer, const struct rpc_frame_
 	struct dsm_wire_extra x;
 	char why[160];
 
-	if (dsm_wire_unpack(r, f->body, f->body_len, &m, &x) < 0) {
-		rpc_transport_fail_peer(r->transport, peer, "undecodable DSM message");
+	if (dsm_wire_unpack(&r->arena, f->body, f->body_len, &m, &x) < 0) {
+		rpc_session_fail_peer(r->session, peer, "undecodable DSM message");
 		return;
 	}
 	m.src = (uint16_t)peer;
 	m.dst = (uint16_t)r->self;
-	if (x.data_by_read && (!r->one_sided || m.kind != DSM_MSG_GRANT ||
-			       !(m.flags & DSM_MSG_F_DATA) || f->page || m.page >= r->n_pages)) {
+	if (x.data_by_read && (!r->os || m.kind != DSM_MSG_GRANT ||
+			       !(m.flags & DSM_MSG_F_DATA) || f->page || m.page >= r->mem.n_pages)) {
 		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " marked data_by_read",
 			 dsm_msg_kind_name(m.kind), m.page);
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 		return;
 	}
 	if (((m.flags & DSM_MSG_F_DATA) != 0) != (f->page != NULL || x.data_by_read)) {
 		snprintf(why, sizeof(why), "DSM %s for page %" PRIu64 " with%s page payload",
 			 dsm_msg_kind_name(m.kind), m.page, f->page ? " an unexpected" : "out its");
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 		return;
 	}
-	if (r->hold_until && m.page < r->n_pages &&
-	    (r->held_count[m.page] || now_ns() < r->hold_until[m.page])) {
-		hold(r, peer, &m, &x, f->page);
+	if (r->hold && m.page < r->mem.n_pages && dsm_hold_must_wait(r->hold, m.page, now_ns())) {
+		if (dsm_hold_push(r->hold, peer, &m, &x, f->page) < 0)
+			region_fatal(r, "out of memory holding a message for page %" PRIu64, m.page);
 		return;
 	}
-	deliver(r, peer, &m, &x, f->page);
+	region_deliver(r, peer, &m, &x, f->page);
 }
 
-static void on_ping(struct dsm_region *r, int peer, uint64_t id)
-{
-	Disco__BenchPong pong = DISCO__BENCH_PONG__INIT;
-	uint8_t body[32];
-
-	pong.id = id;
-	size_t len = disco__bench_pong__pack(&pong, body);
-	rpc_transport_send(r->transport, peer, RPC_MSG_PONG, body, len, zero_page);
-}
-
+/* The session's client callback for frame types 16..31. */
 void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 {
 	struct dsm_region *r = opaque;
-	uint64_t id;
+	char why[64];
 
-	r->last_activity_ns = r->frame_arrival_ns = now_ns();
-	if (f->type == RPC_MSG_DSM) {
+	r->frame_arrival_ns = now_ns();
+	switch (f->type) {
+	case RPC_MSG_DSM:
 		on_dsm_frame(r, peer, f);
 		return;
-	}
-	if (f->type == RPC_MSG_DSM_MEMORY) {
+	case RPC_MSG_DSM_MEMORY:
 		region_on_memory_frame(r, peer, f->body, f->body_len);
 		return;
 	}
-	if (f->type >= RPC_MSG_VM_FIRST && f->type <= RPC_MSG_VM_LAST && r->on_frame) {
-		r->on_frame(r->opaque, peer, f->type, f->body, f->body_len);
-		return;
-	}
-	if (dsm_wire_unpack_u64_id(r, f->type, f->body, f->body_len, &id) < 0) {
-		char why[64];
-		snprintf(why, sizeof(why), "unexpected or undecodable frame type %u", f->type);
-		rpc_transport_fail_peer(r->transport, peer, why);
-		return;
-	}
-	switch (f->type) {
-	case RPC_MSG_PING:
-		on_ping(r, peer, id);
-		break;
-	case RPC_MSG_PONG:
-		if (f->page) {
-			struct iovec iov = { .iov_base = (void *)f->page, .iov_len = DSM_PAGE_SIZE };
-			rpc_call_completev(&r->calls, id, &iov, 1);
-		} else {
-			rpc_call_complete(&r->calls, id, NULL, 0);
-		}
-		break;
-	case RPC_MSG_BARRIER:
-		pthread_mutex_lock(&r->mu);
-		if (id > r->barrier_seen[peer])
-			r->barrier_seen[peer] = (uint32_t)id;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->mu);
-		break;
-	}
+	snprintf(why, sizeof(why), "unexpected DSM frame type %u", f->type);
+	rpc_session_fail_peer(r->session, peer, why);
 }

@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "dsm.pb-c.h"
-#include "dsm/region_internal.h"
+#include "region_internal.h"
 #include "rpc/log.h"
 
 /*
@@ -54,70 +54,117 @@
 #define AHEAD_SCORE_MAX 16
 #define AHEAD_PROBE_EVERY 8
 
-static int register_all(struct dsm_region *r)
+/* Where a peer's registered DSM memory is (its DsmMemory frame). */
+struct remote_memory {
+	bool known;
+	int n_seg;
+	struct {
+		uint64_t first_page, pages, addr;
+		uint32_t rkey;
+	} seg[DSM_MAX_SEGMENTS];
+	uint64_t version_addr;
+	uint32_t version_rkey;
+};
+
+/* The one-sided transfer's state; loop thread only. The version words it
+ * serves are the memory's (r->mem.ver, memory.h). */
+struct dsm_one_sided {
+	uint64_t *ver_seen;          /* per page: 2 words, versions our reads saw */
+	struct remote_memory *remote;/* per node */
+	int8_t *read_peer;           /* per page: node our read of it goes to, or -1 */
+	uint64_t *read_ticket;       /* per page: the last read's ticket */
+	dsm_nodeset_t *read_wanted;  /* per page (home): requesters reading it themselves */
+	uint64_t *last_ticket;       /* per node: our last read's ticket */
+	uint8_t *read_ahead_out;     /* per page: our request for it said read_posted */
+	uint8_t *ahead_score;        /* per node: how well reading ahead paid lately */
+	uint32_t *ahead_probe;       /* per node: requests while the score is 0 */
+	uint32_t seg_rkey[DSM_MAX_SEGMENTS];
+	uint32_t ver_rkey;
+};
+
+static int register_all(struct dsm_region *r, struct dsm_one_sided *o)
 {
+	struct rpc_transport *t = rpc_session_transport(r->session);
 	int rc = 0;
-	for (int i = 0; i < r->n_seg && rc >= 0; i++)
-		rc = rpc_transport_register_memory(r->transport, r->seg_view[i], r->seg[i].size,
-						   &r->seg_rkey[i]);
+	for (int i = 0; i < r->mem.n_seg && rc >= 0; i++)
+		rc = rpc_transport_register_memory(t, r->mem.seg_view[i], r->mem.seg[i].size,
+						   &o->seg_rkey[i]);
 	if (rc >= 0)
-		rc = rpc_transport_register_memory(r->transport, r->ver, r->n_pages * sizeof(uint64_t),
-						   &r->ver_rkey);
+		rc = rpc_transport_register_memory(t, r->mem.ver, r->mem.n_pages * sizeof(uint64_t),
+						   &o->ver_rkey);
 	uint32_t unused;
 	if (rc >= 0)
-		rc = rpc_transport_register_memory(r->transport, r->ver_seen,
-						   2 * r->n_pages * sizeof(uint64_t), &unused);
+		rc = rpc_transport_register_memory(t, o->ver_seen, 2 * r->mem.n_pages * sizeof(uint64_t),
+						   &unused);
 	return rc;
+}
+
+static void free_state(struct dsm_one_sided *o)
+{
+	if (!o)
+		return;
+	free(o->ver_seen);
+	free(o->remote);
+	free(o->read_peer);
+	free(o->read_ticket);
+	free(o->read_wanted);
+	free(o->last_ticket);
+	free(o->read_ahead_out);
+	free(o->ahead_score);
+	free(o->ahead_probe);
+	free(o);
 }
 
 int region_one_sided_setup(struct dsm_region *r)
 {
-	if (!rpc_transport_can_read(r->transport))
+	uint64_t n_pages = r->mem.n_pages;
+	size_t n_nodes = (size_t)r->n_nodes;
+
+	if (!rpc_transport_can_read(rpc_session_transport(r->session)))
 		return 0;
-	if (!r->memfd) {
+	if (!r->mem.memfd) {
 		disco_log(DISCO_LOG_INFO, "dsm: one-sided page reads need dsm.backing memfd; "
 			  "pages travel in frames");
 		return 0;
 	}
-	r->ver = calloc(r->n_pages, sizeof(uint64_t));
-	r->ver_seen = calloc(2 * r->n_pages, sizeof(uint64_t));
-	r->remote = calloc((size_t)r->n_nodes, sizeof(*r->remote));
-	r->read_peer = malloc(r->n_pages);
-	r->read_ticket = calloc(r->n_pages, sizeof(uint64_t));
-	r->read_wanted = calloc(r->n_pages, sizeof(dsm_nodeset_t));
-	r->last_ticket = calloc((size_t)r->n_nodes, sizeof(uint64_t));
-	r->read_ahead_out = calloc(r->n_pages, 1);
-	r->ahead_score = malloc((size_t)r->n_nodes);
-	r->ahead_probe = calloc((size_t)r->n_nodes, sizeof(uint32_t));
-	if (!r->ver || !r->ver_seen || !r->remote || !r->read_peer || !r->read_ticket ||
-	    !r->read_wanted || !r->last_ticket || !r->read_ahead_out || !r->ahead_score ||
-	    !r->ahead_probe)
+	struct dsm_one_sided *o = calloc(1, sizeof(*o));
+	if (!o)
 		return -ENOMEM;
-	memset(r->ahead_score, AHEAD_SCORE_START, (size_t)r->n_nodes);
-	memset(r->read_peer, -1, r->n_pages);
-	for (uint64_t p = 0; p < r->n_pages; p++)
-		r->ver[p] = r->present[p] && r->writable[p]; /* adopted home pages: writable */
-	int rc = register_all(r);
-	if (rc < 0)
+	r->mem.ver = calloc(n_pages, sizeof(uint64_t));
+	o->ver_seen = calloc(2 * n_pages, sizeof(uint64_t));
+	o->remote = calloc(n_nodes, sizeof(*o->remote));
+	o->read_peer = malloc(n_pages);
+	o->read_ticket = calloc(n_pages, sizeof(uint64_t));
+	o->read_wanted = calloc(n_pages, sizeof(dsm_nodeset_t));
+	o->last_ticket = calloc(n_nodes, sizeof(uint64_t));
+	o->read_ahead_out = calloc(n_pages, 1);
+	o->ahead_score = malloc(n_nodes);
+	o->ahead_probe = calloc(n_nodes, sizeof(uint32_t));
+	if (!r->mem.ver || !o->ver_seen || !o->remote || !o->read_peer || !o->read_ticket ||
+	    !o->read_wanted || !o->last_ticket || !o->read_ahead_out || !o->ahead_score ||
+	    !o->ahead_probe) {
+		free_state(o);
+		return -ENOMEM;
+	}
+	memset(o->ahead_score, AHEAD_SCORE_START, n_nodes);
+	memset(o->read_peer, -1, n_pages);
+	for (uint64_t p = 0; p < n_pages; p++) /* adopted home pages: writable */
+		r->mem.ver[p] = r->mem.present[p] && r->mem.writable[p];
+	int rc = register_all(r, o);
+	if (rc < 0) {
+		free_state(o);
 		return rc;
-	r->one_sided = true;
+	}
+	r->os = o;
 	disco_log(DISCO_LOG_INFO, "dsm: one-sided page reads on (%zu MiB registered)",
-		  r->size >> 20);
+		  r->mem.size >> 20);
 	return 0;
 }
 
 void region_one_sided_free(struct dsm_region *r)
 {
-	free(r->ver);
-	free(r->ver_seen);
-	free(r->remote);
-	free(r->read_peer);
-	free(r->read_ticket);
-	free(r->read_wanted);
-	free(r->last_ticket);
-	free(r->read_ahead_out);
-	free(r->ahead_score);
-	free(r->ahead_probe);
+	free_state(r->os);
+	r->os = NULL;
 }
 
 void region_send_memory(struct dsm_region *r, int peer)
@@ -126,25 +173,25 @@ void region_send_memory(struct dsm_region *r, int peer)
 	Disco__DsmMemory__Segment segs[DSM_MAX_SEGMENTS], *ptrs[DSM_MAX_SEGMENTS];
 	uint8_t body[64 + DSM_MAX_SEGMENTS * 40];
 
-	if (!r->one_sided)
+	if (!r->os)
 		return;
-	for (int i = 0; i < r->n_seg; i++) {
+	for (int i = 0; i < r->mem.n_seg; i++) {
 		disco__dsm_memory__segment__init(&segs[i]);
-		segs[i].first_page = r->seg_first_page[i];
-		segs[i].pages = r->seg[i].size / DSM_PAGE_SIZE;
-		segs[i].addr = (uintptr_t)r->seg_view[i];
-		segs[i].rkey = r->seg_rkey[i];
+		segs[i].first_page = r->mem.seg_first_page[i];
+		segs[i].pages = r->mem.seg[i].size / DSM_PAGE_SIZE;
+		segs[i].addr = (uintptr_t)r->mem.seg_view[i];
+		segs[i].rkey = r->os->seg_rkey[i];
 		ptrs[i] = &segs[i];
 	}
-	msg.n_pages = r->n_pages;
-	msg.n_segments = (size_t)r->n_seg;
+	msg.n_pages = r->mem.n_pages;
+	msg.n_segments = (size_t)r->mem.n_seg;
 	msg.segments = ptrs;
-	msg.version_addr = (uintptr_t)r->ver;
-	msg.version_rkey = r->ver_rkey;
+	msg.version_addr = (uintptr_t)r->mem.ver;
+	msg.version_rkey = r->os->ver_rkey;
 	size_t len = disco__dsm_memory__pack(&msg, body);
-	int rc = rpc_transport_send(r->transport, peer, RPC_MSG_DSM_MEMORY, body, len, NULL);
+	int rc = rpc_session_send(r->session, peer, RPC_MSG_DSM_MEMORY, body, len, NULL);
 	if (rc < 0)
-		disco_log(DISCO_LOG_DEBUG, "dsm: DsmMemory to node %s: %s", r->cfg->nodes[peer].name,
+		disco_log(DISCO_LOG_DEBUG, "dsm: DsmMemory to node %s: %s", rpc_session_node_name(r->session, peer),
 			  strerror(-rc));
 }
 
@@ -153,18 +200,18 @@ static const char *check_memory(const struct dsm_region *r, const Disco__DsmMemo
 {
 	uint64_t next = 0;
 
-	if (m->n_pages != r->n_pages)
+	if (m->n_pages != r->mem.n_pages)
 		return "a region of another size";
 	if (m->n_segments < 1 || m->n_segments > DSM_MAX_SEGMENTS)
 		return "no segments, or too many";
 	for (size_t i = 0; i < m->n_segments; i++) {
 		const Disco__DsmMemory__Segment *s = m->segments[i];
-		if (s->first_page != next || s->pages == 0 || s->pages > r->n_pages - next ||
+		if (s->first_page != next || s->pages == 0 || s->pages > r->mem.n_pages - next ||
 		    s->addr % DSM_PAGE_SIZE || s->addr + s->pages * DSM_PAGE_SIZE < s->addr)
 			return "segments that do not tile the region";
 		next += s->pages;
 	}
-	if (next != r->n_pages)
+	if (next != r->mem.n_pages)
 		return "segments that do not cover the region";
 	if (m->version_addr % sizeof(uint64_t))
 		return "a misaligned version array";
@@ -179,9 +226,9 @@ void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body,
 
 	if (bad) {
 		snprintf(why, sizeof(why), "DsmMemory with %s", bad);
-		rpc_transport_fail_peer(r->transport, peer, why);
-	} else if (r->one_sided) { /* else we never read: nothing to keep */
-		struct remote_memory *rm = &r->remote[peer];
+		rpc_session_fail_peer(r->session, peer, why);
+	} else if (r->os) { /* else we never read: nothing to keep */
+		struct remote_memory *rm = &r->os->remote[peer];
 		rm->n_seg = (int)m->n_segments;
 		for (int i = 0; i < rm->n_seg; i++) {
 			rm->seg[i].first_page = m->segments[i]->first_page;
@@ -202,7 +249,7 @@ void region_on_memory_frame(struct dsm_region *r, int peer, const uint8_t *body,
 static int post_read(struct dsm_region *r, int peer, uint64_t page, bool version, void *dst,
 		     size_t len, bool fence)
 {
-	const struct remote_memory *rm = &r->remote[peer];
+	const struct remote_memory *rm = &r->os->remote[peer];
 	uint64_t addr;
 	uint32_t rkey;
 	uint64_t ticket;
@@ -217,12 +264,12 @@ static int post_read(struct dsm_region *r, int peer, uint64_t page, bool version
 		addr = rm->seg[i].addr + (page - rm->seg[i].first_page) * DSM_PAGE_SIZE;
 		rkey = rm->seg[i].rkey;
 	}
-	int rc = rpc_transport_read(r->transport, peer, dst, len, addr, rkey, fence, &ticket);
+	int rc = rpc_transport_read(rpc_session_transport(r->session), peer, dst, len, addr, rkey, fence, &ticket);
 	if (rc < 0)
 		return rc;
-	r->read_peer[page] = (int8_t)peer;
-	r->read_ticket[page] = ticket;
-	r->last_ticket[peer] = ticket;
+	r->os->read_peer[page] = (int8_t)peer;
+	r->os->read_ticket[page] = ticket;
+	r->os->last_ticket[peer] = ticket;
 	return 0;
 }
 
@@ -232,18 +279,18 @@ bool region_read_ahead(struct dsm_region *r, const struct dsm_msg *m)
 	int home = m->dst;
 
 	/* (runs inside the engine's emit: nothing here may fail a peer) */
-	if (!r->one_sided || m->kind != DSM_MSG_READ_REQ || m->requester != r->self ||
-	    m->hops || !r->remote[home].known || r->present[p] || r->read_ticket[p])
+	if (!r->os || m->kind != DSM_MSG_READ_REQ || m->requester != r->self ||
+	    m->hops || !r->os->remote[home].known || r->mem.present[p] || r->os->read_ticket[p])
 		return false;
-	if (!r->ahead_score[home] && r->ahead_probe[home]++ % AHEAD_PROBE_EVERY)
+	if (!r->os->ahead_score[home] && r->os->ahead_probe[home]++ % AHEAD_PROBE_EVERY)
 		return false;
-	uint64_t *seen = &r->ver_seen[2 * p];
+	uint64_t *seen = &r->os->ver_seen[2 * p];
 	seen[0] = seen[1] = 1; /* odd: never taken for a good read */
 	bool posted =
 		post_read(r, home, p, true, &seen[0], sizeof(uint64_t), false) == 0 &&
-		post_read(r, home, p, false, region_view_addr(r, p), DSM_PAGE_SIZE, true) == 0 &&
+		post_read(r, home, p, false, dsm_memory_view(&r->mem, p), DSM_PAGE_SIZE, true) == 0 &&
 		post_read(r, home, p, true, &seen[1], sizeof(uint64_t), true) == 0;
-	r->read_ahead_out[p] = posted;
+	r->os->read_ahead_out[p] = posted;
 	return posted;
 }
 
@@ -254,10 +301,10 @@ static void read_outcome(struct dsm_region *r, int peer, const struct dsm_msg *m
 {
 	uint64_t p = m->page;
 
-	if (!r->read_ahead_out[p])
+	if (!r->os->read_ahead_out[p])
 		return;
-	r->read_ahead_out[p] = 0;
-	uint8_t *score = &r->ahead_score[r->read_peer[p] >= 0 ? r->read_peer[p] : peer];
+	r->os->read_ahead_out[p] = 0;
+	uint8_t *score = &r->os->ahead_score[r->os->read_peer[p] >= 0 ? r->os->read_peer[p] : peer];
 	if (x->data_by_read)
 		*score = *score + 4 > AHEAD_SCORE_MAX ? AHEAD_SCORE_MAX : *score + 4;
 	else if (*score)
@@ -269,12 +316,12 @@ bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct 
 	uint64_t p = m->page;
 	dsm_nodeset_t bit = (dsm_nodeset_t)1 << m->dst;
 
-	if (!r->one_sided || m->kind != DSM_MSG_GRANT || (m->flags & DSM_MSG_F_EXCL) ||
-	    !(r->read_wanted[p] & bit))
+	if (!r->os || m->kind != DSM_MSG_GRANT || (m->flags & DSM_MSG_F_EXCL) ||
+	    !(r->os->read_wanted[p] & bit))
 		return false;
-	r->read_wanted[p] &= ~bit;
-	uint64_t v = __atomic_load_n(&r->ver[p], __ATOMIC_ACQUIRE);
-	if (!r->present[p] || r->writable[p] || (v & 1))
+	r->os->read_wanted[p] &= ~bit;
+	uint64_t v = __atomic_load_n(&r->mem.ver[p], __ATOMIC_ACQUIRE);
+	if (!r->mem.present[p] || r->mem.writable[p] || (v & 1))
 		return false; /* not a stable copy of our own: send the bytes */
 	x->data_by_read = true;
 	x->read_version = v;
@@ -285,18 +332,18 @@ bool region_grant_by_read(struct dsm_region *r, const struct dsm_msg *m, struct 
 /* Wait for our reads of @page: 0, or negative after failing the peer. */
 static int read_settle(struct dsm_region *r, uint64_t page)
 {
-	if (!r->one_sided || r->read_peer[page] < 0 || !r->read_ticket[page])
+	if (!r->os || r->os->read_peer[page] < 0 || !r->os->read_ticket[page])
 		return 0;
-	int peer = r->read_peer[page];
-	int rc = rpc_transport_read_wait(r->transport, peer, r->read_ticket[page],
-					 r->fault_timeout_ms);
-	r->read_ticket[page] = 0;
+	int peer = r->os->read_peer[page];
+	int rc = rpc_transport_read_wait(rpc_session_transport(r->session), peer, r->os->read_ticket[page],
+					 r->settings.fault_timeout_ms);
+	r->os->read_ticket[page] = 0;
 	if (rc < 0) {
 		char why[128];
-		r->read_peer[page] = -1;
+		r->os->read_peer[page] = -1;
 		snprintf(why, sizeof(why), "one-sided read of page %" PRIu64 " %s", page,
 			 rc == -ETIMEDOUT ? "timed out" : "failed");
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 	}
 	return rc;
 }
@@ -304,18 +351,18 @@ static int read_settle(struct dsm_region *r, uint64_t page)
 /* Read @peer's page @page again (and its version word after it) and wait. */
 static int read_again(struct dsm_region *r, int peer, uint64_t page)
 {
-	uint64_t *seen = &r->ver_seen[2 * page];
+	uint64_t *seen = &r->os->ver_seen[2 * page];
 	int rc;
 
 	for (;;) {
-		rc = post_read(r, peer, page, false, region_view_addr(r, page), DSM_PAGE_SIZE, false);
+		rc = post_read(r, peer, page, false, dsm_memory_view(&r->mem, page), DSM_PAGE_SIZE, false);
 		if (rc == 0)
 			rc = post_read(r, peer, page, true, &seen[1], sizeof(uint64_t), true);
 		if (rc != -EAGAIN)
 			break;
 		/* reads of other pages fill the queue pair: let them finish */
-		rc = rpc_transport_read_wait(r->transport, peer, r->last_ticket[peer],
-					     r->fault_timeout_ms);
+		rc = rpc_transport_read_wait(rpc_session_transport(r->session), peer, r->os->last_ticket[peer],
+					     r->settings.fault_timeout_ms);
 		if (rc < 0)
 			break;
 	}
@@ -328,32 +375,32 @@ static const uint8_t *read_payload(struct dsm_region *r, int peer, const struct 
 				   const struct dsm_wire_extra *x)
 {
 	uint64_t p = m->page;
-	const uint64_t *seen = &r->ver_seen[2 * p];
+	const uint64_t *seen = &r->os->ver_seen[2 * p];
 	char why[160];
 
-	if (!r->one_sided || !r->remote[peer].known || r->present[p] || (x->read_version & 1)) {
+	if (!r->os || !r->os->remote[peer].known || r->mem.present[p] || (x->read_version & 1)) {
 		snprintf(why, sizeof(why), "GRANT of page %" PRIu64 " by one-sided read, which "
 			 "this node cannot take", p);
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 		return NULL;
 	}
-	if (r->read_peer[p] == peer && seen[0] == x->read_version && seen[1] == x->read_version) {
-		r->read_peer[p] = -1;
+	if (r->os->read_peer[p] == peer && seen[0] == x->read_version && seen[1] == x->read_version) {
+		r->os->read_peer[p] = -1;
 		r->stats.pages_read++;
-		return region_view_addr(r, p);
+		return dsm_memory_view(&r->mem, p);
 	}
 	r->stats.page_rereads++;
 	if (read_again(r, peer, p) < 0)
 		return NULL; /* the peer was failed */
-	r->read_peer[p] = -1;
+	r->os->read_peer[p] = -1;
 	if (seen[1] != x->read_version) {
 		snprintf(why, sizeof(why), "page %" PRIu64 " changed under its GRANT (version "
 			 "%" PRIu64 ", granted %" PRIu64 ")", p, seen[1], x->read_version);
-		rpc_transport_fail_peer(r->transport, peer, why);
+		rpc_session_fail_peer(r->session, peer, why);
 		return NULL;
 	}
 	r->stats.pages_read++;
-	return region_view_addr(r, p);
+	return dsm_memory_view(&r->mem, p);
 }
 
 int region_one_sided_frame(struct dsm_region *r, int peer, const struct dsm_msg *m,
@@ -368,7 +415,7 @@ int region_one_sided_frame(struct dsm_region *r, int peer, const struct dsm_msg 
 		return -EIO;
 	if (x->data_by_read && !(*page = read_payload(r, peer, m, x)))
 		return -EIO;
-	r->read_peer[p] = -1;
+	r->os->read_peer[p] = -1;
 	if (m->kind == DSM_MSG_READ_REQ) {
 		/* Only a copy that is already stable here can match what the
 		 * requester read before asking; one we must first write-protect
@@ -376,8 +423,8 @@ int region_one_sided_frame(struct dsm_region *r, int peer, const struct dsm_msg 
 		 * to be repeated). */
 		dsm_nodeset_t bit = (dsm_nodeset_t)1 << peer;
 		bool usable = x->read_posted && peer == m->requester && !m->hops &&
-			      r->present[p] && !r->writable[p] && !(r->ver[p] & 1);
-		r->read_wanted[p] = usable ? r->read_wanted[p] | bit : r->read_wanted[p] & ~bit;
+			      r->mem.present[p] && !r->mem.writable[p] && !(r->mem.ver[p] & 1);
+		r->os->read_wanted[p] = usable ? r->os->read_wanted[p] | bit : r->os->read_wanted[p] & ~bit;
 	}
 	return 0;
 }

@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#include "cluster-config/cluster_config.h"
+#include "dsm/settings.h"
 
 enum dsm_policy_action {
 	DSM_POLICY_NONE,

@@ -6,7 +6,7 @@
  * callback (send a message, install/protect/drop the local copy, wake the
  * threads blocked on a page). The engine has no threads, no I/O and no
  * clock, so the deterministic simulator (tests/sim/), the unit tests and
- * the runtime (dsm/runtime.c) drive the very same code. docs/protocol.md
+ * the runtime (dsm/fault_path.c) drive the very same code. docs/protocol.md
  * holds the state/event table and the races; tests/spin/dsm.pml models it.
  *
  * Ownership: one engine per node; it is not thread-safe and must be driven
@@ -19,8 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DSM_PAGE_SIZE 4096
-#define DSM_MAX_NODES 64
+#include "dsm/settings.h" /* DSM_PAGE_SIZE, DSM_MAX_NODES */
 
 typedef uint64_t dsm_nodeset_t; /* bit n = node n */
 

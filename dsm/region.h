@@ -1,23 +1,25 @@
 /*
  * The DSM library API: a region of memory shared coherently by one process
  * on every node of a cluster. Any process can use it (the stress and bench
- * tools today, QEMU for guest RAM next):
+ * tools, QEMU for guest RAM). The region is one client of the node's
+ * session (rpc/session.h), which owns the loop thread, the transport and
+ * membership:
  *
- *   dsm_region_create()  map (or adopt) the memory, build the engine
- *   dsm_region_start()   start the loop thread, join the cluster, wait for
- *                        every peer (error naming who is missing)
+ *   rpc_session_create()   the node's session with its cluster
+ *   dsm_region_create()    map (or adopt) the memory, build the engine,
+ *                          become the session's client for DSM frames
+ *   rpc_session_start()    join: every peer is up
  *   ... threads simply load and store in [base, base + size) ...
- *   dsm_region_stats()   counters and the fault-latency histogram
- *   dsm_region_stop()    say goodbye, join the loop thread
- *   dsm_region_destroy()
+ *   dsm_region_stats()     counters and the fault-latency histogram
+ *   rpc_session_stop()     goodbye, the loop thread ends
+ *   dsm_region_destroy(), rpc_session_destroy()
  *
- * Thread model (docs/architecture.md): one loop thread per region, created
- * by dsm_region_start(), owns the engine, the transport, the userfaultfd
- * and all timers; nothing else touches them, so they need no locks. A
- * thread that faults on the region blocks in the kernel until the loop
- * thread installs the page (UFFDIO_COPY / UFFDIO_WRITEPROTECT wake it).
- * API calls from other threads post a command to the loop (uv_async) and
- * wait on a condition variable; only the raw-RTT probe sends directly.
+ * Thread model (docs/architecture.md): the session's loop thread owns the
+ * engine, the userfaultfd and the region's timers; nothing else touches
+ * them, so they need no locks. A thread that faults on the region blocks
+ * in the kernel until the loop thread installs the page (UFFDIO_COPY /
+ * UFFDIO_WRITEPROTECT wake it). API calls from other threads run on the
+ * loop thread through rpc_session_call().
  *
  * A fault that can never be served (its page died with a peer, or no answer
  * within dsm.fault_timeout_ms) is reported once through on_fatal; the
@@ -31,9 +33,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cluster-config/cluster_config.h"
 #include "dsm/policy.h"
 #include "dsm/protocol.h"
+#include "dsm/settings.h"
+
+struct rpc_session;
 
 #define DSM_LATENCY_BUCKETS 32 /* bucket i counts faults of [2^i, 2^(i+1)) microseconds */
 
@@ -72,56 +76,40 @@ struct dsm_segment {
 };
 
 struct dsm_region_options {
-	const struct cluster_config *cfg; /* must outlive the region */
-	int vm;                           /* index into cfg->vms: size and placement */
-	int node;                         /* this node's index */
-	/* NULL: map fresh memory (anonymous, or a new memfd with dsm.backing
-	 * memfd). Else adopt this private anonymous mapping of @size bytes:
-	 * pages this node is initially home for keep their content (and are
-	 * populated now), all others are discarded and filled from their home
-	 * on first access. With dsm.backing memfd only segments (with their
-	 * fd) can be adopted. */
+	struct rpc_session *session;            /* must outlive the region */
+	const char *name;                       /* in messages, e.g. the VM's name */
+	const struct dsm_settings *settings;    /* dsm.*: copied */
+	const struct dsm_placement *placement;  /* initial homes: copied */
+	/* NULL: map fresh memory of placement->n_pages pages (anonymous, or a
+	 * new memfd with dsm.backing memfd). Else adopt this private anonymous
+	 * mapping: pages this node is initially home for keep their content
+	 * (and are populated now), all others are discarded and filled from
+	 * their home on first access. With dsm.backing memfd only segments
+	 * (with their fd) can be adopted. */
 	void *addr;
-	size_t size;                      /* 0: the VM's memory size */
 	/* Or adopt several such mappings (QEMU: one memory backend per guest
 	 * NUMA node), in page-index order, as one region; their sizes add up
-	 * to the VM's memory size. addr/size are then ignored. */
+	 * to placement->n_pages pages. addr is then ignored. */
 	const struct dsm_segment *segments;
 	int n_segments;                   /* 0..DSM_MAX_SEGMENTS */
 	void (*on_fatal)(void *opaque, const char *message);
-	void *opaque;
-
-	/* Optional hooks for a region that carries a VM (QEMU). All run on
-	 * the loop thread, must not block, and must never wait for a thread
-	 * that may itself be blocked in a fault on the region (in QEMU: never
-	 * take the BQL). */
-	void (*on_loop_start)(void *opaque);             /* first thing on the loop thread */
 	/* This node's copy of @page was just dropped: whatever the next
 	 * mapping brings may differ (QEMU: invalidate translated code). Runs
-	 * before the drop is acknowledged to anyone. */
+	 * on the loop thread before the drop is acknowledged to anyone, must
+	 * not block, and must never wait for a thread that may itself be
+	 * blocked in a fault on the region (in QEMU: never take the BQL). */
 	void (*on_page_dropped)(void *opaque, uint64_t page);
-	/* A frame of type RPC_MSG_VM_FIRST..RPC_MSG_VM_LAST from @peer; @body
-	 * is valid during the call only. */
-	void (*on_frame)(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
-	/* @peer failed or left while the region was running (not during
-	 * dsm_region_stop()); @why says how. */
-	void (*on_peer_lost)(void *opaque, int peer, const char *why);
+	void *opaque;
 };
 
 struct dsm_region;
 
-int dsm_region_create(const struct dsm_region_options *opts, struct dsm_region **out);
-/* Returns 0 once every peer is authenticated; -ETIMEDOUT after
- * cfg->connect_timeout_ms with @err naming the missing nodes. */
-int dsm_region_start(struct dsm_region *r, char *err, size_t errlen);
+/* Before rpc_session_start() of @o->session. */
+int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **out);
 void *dsm_region_base(const struct dsm_region *r);
 size_t dsm_region_size(const struct dsm_region *r);
 int dsm_region_node(const struct dsm_region *r);
 int dsm_region_n_nodes(const struct dsm_region *r);
-
-/* Wait until every node reached barrier @id (ids must grow by call).
- * -EHOSTDOWN if a peer is lost, -ETIMEDOUT after @timeout_ms. */
-int dsm_region_barrier(struct dsm_region *r, uint32_t id, uint32_t timeout_ms);
 
 int dsm_region_stats(struct dsm_region *r, struct dsm_stats *out);
 /* Counters of @page kept here; -ENOENT if this node is not its home.
@@ -133,18 +121,7 @@ int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_c
 /* Ask the home of @page (must be this node) to move it to @target. */
 int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
 
-/* Raw transport round trip to @peer: a 64-byte request answered by a 4 KiB
- * page, sent straight from the calling thread (no DSM). For benchmarks. */
-int dsm_region_rtt_probe(struct dsm_region *r, int peer, uint64_t *rtt_ns);
-
-/* Send a frame of type RPC_MSG_VM_FIRST..RPC_MSG_VM_LAST to @peer, from
- * any thread, straight onto the connection (frames to one peer arrive in
- * the order they were sent). -EINVAL for another type, -ENOTCONN when the
- * peer is not connected. */
-int dsm_region_send_frame(struct dsm_region *r, int peer, uint16_t type, const void *body,
-			  size_t len);
-
-void dsm_region_stop(struct dsm_region *r);
+/* After rpc_session_stop() of its session (or when it never started). */
 void dsm_region_destroy(struct dsm_region *r);
 
 /* Percentile @p (0..100) of the latency histogram, in microseconds (the

@@ -6,18 +6,17 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dsm/region_internal.h"
-#include "bench.pb-c.h"
 #include "dsm.pb-c.h"
+#include "region_internal.h"
 
 static void *arena_alloc(void *ctx, size_t size)
 {
-	struct dsm_region *r = ctx;
+	struct dsm_wire_arena *a = ctx;
 	size = (size + 15) & ~(size_t)15;
-	if (r->pb_arena_used + size > sizeof(r->pb_arena))
+	if (size > sizeof(a->buf) - a->used)
 		return NULL;
-	void *p = r->pb_arena + r->pb_arena_used;
-	r->pb_arena_used += size;
+	void *p = a->buf + a->used;
+	a->used += size;
 	return p;
 }
 
@@ -51,11 +50,11 @@ size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, ui
 	return disco__dsm_message__pack(&pb, buf);
 }
 
-int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struct dsm_msg *out,
-		    struct dsm_wire_extra *x)
+int dsm_wire_unpack(struct dsm_wire_arena *a, const uint8_t *body, size_t len,
+		    struct dsm_msg *out, struct dsm_wire_extra *x)
 {
-	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = r };
-	r->pb_arena_used = 0;
+	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = a };
+	a->used = 0;
 	Disco__DsmMessage *pb = disco__dsm_message__unpack(&alloc, len, body);
 	if (!pb)
 		return -EBADMSG;
@@ -77,36 +76,4 @@ int dsm_wire_unpack(struct dsm_region *r, const uint8_t *body, size_t len, struc
 	x->data_by_read = pb->data_by_read;
 	x->read_version = pb->read_version;
 	return 0;
-}
-
-/* The id of a BenchPing, BenchPong or Barrier body. */
-int dsm_wire_unpack_u64_id(struct dsm_region *r, uint16_t type, const uint8_t *body, size_t len,
-			   uint64_t *id)
-{
-	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = r };
-	r->pb_arena_used = 0;
-	switch (type) {
-	case RPC_MSG_PING: {
-		Disco__BenchPing *m = disco__bench_ping__unpack(&alloc, len, body);
-		if (!m)
-			return -EBADMSG;
-		*id = m->id;
-		return 0;
-	}
-	case RPC_MSG_PONG: {
-		Disco__BenchPong *m = disco__bench_pong__unpack(&alloc, len, body);
-		if (!m)
-			return -EBADMSG;
-		*id = m->id;
-		return 0;
-	}
-	case RPC_MSG_BARRIER: {
-		Disco__Barrier *m = disco__barrier__unpack(&alloc, len, body);
-		if (!m)
-			return -EBADMSG;
-		*id = m->id;
-		return 0;
-	}
-	}
-	return -EBADMSG;
 }

@@ -28,19 +28,25 @@
 #define RPC_FRAME_FLAGS_KNOWN RPC_FRAME_FLAG_PAGE
 
 /* Message type ids (the header's `type`); each names one protobuf message
- * of proto/. Ranges: 1-15 membership, 16-31 DSM, 32-47 test/bench,
- * 64-127 the spanning VM's own messages (node-monitor/qemu: IPIs, I/O
- * forwarding, lifecycle), passed through the DSM region untouched. */
+ * of proto/. Ranges (rpc/session.h hands each to one client): 1-15
+ * membership (the transport's own), 16-31 DSM, 32-47 the round-trip
+ * probe, 48-63 the session's own, 64-127 the spanning VM's messages
+ * (node-monitor/qemu: IPIs, I/O forwarding, lifecycle). */
 enum rpc_msg_type {
 	RPC_MSG_HELLO = 1,     /* Hello: cluster, node, nonce */
 	RPC_MSG_AUTH = 2,      /* AuthProof: HMAC over both nonces */
 	RPC_MSG_HEARTBEAT = 3, /* Heartbeat */
 	RPC_MSG_GOODBYE = 4,   /* Goodbye: orderly leave */
+	RPC_MSG_MEMBERSHIP_LAST = 15,
+	RPC_MSG_DSM_FIRST = 16,
 	RPC_MSG_DSM = 16,      /* DsmMessage (+ page when it carries data) */
-	RPC_MSG_BARRIER = 17,  /* Barrier: cluster-wide rendezvous of a region's users */
 	RPC_MSG_DSM_MEMORY = 18, /* DsmMemory: registered memory for one-sided reads */
+	RPC_MSG_DSM_LAST = 31,
+	RPC_MSG_PROBE_FIRST = 32,
 	RPC_MSG_PING = 32,     /* BenchPing: 64 B request */
 	RPC_MSG_PONG = 33,     /* BenchPong (+ page): 4 KiB reply */
+	RPC_MSG_PROBE_LAST = 47,
+	RPC_MSG_BARRIER = 48,  /* Barrier: cluster-wide rendezvous */
 	RPC_MSG_VM_FIRST = 64,
 	RPC_MSG_VM_LAST = 127,
 	RPC_MSG_TYPE_MAX = 127,

@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "bench-dsm: RUNS must be a positive integer, got \"$runs\"" >&2; exit 2; }
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
 echo "machine: $(nproc) CPUs, $(uname -r), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "env: DISCO_POLL_US=${DISCO_POLL_US:-default} DISCO_POLL_LINGER_US=${DISCO_POLL_LINGER_US:-default} DISCO_LOOP_SCHED=${DISCO_LOOP_SCHED:-default}"
+echo "loop: the tools' generated configs use cluster.loop's defaults (docs/config.md)"
 echo
 
 bench=("$build/dsm/disco-dsm-bench")

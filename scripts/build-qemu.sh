@@ -33,8 +33,8 @@ die() { say "error: $*"; exit 1; }
 
 libs=(dsm/libdisco_dsm.a dsm/libdisco_dsm_protocol.a rpc/libdisco_rpc.a
       proto/libdisco_proto.a cluster-config/libdisco_config.a)
-headers=(dsm/region.h dsm/protocol.h dsm/policy.h cluster-config/cluster_config.h rpc/call.h
-         rpc/frame.h rpc/log.h)
+headers=(dsm/region.h dsm/protocol.h dsm/policy.h dsm/settings.h cluster-config/cluster_config.h
+         rpc/call.h rpc/frame.h rpc/log.h rpc/loop_settings.h rpc/session.h rpc/transport.h)
 for l in "${libs[@]}"; do
 	[ -f "$build/$l" ] || die "$build/$l is missing: build the project first (make)"
 done

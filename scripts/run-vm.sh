@@ -15,6 +15,9 @@
 #     --out DIR          keep logs here (default: a temporary dir, removed)
 #     --timeout SEC      stop everything after SEC seconds (default 900)
 #     --quiet            do not copy the console to stdout
+#     --qemu-arg ARG     one more argument for every node's QEMU (repeatable),
+#                        e.g. the test hooks: --qemu-arg -object
+#                        --qemu-arg disco-test-hooks,id=t,tb-invalidate=off
 #
 # Exit status: 0 when every node exited 0 (guest powered off) and every
 # guest program passed; 1 otherwise. The console is in OUT/console.log and
@@ -22,7 +25,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=()
+build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() qemu_args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vm) vm=$2; shift 2 ;;
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	--qemu-arg) qemu_args+=("$2"); shift 2 ;;
+	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
 	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -75,7 +79,7 @@ trap cleanup EXIT
 master=${nodes[0]}
 for n in "${nodes[@]:1}"; do
 	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$n" --console null \
-		--stats "$out/$n.stats" ${append:+--append "$append"} \
+		--stats "$out/$n.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		>"$out/$n.log" 2>&1 </dev/null &
 	pids+=($!)
 done
@@ -83,12 +87,13 @@ if [ $interactive -eq 1 ]; then
 	echo "run-vm: $vm_name on ${#nodes[@]} nodes (${nodes[*]}), $vcpus vCPUs; guest console follows (poweroff to end)"
 	set +e
 	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
-		--stats "$out/$master.stats" ${append:+--append "$append"} 2>"$out/$master.log"
+		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
+		2>"$out/$master.log"
 	set -e
 	master_pid=""
 else
 	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
-		--stats "$out/$master.stats" ${append:+--append "$append"} \
+		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		>"$out/console.log" 2>"$out/$master.log" </dev/null &
 	master_pid=$!
 	pids+=($master_pid)

@@ -61,7 +61,7 @@ static volatile uint64_t *word_at(uint8_t *base, uint64_t page)
 
 static int barrier(struct tool_member *m, uint32_t id)
 {
-	int rc = dsm_region_barrier(m->region, id, 120000);
+	int rc = rpc_session_barrier(m->session, id, 120000);
 	if (rc < 0)
 		fprintf(stderr, "bench[%s]: barrier %u failed: %s\n", m->cfg->nodes[m->node].name,
 			id, strerror(-rc));
@@ -184,7 +184,7 @@ static int run_member(const struct opts *o)
 
 	if (m.node == 1) {
 		for (uint64_t i = 0; i < S; i++) {
-			if ((rc = dsm_region_rtt_probe(m.region, 0, &t[i])) < 0) {
+			if ((rc = rpc_session_rtt_probe(m.session, 0, &t[i])) < 0) {
 				fprintf(stderr, "bench: RTT probe failed: %s\n", strerror(-rc));
 				goto out;
 			}

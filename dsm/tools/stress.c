@@ -308,7 +308,7 @@ static int run_member(struct opts *o)
 		return 1;
 	}
 	uint8_t *base = dsm_region_base(m.region);
-	if (dsm_region_barrier(m.region, 1, 60000) < 0) {
+	if (rpc_session_barrier(m.session, 1, 60000) < 0) {
 		fprintf(stderr, "stress[%s]: start barrier failed\n", o->node);
 		tool_member_leave(&m);
 		return 1;
@@ -334,7 +334,7 @@ static int run_member(struct opts *o)
 	if (errors)
 		fprintf(stderr, "stress[%s]: %d page reads saw corrupt content\n", o->node, errors);
 
-	int rc = dsm_region_barrier(m.region, 2, 120000);
+	int rc = rpc_session_barrier(m.session, 2, 120000);
 	if (rc < 0) {
 		fprintf(stderr, "stress[%s]: end barrier failed: %s\n", o->node, strerror(-rc));
 		errors++;
@@ -360,7 +360,7 @@ static int run_member(struct opts *o)
 			fclose(f);
 		}
 	}
-	if ((rc = dsm_region_barrier(m.region, 3, 120000)) < 0) {
+	if ((rc = rpc_session_barrier(m.session, 3, 120000)) < 0) {
 		fprintf(stderr, "stress[%s]: final barrier failed: %s\n", o->node, strerror(-rc));
 		errors++;
 	}

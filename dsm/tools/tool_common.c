@@ -414,17 +414,25 @@ int tool_member_join(struct tool_member *m, const char *config, const char *node
 		return 1;
 	}
 	disco_log_set_node(node);
+	const struct cluster_vm *v = &m->cfg->vms[m->vm];
+	struct dsm_placement placement;
+	cluster_vm_dsm_placement(m->cfg, v, &placement);
+	if ((rc = rpc_session_create(m->cfg, m->node, &m->session)) < 0) {
+		fprintf(stderr, "node %s: cannot create the session: %s\n", node, strerror(-rc));
+		return 1;
+	}
 	struct dsm_region_options o = {
-		.cfg = m->cfg, .vm = m->vm, .node = m->node, .on_fatal = on_fatal, .opaque = m,
+		.session = m->session, .name = v->name, .settings = &v->dsm,
+		.placement = &placement, .on_fatal = on_fatal, .opaque = m,
 	};
 	if ((rc = dsm_region_create(&o, &m->region)) < 0) {
 		fprintf(stderr, "node %s: cannot create the DSM region: %s\n", node, strerror(-rc));
+		tool_member_leave(m);
 		return 1;
 	}
-	if ((rc = dsm_region_start(m->region, err, sizeof(err))) < 0) {
+	if ((rc = rpc_session_start(m->session, err, sizeof(err))) < 0) {
 		fprintf(stderr, "node %s: cannot join the cluster: %s\n", node, err);
-		dsm_region_destroy(m->region);
-		m->region = NULL;
+		tool_member_leave(m);
 		return 1;
 	}
 	return 0;
@@ -432,9 +440,10 @@ int tool_member_join(struct tool_member *m, const char *config, const char *node
 
 void tool_member_leave(struct tool_member *m)
 {
-	if (m->region) {
-		dsm_region_stop(m->region);
-		dsm_region_destroy(m->region);
-	}
+	if (m->session)
+		rpc_session_stop(m->session);
+	dsm_region_destroy(m->region);
+	rpc_session_destroy(m->session);
 	cluster_config_free(m->cfg);
+	memset(m, 0, sizeof(*m));
 }

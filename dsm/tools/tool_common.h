@@ -14,6 +14,7 @@
 
 #include "cluster-config/cluster_config.h"
 #include "dsm/region.h"
+#include "rpc/session.h"
 
 /* How the nodes of a generated cluster talk, and where they keep the DSM
  * memory. Every node gets the same address (each its own port) and, with
@@ -79,13 +80,14 @@ int tool_run_members(const char *argv0, const char *config, char *const extra[],
 
 struct tool_member {
 	struct cluster_config *cfg;
+	struct rpc_session *session;
 	struct dsm_region *region;
 	int node;
 	int vm;
 };
 
-/* Load @config, find @node and @vm (NULL: the first VM), create and start
- * the region. On failure print one line naming what is wrong and return
+/* Load @config, find @node and @vm (NULL: the first VM), create the
+ * node's session and the region on it, and join. On failure print one line naming what is wrong and return
  * non-zero. A fatal DSM error later prints and exits with status 3. */
 int tool_member_join(struct tool_member *m, const char *config, const char *node, const char *vm);
 void tool_member_leave(struct tool_member *m);

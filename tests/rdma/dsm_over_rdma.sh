@@ -82,10 +82,10 @@ kill)
 		eval "pid$i=$!"
 	done
 	for _ in $(seq 600); do
-		[ "$(grep -c "dsm: node .* joined" "$dir/n0.log")" -ge 2 ] && break
+		[ "$(grep -c "session: node .* joined" "$dir/n0.log")" -ge 2 ] && break
 		sleep 0.1
 	done
-	[ "$(grep -c "dsm: node .* joined" "$dir/n0.log")" -ge 2 ] || fail "the 3 members did not meet"
+	[ "$(grep -c "session: node .* joined" "$dir/n0.log")" -ge 2 ] || fail "the 3 members did not meet"
 	sleep 2 # let them fault on each other
 	kill -9 "$pid1"
 	t0=$(date +%s%N)

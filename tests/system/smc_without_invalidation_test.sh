@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Negative control for the self-modifying-code check: with TB invalidation
-# of user-mode code turned off (DISCO_TB_INVALIDATE=0, test-only knob of the
-# QEMU side; kernel code keeps it, or the kernel's own text patching hangs
-# the boot), a vCPU keeps running its stale translation of code another
+# of user-mode code turned off (-object disco-test-hooks,tb-invalidate=off,
+# the QEMU side's test hook; kernel code keeps it, or the kernel's own text
+# patching hangs the boot), a vCPU keeps running its stale translation of code another
 # node rewrote, so the guest's smc program must FAIL. This shows the smc
 # check can fail and that the invalidation is what makes system_* tests
 # pass.
@@ -15,7 +15,8 @@ tmp=$(mktemp -d /tmp/disco-smcneg.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 "$here/make-config.sh" "$build" 2 1 >"$tmp/cluster.yaml"
 set +e
-DISCO_TB_INVALIDATE=0 "$root/scripts/run-vm.sh" --build "$build" --out "$tmp/out" --quiet \
+"$root/scripts/run-vm.sh" --build "$build" --out "$tmp/out" --quiet \
+	--qemu-arg -object --qemu-arg disco-test-hooks,id=hooks,tb-invalidate=off \
 	--timeout 300 --run smc --args smc=300 "$tmp/cluster.yaml" >"$tmp/run.txt" 2>&1
 set -e
 grep -h "smc" "$tmp/out/console.log" | tail -n 5

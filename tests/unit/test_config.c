@@ -92,6 +92,10 @@ static void test_local_2node(void **state)
 	assert_int_equal(cfg->heartbeat_ms, 200);
 	assert_int_equal(cfg->peer_timeout_ms, 3000);
 	assert_int_equal(cfg->connect_timeout_ms, 30000);
+	assert_int_equal(cfg->loop.poll_us, 100);
+	assert_int_equal(cfg->loop.poll_linger_us, 50);
+	assert_true(cfg->loop.poll_yield);
+	assert_int_equal(cfg->loop.priority, RPC_LOOP_PRIORITY_NICE);
 
 	assert_int_equal(cfg->n_nodes, 2);
 	for (int i = 0; i < 2; i++) {
@@ -457,6 +461,32 @@ static void test_string_relative_to_cwd(void **state)
 	cluster_config_free(cfg);
 }
 
+/* cluster.loop and dsm.hot_pages_report: the runtime's tuning, in the YAML. */
+static void test_loop_and_diagnostics(void **state)
+{
+	char old[PATH_MAX], err[512];
+	struct cluster_config *cfg = NULL;
+
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_int_equal(chdir(CONFIG_EXAMPLES_DIR), 0);
+	int r = cluster_config_load_string(
+		"cluster: {name: s, auth: {key_file: local.key},"
+		" loop: {poll_us: 0, poll_linger_us: 7, poll_yield: false, priority: fifo}}\n"
+		"nodes: [{name: n0, address: 127.0.0.1, port: 1}]\n"
+		"vms: [{name: v, memory: 2097152, vcpus: 1, vcpu_placement: {n0: 1},"
+		" dsm: {hot_pages_report: 5}}]\n",
+		NULL, &cfg, err, sizeof(err));
+	assert_int_equal(chdir(old), 0);
+	if (r)
+		fail_msg("%s", err);
+	assert_int_equal(cfg->loop.poll_us, 0);
+	assert_int_equal(cfg->loop.poll_linger_us, 7);
+	assert_false(cfg->loop.poll_yield);
+	assert_int_equal(cfg->loop.priority, RPC_LOOP_PRIORITY_FIFO);
+	assert_int_equal(cfg->vms[0].dsm.hot_pages_report, 5);
+	cluster_config_free(cfg);
+}
+
 /* 64 nodes is the limit and fine; the validator's messages point at the
  * right entry even when names contain dots. */
 static void test_64_nodes_and_dotted_names(void **state)
@@ -513,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_small_error_buffers),
 		cmocka_unit_test(test_key_sizes),
 		cmocka_unit_test(test_string_relative_to_cwd),
+		cmocka_unit_test(test_loop_and_diagnostics),
 		cmocka_unit_test(test_64_nodes_and_dotted_names),
 		cmocka_unit_test(test_transport_names),
 	};

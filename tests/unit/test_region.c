@@ -1,9 +1,10 @@
 /*
- * Integration tests of the DSM runtime (dsm/region.c, fault_path.c): real
- * userfaultfd, real TCP on 127.0.0.1, two nodes. The coherence test runs
- * both nodes inside this process (each region has its own mapping, loop
- * thread and transport); the lost-peer test runs the second node in a
- * child process and kills it with SIGKILL.
+ * Integration tests of the DSM runtime (dsm/region.c, fault_path.c) on its
+ * session (rpc/session.c): real userfaultfd, real TCP on 127.0.0.1, two
+ * nodes. The coherence test runs both nodes inside this process (each
+ * with its own session, loop thread, transport and region mapping); the
+ * lost-peer test runs the second node in a child process and kills it
+ * with SIGKILL.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include "dsm.pb-c.h"
 #include "dsm/protocol.h"
 #include "dsm/region.h"
+#include "rpc/session.h"
 #include "rpc/transport.h"
 
 #define PAGE DSM_PAGE_SIZE
@@ -56,6 +58,76 @@ static int port_base(void)
 	return 20000 + (getpid() % 4000) * 8;
 }
 
+/* Each region of a test runs on a session of its own: this table keeps
+ * the pair, so the tests below speak of regions only. */
+static struct node {
+	struct dsm_region *r;
+	struct rpc_session *s;
+} nodes[8];
+
+static struct rpc_session *session_of(struct dsm_region *r)
+{
+	for (int i = 0; i < 8; i++)
+		if (nodes[i].r == r)
+			return nodes[i].s;
+	fail_msg("no session for region %p", (void *)r);
+	return NULL;
+}
+
+/* Create node @node's session and its region with @o (whose session,
+ * settings and placement are filled in here). */
+static int create_with(struct cluster_config *cfg, int node, struct dsm_region_options o,
+		       const struct rpc_session_client *extra, struct dsm_region **out)
+{
+	struct dsm_placement placement;
+	struct rpc_session *s = NULL;
+	int rc;
+
+	assert_int_equal(cluster_vm_dsm_placement(cfg, &cfg->vms[0], &placement), 0);
+	assert_int_equal(rpc_session_create(cfg, node, &s), 0);
+	if (extra)
+		assert_int_equal(rpc_session_add_client(s, extra), 0);
+	o.session = s;
+	o.name = cfg->vms[0].name;
+	o.settings = &cfg->vms[0].dsm;
+	o.placement = &placement;
+	if ((rc = dsm_region_create(&o, out)) < 0) {
+		rpc_session_destroy(s);
+		return rc;
+	}
+	for (int i = 0; i < 8; i++) {
+		if (!nodes[i].r) {
+			nodes[i] = (struct node){ *out, s };
+			return 0;
+		}
+	}
+	fail_msg("too many regions");
+	return -ENOSPC;
+}
+
+static int node_start(struct dsm_region *r, char *err, size_t errlen)
+{
+	return rpc_session_start(session_of(r), err, errlen);
+}
+
+static void node_stop(struct dsm_region *r)
+{
+	rpc_session_stop(session_of(r));
+}
+
+static void node_destroy(struct dsm_region *r)
+{
+	for (int i = 0; i < 8; i++) {
+		if (nodes[i].r == r) {
+			rpc_session_stop(nodes[i].s);
+			dsm_region_destroy(r);
+			rpc_session_destroy(nodes[i].s);
+			nodes[i] = (struct node){ NULL, NULL };
+			return;
+		}
+	}
+}
+
 struct starter {
 	struct dsm_region *r;
 	int rc;
@@ -65,18 +137,16 @@ struct starter {
 static void *start_thread(void *arg)
 {
 	struct starter *s = arg;
-	s->rc = dsm_region_start(s->r, s->err, sizeof(s->err));
+	s->rc = node_start(s->r, s->err, sizeof(s->err));
 	return NULL;
 }
 
 static struct dsm_region *create(struct cluster_config *cfg, int node,
 				 void (*on_fatal)(void *, const char *), void *opaque)
 {
-	struct dsm_region_options o = {
-		.cfg = cfg, .vm = 0, .node = node, .on_fatal = on_fatal, .opaque = opaque,
-	};
+	struct dsm_region_options o = { .on_fatal = on_fatal, .opaque = opaque };
 	struct dsm_region *r = NULL;
-	assert_int_equal(dsm_region_create(&o, &r), 0);
+	assert_int_equal(create_with(cfg, node, o, NULL, &r), 0);
 	return r;
 }
 
@@ -88,17 +158,17 @@ static void start_pair(struct dsm_region *a, struct dsm_region *b)
 	char err[256];
 
 	pthread_create(&t, NULL, start_thread, &sb);
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	assert_int_equal(node_start(a, err, sizeof(err)), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(sb.rc, 0);
 }
 
 static void stop_pair(struct dsm_region *a, struct dsm_region *b, struct cluster_config *cfg)
 {
-	dsm_region_stop(a);
-	dsm_region_stop(b);
-	dsm_region_destroy(a);
-	dsm_region_destroy(b);
+	node_stop(a);
+	node_stop(b);
+	node_destroy(a);
+	node_destroy(b);
 	cluster_config_free(cfg);
 }
 
@@ -176,7 +246,7 @@ static void two_nodes_coherent(int port, const char *extra)
 	assert_int_equal(sa.engine.migrations_out, 1);
 	assert_int_equal(sb2.engine.migrations_in, 1);
 	uint64_t rtt;
-	assert_int_equal(dsm_region_rtt_probe(a, 1, &rtt), 0);
+	assert_int_equal(rpc_session_rtt_probe(session_of(a), 1, &rtt), 0);
 	assert_true(rtt > 0);
 
 	stop_pair(a, b, cfg);
@@ -215,10 +285,10 @@ static void test_memfd_segments_are_the_file(void **state)
 
 	struct dsm_segment seg = { mem, size, fd, 0 };
 	struct dsm_region_options o = {
-		.cfg = cfg, .vm = 0, .node = 0, .segments = &seg, .n_segments = 1,
+		.segments = &seg, .n_segments = 1,
 	};
 	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
-	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_int_equal(create_with(cfg, 0, o, NULL, &a), 0);
 	start_pair(a, b);
 
 	uint8_t *bb = dsm_region_base(b);
@@ -247,14 +317,14 @@ static void test_memfd_backing_refuses_anonymous_memory(void **state)
 	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(mem != MAP_FAILED);
 	struct dsm_segment seg = { mem, size, -1, 0 };
-	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .addr = mem };
+	struct dsm_region_options o = { .addr = mem };
 	struct dsm_region *a = NULL;
 
-	assert_int_equal(dsm_region_create(&o, &a), -EINVAL);
+	assert_int_equal(create_with(cfg, 0, o, NULL, &a), -EINVAL);
 	o.addr = NULL;
 	o.segments = &seg;
 	o.n_segments = 1;
-	assert_int_equal(dsm_region_create(&o, &a), -EINVAL);
+	assert_int_equal(create_with(cfg, 0, o, NULL, &a), -EINVAL);
 	assert_null(a);
 	cluster_config_free(cfg);
 	munmap(mem, size);
@@ -297,9 +367,9 @@ static void test_adopted_mapping_keeps_only_home_pages(void **state)
 	assert_true(mem != MAP_FAILED);
 	memset(mem, 0xab, size); /* what QEMU might have put there */
 
-	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .addr = mem };
+	struct dsm_region_options o = { .addr = mem };
 	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
-	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_int_equal(create_with(cfg, 0, o, NULL, &a), 0);
 	assert_ptr_equal(dsm_region_base(a), mem);
 	start_pair(a, b);
 
@@ -328,10 +398,10 @@ static void test_segments_form_one_region(void **state)
 	assert_true(lo != MAP_FAILED && hi != MAP_FAILED);
 	struct dsm_segment segs[2] = { { lo, half, -1, 0 }, { hi, half, -1, 0 } };
 	struct dsm_region_options o = {
-		.cfg = cfg, .vm = 0, .node = 0, .segments = segs, .n_segments = 2,
+		.segments = segs, .n_segments = 2,
 	};
 	struct dsm_region *a = NULL, *b = create(cfg, 1, NULL, NULL);
-	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_int_equal(create_with(cfg, 0, o, NULL, &a), 0);
 	assert_int_equal(dsm_region_size(a), size);
 	start_pair(a, b);
 
@@ -401,9 +471,9 @@ static void test_missing_peer_named_at_start(void **state)
 	cfg->connect_timeout_ms = 500; /* nobody runs n1 */
 	struct dsm_region *a = create(cfg, 0, NULL, NULL);
 	char err[256];
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), -ETIMEDOUT);
+	assert_int_equal(node_start(a, err, sizeof(err)), -ETIMEDOUT);
 	assert_non_null(strstr(err, "n1 (127.0.0.1:"));
-	dsm_region_destroy(a);
+	node_destroy(a);
 	cluster_config_free(cfg);
 }
 
@@ -443,7 +513,7 @@ static void lost_peer_fails_fault(int base, uint64_t page)
 		struct cluster_config *cfg = make_config(base, "");
 		struct dsm_region *b = create(cfg, 1, NULL, NULL);
 		char err[256];
-		if (dsm_region_start(b, err, sizeof(err)) < 0)
+		if (node_start(b, err, sizeof(err)) < 0)
 			_exit(1);
 		*(volatile uint64_t *)((uint8_t *)dsm_region_base(b) + page * PAGE) = 42;
 		if (write(pfd[1], "r", 1) != 1)
@@ -455,7 +525,7 @@ static void lost_peer_fails_fault(int base, uint64_t page)
 	/* Left running: a thread stays blocked on it. */
 	struct dsm_region *a = create(cfg, 0, on_fatal, NULL);
 	char err[256], c;
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	assert_int_equal(node_start(a, err, sizeof(err)), 0);
 	assert_int_equal(read(pfd[0], &c, 1), 1);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
@@ -531,8 +601,10 @@ static pthread_mutex_t lost_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lost_cond = PTHREAD_COND_INITIALIZER;
 static char lost_why[512];
 
-static void on_lost(void *opaque, int peer, const char *why)
+static void on_lost(void *opaque, int peer, const char *why, bool stopping)
 {
+	if (stopping)
+		return;
 	pthread_mutex_lock(&lost_mu);
 	snprintf(lost_why, sizeof(lost_why), "n%d: %s", peer, why);
 	pthread_cond_broadcast(&lost_cond);
@@ -545,15 +617,17 @@ static void refused_frame(int port, uint16_t type, const void *body, size_t len,
 			  size_t whylen)
 {
 	struct cluster_config *cfg = make_config(port, "");
-	struct dsm_region_options o = { .cfg = cfg, .vm = 0, .node = 0, .on_peer_lost = on_lost };
+	struct dsm_region_options o = { 0 };
+	/* The VM layer's place: a client told when a peer is lost. */
+	const struct rpc_session_client watcher = { .name = "watcher", .on_peer_down = on_lost };
 	struct dsm_region *a = NULL;
 	struct raw_peer rp;
 	char err[256];
 
 	lost_why[0] = 0;
-	assert_int_equal(dsm_region_create(&o, &a), 0);
+	assert_int_equal(create_with(cfg, 0, o, &watcher, &a), 0);
 	raw_start(&rp, cfg);
-	assert_int_equal(dsm_region_start(a, err, sizeof(err)), 0);
+	assert_int_equal(node_start(a, err, sizeof(err)), 0);
 	for (int i = 0; i < 5000 && rpc_transport_peer_state(rp.t, 0) != RPC_PEER_UP; i++)
 		usleep(1000); /* n0 saw n1's proof; n1 may not have seen n0's yet */
 	assert_int_equal(rpc_transport_send(rp.t, 0, type, body, len, NULL), 0);
@@ -566,8 +640,7 @@ static void refused_frame(int port, uint16_t type, const void *body, size_t len,
 			break;
 	snprintf(why, whylen, "%s", lost_why);
 	pthread_mutex_unlock(&lost_mu);
-	dsm_region_stop(a);
-	dsm_region_destroy(a);
+	node_destroy(a);
 	raw_finish(&rp);
 	cluster_config_free(cfg);
 }

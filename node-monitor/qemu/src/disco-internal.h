@@ -27,6 +27,7 @@
 #include "dsm/region.h"
 #include "rpc/call.h"
 #include "rpc/frame.h"
+#include "rpc/session.h"
 
 #include "hooks.h"
 
@@ -69,6 +70,7 @@ struct disco_node {
     int apic_owner[256];                /* APIC ID -> node, -1 if none */
 
     /* set at machine-init-done */
+    struct rpc_session *session;        /* this node's, shared by the region and messages */
     struct dsm_region *region;
     /* guest RAM: one memory backend per guest NUMA node, in guest order */
     int n_ram;
@@ -78,15 +80,14 @@ struct disco_node {
      * vCPU threads around translation, bumped by the DSM loop thread) */
     uint32_t *code_gen;
     uint32_t code_gen_all;              /* all drops: for a TB's 2nd page */
-    /* only with DISCO_TB_INVALIDATE=0: per DSM page, set when the guest
-     * kernel (CPL 0) translated code from it since its last invalidation */
+    /* only with -object disco-test-hooks,tb-invalidate=off: per DSM page,
+     * set when the guest kernel (CPL 0) translated code from it since its
+     * last invalidation */
     uint8_t *kernel_code;
 
     QEMUBH *inbox_bh;
     QemuMutex inbox_lock;
     QSIMPLEQ_HEAD(, disco_inbox_msg) inbox;
-
-    struct rpc_call_table calls;        /* I/O and clock requests in flight */
 
     /* lifecycle (main loop thread, read by the DSM loop) */
     bool shutdown_from_peer;            /* the shutdown came as a message */
@@ -110,11 +111,23 @@ static inline const char *disco_node_name(int node)
     return disco.cfg->nodes[node].name;
 }
 
+/* Test hooks (-object disco-test-hooks, disco-object.c): set before
+ * machine-init-done, read-only afterwards. */
+extern bool disco_test_no_tb_invalidate;
+
 /* disco-msg.c */
+/* The node's session (machine-init-done, before the region exists) with
+ * the VM's messages as its client; disco_join() starts it. */
+void disco_session_create(void);
+void disco_join(void);
 int disco_send(int peer, uint16_t type, const void *body, size_t len);
 void disco_broadcast(uint16_t type, const void *body, size_t len);
-void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len);
 void disco_inbox_init(void);
+/* The call table vCPUs wait on for the master's answers (I/O, clock). */
+static inline struct rpc_call_table *disco_calls(void)
+{
+    return rpc_session_calls(disco.session);
+}
 /* Apply every queued message now (main loop thread, BQL held). */
 void disco_inbox_drain(void);
 void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN disco_die(const char *fmt, ...);

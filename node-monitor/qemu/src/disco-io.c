@@ -41,7 +41,7 @@ static bool disco_io_forward(uint32_t space, uint64_t addr, uint64_t *val, unsig
     if (qatomic_read(&disco.shutting_down)) {
         return true;
     }
-    if (rpc_call_begin(&disco.calls, &id) < 0) {
+    if (rpc_call_begin(disco_calls(), &id) < 0) {
         disco_die("more than 256 I/O requests in flight");
     }
     m.id = id;
@@ -52,10 +52,10 @@ static bool disco_io_forward(uint32_t space, uint64_t addr, uint64_t *val, unsig
     m.data = is_write ? *val : 0;
     rc = disco_send(disco.master, DISCO_MSG_IO_REQ, buf, disco__vm_io__pack(&m, buf));
     if (rc < 0) {
-        rpc_call_cancel(&disco.calls, id);
+        rpc_call_cancel(disco_calls(), id);
         return true; /* the master is gone: the peer-lost path stops the VM */
     }
-    rc = rpc_call_wait(&disco.calls, id, -1, &res);
+    rc = rpc_call_wait(disco_calls(), id, -1, &res);
     qatomic_inc(&disco.n.io_forwarded);
     if (rc == 0 && !is_write) {
         reply = disco__vm_io__unpack(NULL, res.len, res.data);
@@ -114,6 +114,6 @@ void disco_io_complete(const uint8_t *body, size_t len)
     if (!m) {
         disco_die("undecodable I/O reply from the master");
     }
-    rpc_call_complete(&disco.calls, m->id, body, len); /* -ENOENT: its waiter is gone */
+    rpc_call_complete(disco_calls(), m->id, body, len); /* -ENOENT: its waiter is gone */
     disco__vm_io__free_unpacked(m, NULL);
 }

@@ -121,7 +121,7 @@ void disco_machine_clock_reply(const uint8_t *body, size_t len)
     if (!m) {
         disco_die("undecodable clock reply from the master");
     }
-    rpc_call_complete(&disco.calls, m->id, body, len);
+    rpc_call_complete(disco_calls(), m->id, body, len);
     disco__vm_clock__free_unpacked(m, NULL);
 }
 
@@ -141,14 +141,14 @@ void disco_machine_apply_clock_start(int peer, const uint8_t *body, size_t len)
         uint64_t id;
         int64_t t0, t1;
 
-        if (rpc_call_begin(&disco.calls, &id) < 0) {
+        if (rpc_call_begin(disco_calls(), &id) < 0) {
             disco_die("no free call slot for the clock");
         }
         q.id = id;
         t0 = get_clock();
         if (disco_send(disco.master, DISCO_MSG_CLOCK_REQ, buf,
                        disco__vm_clock__pack(&q, buf)) < 0 ||
-            rpc_call_wait(&disco.calls, id, 2000, res) < 0) {
+            rpc_call_wait(disco_calls(), id, 2000, res) < 0) {
             disco_die("no answer from the master to a clock request");
         }
         t1 = get_clock();
@@ -177,7 +177,7 @@ static void disco_shutdown_notify(Notifier *n, void *data)
 
     qatomic_set(&disco.shutting_down, true);
     /* vCPUs waiting for the master's devices must be able to stop */
-    rpc_call_fail_all(&disco.calls, -ESHUTDOWN);
+    rpc_call_fail_all(disco_calls(), -ESHUTDOWN);
     if (disco.shutdown_from_peer) {
         return;
     }
@@ -228,7 +228,7 @@ static void disco_reset_barrier(uint32_t id, const char *what)
     int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + DISCO_RESET_TIMEOUT_MS;
 
     for (;;) {
-        int rc = dsm_region_barrier(disco.region, id, DISCO_RESET_POLL_MS);
+        int rc = rpc_session_barrier(disco.session, id, DISCO_RESET_POLL_MS);
 
         if (rc == 0) {
             return;
@@ -300,10 +300,10 @@ void disco_cleanup(void)
         return;
     }
     /* our vCPUs are stopped; others may still fault on pages we hold */
-    rc = dsm_region_barrier(disco.region, DISCO_SHUTDOWN_BARRIER, DISCO_SHUTDOWN_TIMEOUT_MS);
+    rc = rpc_session_barrier(disco.session, DISCO_SHUTDOWN_BARRIER, DISCO_SHUTDOWN_TIMEOUT_MS);
     qatomic_set(&disco.exiting, true);
     disco_ram_print_stats();
-    dsm_region_stop(disco.region);
+    rpc_session_stop(disco.session);
     if (rc < 0) {
         fprintf(stderr, "disco %s: not every node reached the shutdown barrier: %s\n",
                 disco_node_name(disco.self), strerror(-rc));

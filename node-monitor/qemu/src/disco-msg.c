@@ -1,7 +1,9 @@
 /*
- * Messages between the nodes of a spanning VM: sending (any thread,
- * straight onto the connection through the DSM region) and receiving (the
- * DSM loop thread). A few messages are answered on the loop thread itself
+ * Messages between the nodes of a spanning VM, and the node's session with
+ * its cluster (rpc/session.h), of which they are one client (frame types
+ * 64..127) and guest RAM (the DSM region, disco-ram.c) another. Sending:
+ * any thread, straight onto the connection. Receiving: the session's loop
+ * thread. A few messages are answered on the loop thread itself
  * because their answer must not wait for the main loop: I/O replies wake
  * the waiting vCPU, clock requests read the virtual clock. Everything else
  * touches devices or vCPUs and needs the BQL, so it goes to the inbox,
@@ -10,6 +12,8 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/error-report.h"
 
 #include "disco-internal.h"
 
@@ -30,10 +34,14 @@ void disco_die(const char *fmt, ...)
 
 int disco_send(int peer, uint16_t type, const void *body, size_t len)
 {
-    if (!disco.region) {
+    if (!disco.session) {
         return -ENOTCONN; /* not joined yet (a stop before machine-init-done) */
     }
-    return dsm_region_send_frame(disco.region, peer, type, body, len);
+    if (type < RPC_MSG_VM_FIRST || type > RPC_MSG_VM_LAST || peer < 0 ||
+        peer >= disco.cfg->n_nodes || peer == disco.self) {
+        return -EINVAL;
+    }
+    return rpc_session_send(disco.session, peer, type, body, len, NULL);
 }
 
 void disco_broadcast(uint16_t type, const void *body, size_t len)
@@ -98,8 +106,12 @@ void disco_inbox_init(void)
     disco.inbox_bh = qemu_bh_new(disco_inbox_run, NULL);
 }
 
-void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, size_t len)
+/* The session's loop thread: a frame of the VM's range from @peer. */
+static void disco_on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 {
+    const uint8_t *body = f->body;
+    size_t len = f->body_len;
+    uint16_t type = f->type;
     struct disco_inbox_msg *m;
 
     switch (type) {
@@ -132,4 +144,56 @@ void disco_on_frame(void *opaque, int peer, uint16_t type, const uint8_t *body, 
     QSIMPLEQ_INSERT_TAIL(&disco.inbox, m, next);
     qemu_mutex_unlock(&disco.inbox_lock);
     qemu_bh_schedule(disco.inbox_bh);
+}
+
+/* The loop thread invalidates translated code (TB invalidation needs RCU). */
+static int disco_on_loop_start(void *opaque)
+{
+    rcu_register_thread();
+    return 0;
+}
+
+static void disco_on_peer_down(void *opaque, int peer, const char *why, bool stopping)
+{
+    if (stopping || qatomic_read(&disco.shutting_down)) {
+        return; /* the shutdown barrier reports a node that did not make it */
+    }
+    disco_die("node %s lost (%s): stopping the VM", disco_node_name(peer), why);
+}
+
+void disco_session_create(void)
+{
+    const struct rpc_session_client vm_client = {
+        .name = "spanning VM",
+        .type_first = RPC_MSG_VM_FIRST,
+        .type_last = RPC_MSG_VM_LAST,
+        .on_loop_start = disco_on_loop_start,
+        .on_frame = disco_on_frame,
+        .on_peer_down = disco_on_peer_down,
+    };
+    int rc = rpc_session_create(disco.cfg, disco.self, &disco.session);
+
+    if (rc < 0) {
+        disco_die("cannot create the cluster session: %s", strerror(-rc));
+    }
+    rc = rpc_session_add_client(disco.session, &vm_client);
+    if (rc < 0) {
+        disco_die("cannot register the VM's messages with the session: %s", strerror(-rc));
+    }
+}
+
+/* Returns once every node of the cluster is connected, or exits naming
+ * the missing ones. */
+void disco_join(void)
+{
+    char err[512];
+    int rc;
+
+    info_report("disco %s: joining cluster %s for vm %s (%d of %d vCPUs here, %s)",
+                disco_node_name(disco.self), disco.cfg->name, disco.vm->name, disco.cpu_count,
+                disco.vm->vcpus, disco_nonmaster ? "devices on the master" : "master");
+    rc = rpc_session_start(disco.session, err, sizeof(err));
+    if (rc < 0) {
+        disco_die("cannot join the cluster: %s", err);
+    }
 }

@@ -68,7 +68,7 @@ static double remote_rtt_us(int peer)
 
     for (int i = 0; i < DISCO_NUMA_PROBES; i++) {
         uint64_t ns;
-        int rc = dsm_region_rtt_probe(disco.region, peer, &ns);
+        int rc = rpc_session_rtt_probe(disco.session, peer, &ns);
         if (rc < 0) {
             return rc;
         }

@@ -28,6 +28,7 @@ struct DiscoObject {
 struct disco_node disco = { .self = -1 };
 bool disco_enabled;
 bool disco_nonmaster;
+bool disco_test_no_tb_invalidate;
 
 static Notifier disco_init_done_notifier;
 
@@ -48,7 +49,9 @@ static void disco_machine_init_done_cb(Notifier *n, void *unused)
         qatomic_set(&cs->disco_parked, !local);
     }
     disco_irq_init();
-    disco_ram_init_done();     /* joins the cluster: returns once all are up */
+    disco_session_create();
+    disco_ram_init_done();     /* guest RAM: a client of the session */
+    disco_join();              /* returns once every node is up */
     disco_numa_measure();
     disco_machine_init_done();
 }
@@ -92,7 +95,6 @@ static void disco_complete(UserCreatable *uc, Error **errp)
 
     disco_enabled = true;
     disco_nonmaster = disco.self != disco.master;
-    rpc_call_table_init(&disco.calls, 256);
     disco_inbox_init();
     disco_init_done_notifier.notify = disco_machine_init_done_cb;
     qemu_add_machine_init_done_notifier(&disco_init_done_notifier);
@@ -135,8 +137,44 @@ static const TypeInfo disco_type_info = {
     }
 };
 
+/*
+ * `-object disco-test-hooks,id=ID[,tb-invalidate=off]`: switches that break
+ * the spanning VM on purpose, for the tests that show what a mechanism is
+ * for (tests/system/smc_without_invalidation_test.sh). Test only; they
+ * are never read from the environment.
+ */
+#define TYPE_DISCO_TEST_HOOKS "disco-test-hooks"
+
+static bool disco_test_get_tb_invalidate(Object *obj, Error **errp)
+{
+    return !disco_test_no_tb_invalidate;
+}
+
+static void disco_test_set_tb_invalidate(Object *obj, bool value, Error **errp)
+{
+    disco_test_no_tb_invalidate = !value;
+}
+
+static void disco_test_hooks_class_init(ObjectClass *oc, void *data)
+{
+    object_class_property_add_bool(oc, "tb-invalidate", disco_test_get_tb_invalidate,
+                                   disco_test_set_tb_invalidate);
+}
+
+static const TypeInfo disco_test_hooks_type_info = {
+    .parent = TYPE_OBJECT,
+    .name = TYPE_DISCO_TEST_HOOKS,
+    .instance_size = sizeof(Object),
+    .class_init = disco_test_hooks_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { TYPE_USER_CREATABLE },
+        { }
+    }
+};
+
 static void disco_register_types(void)
 {
     type_register_static(&disco_type_info);
+    type_register_static(&disco_test_hooks_type_info);
 }
 type_init(disco_register_types)

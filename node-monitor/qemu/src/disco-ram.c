@@ -4,15 +4,14 @@
  * guest NUMA node, in guest order) become one DSM region:
  * dsm_region_create() adopts QEMU's private anonymous mappings,
  * keeps (and populates) the pages this node is initially home for and
- * discards the rest, which then fill from their home on first access.
- * dsm_region_start() joins the cluster and returns once every node of the
- * VM is connected, or the process exits naming who is missing.
+ * discards the rest, which then fill from their home on first access. The
+ * region is a client of the node's session (disco-msg.c), which joins the
+ * cluster once the region exists (disco_join()).
  *
- * The region's hooks run on its loop thread: it registers with RCU (TB
- * invalidation needs it), invalidates translated code of every page whose
- * local copy is dropped (before the drop is acknowledged, so the writer
- * never runs ahead of a stale translation here), hands VM messages to
- * disco-msg.c, and stops the VM when a node is lost.
+ * The region's hooks run on the session's loop thread: they invalidate
+ * translated code of every page whose local copy is dropped (before the
+ * drop is acknowledged, so the writer never runs ahead of a stale
+ * translation here), and stop the VM when a fault cannot be served.
  */
 #include "qemu/osdep.h"
 #include "qemu/rcu.h"
@@ -60,17 +59,12 @@ static RAMBlock *disco_page_block(uint64_t page, uint64_t *offset)
     return disco.ram[i];
 }
 
-static void disco_loop_start(void *opaque)
-{
-    rcu_register_thread();
-}
-
-/* DISCO_TB_INVALIDATE=0 turns TB invalidation off for user-mode code:
- * only for the system test that shows a guest needs it
- * (tests/system/smc_without_invalidation_test.sh). Kernel code keeps it,
- * because the guest kernel patches its own text at run time (static keys,
- * alternatives) while other nodes' vCPUs run it; a stale copy there hangs
- * the boot instead of letting the test's user-mode check fail. */
+/* -object disco-test-hooks,tb-invalidate=off turns TB invalidation off
+ * for user-mode code: only for the system test that shows a guest needs
+ * it (tests/system/smc_without_invalidation_test.sh). Kernel code keeps
+ * it, because the guest kernel patches its own text at run time (static
+ * keys, alternatives) while other nodes' vCPUs run it; a stale copy there
+ * hangs the boot instead of letting the test's user-mode check fail. */
 static bool disco_tb_invalidate = true;
 
 /* Test mode: remember that kernel code was translated from @page. Runs on
@@ -159,36 +153,27 @@ static void disco_fatal(void *opaque, const char *message)
     disco_die("%s: stopping the VM", message);
 }
 
-static void disco_peer_lost(void *opaque, int peer, const char *why)
-{
-    if (qatomic_read(&disco.shutting_down)) {
-        return; /* the shutdown barrier reports a node that did not make it */
-    }
-    disco_die("node %s lost (%s): stopping the VM", disco_node_name(peer), why);
-}
-
 void disco_ram_init_done(void)
 {
+    struct dsm_placement placement;
     struct dsm_region_options o = {
-        .cfg = disco.cfg,
-        .vm = disco.vm_index,
-        .node = disco.self,
+        .session = disco.session,
+        .name = disco.vm->name,
+        .settings = &disco.vm->dsm,
+        .placement = &placement,
         .on_fatal = disco_fatal,
-        .on_loop_start = disco_loop_start,
         .on_page_dropped = disco_page_dropped,
-        .on_frame = disco_on_frame,
-        .on_peer_lost = disco_peer_lost,
     };
     struct dsm_segment segs[DSM_MAX_SEGMENTS];
-    char err[512];
     size_t size;
     int rc;
 
-    if (getenv("DISCO_TB_INVALIDATE") && !strcmp(getenv("DISCO_TB_INVALIDATE"), "0")) {
+    if (disco_test_no_tb_invalidate) {
         disco_tb_invalidate = false;
-        warn_report("disco: DISCO_TB_INVALIDATE=0: translated user-mode code is NOT "
-                    "invalidated when other nodes write it (test only)");
+        warn_report("disco: disco-test-hooks,tb-invalidate=off: translated user-mode code is "
+                    "NOT invalidated when other nodes write it (test only)");
     }
+    cluster_vm_dsm_placement(disco.cfg, disco.vm, &placement);
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
         disco_die("no memory backend found: start QEMU with -object memory-backend-ram "
@@ -225,13 +210,6 @@ void disco_ram_init_done(void)
     rc = dsm_region_create(&o, &disco.region);
     if (rc < 0) {
         disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));
-    }
-    info_report("disco %s: joining cluster %s for vm %s (%d of %d vCPUs here, %s)",
-                disco_node_name(disco.self), disco.cfg->name, disco.vm->name, disco.cpu_count,
-                disco.vm->vcpus, disco_nonmaster ? "devices on the master" : "master");
-    rc = dsm_region_start(disco.region, err, sizeof(err));
-    if (rc < 0) {
-        disco_die("cannot join the cluster: %s", err);
     }
 }
 
