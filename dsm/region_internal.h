@@ -27,6 +27,7 @@
 #include "dsm/policy.h"
 #include "dsm/region.h"
 #include "memory.h"
+#include "rpc/pb_arena.h"
 #include "rpc/session.h"
 
 /* What a DSM frame carries besides the engine's message: the one-sided
@@ -35,12 +36,6 @@ struct dsm_wire_extra {
 	bool read_posted;      /* READ_REQ: the requester reads our copy itself */
 	bool data_by_read;     /* GRANT: no payload; read the sender's copy */
 	uint64_t read_version; /* ... its version word at the grant */
-};
-
-/* protobuf unpack scratch (wire.c): no malloc on the fault path */
-struct dsm_wire_arena {
-	uint8_t buf[1024];
-	size_t used;
 };
 
 /*
@@ -86,7 +81,7 @@ struct dsm_region {
 	bool fatal_reported;
 	struct dsm_hold *hold;       /* NULL when min_hold_us is 0 */
 	struct dsm_one_sided *os;    /* NULL unless one-sided reads are on */
-	struct dsm_wire_arena arena;
+	struct rpc_pb_arena arena;    /* protobuf unpack scratch (wire.c) */
 };
 
 /* fault_path.c: the loop thread's handlers and the engine's entries */
@@ -121,7 +116,7 @@ bool dsm_hold_release(struct dsm_hold *h, struct dsm_region *r, uint64_t now);
 /* wire.c: dsm_msg (+ extra, may be NULL) <-> protobuf */
 size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, uint8_t *buf,
 		     size_t cap);
-int dsm_wire_unpack(struct dsm_wire_arena *a, const uint8_t *body, size_t len,
+int dsm_wire_unpack(struct rpc_pb_arena *a, const uint8_t *body, size_t len,
 		    struct dsm_msg *out, struct dsm_wire_extra *x);
 
 /* one_sided.c */

@@ -9,23 +9,6 @@
 #include "dsm.pb-c.h"
 #include "region_internal.h"
 
-static void *arena_alloc(void *ctx, size_t size)
-{
-	struct dsm_wire_arena *a = ctx;
-	size = (size + 15) & ~(size_t)15;
-	if (size > sizeof(a->buf) - a->used)
-		return NULL;
-	void *p = a->buf + a->used;
-	a->used += size;
-	return p;
-}
-
-static void arena_free(void *ctx, void *p)
-{
-	(void)ctx;
-	(void)p; /* reset wholesale after each message */
-}
-
 size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, uint8_t *buf,
 		     size_t cap)
 {
@@ -50,11 +33,10 @@ size_t dsm_wire_pack(const struct dsm_msg *m, const struct dsm_wire_extra *x, ui
 	return disco__dsm_message__pack(&pb, buf);
 }
 
-int dsm_wire_unpack(struct dsm_wire_arena *a, const uint8_t *body, size_t len,
+int dsm_wire_unpack(struct rpc_pb_arena *a, const uint8_t *body, size_t len,
 		    struct dsm_msg *out, struct dsm_wire_extra *x)
 {
-	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = a };
-	a->used = 0;
+	ProtobufCAllocator alloc = rpc_pb_arena_allocator(a);
 	Disco__DsmMessage *pb = disco__dsm_message__unpack(&alloc, len, body);
 	if (!pb)
 		return -EBADMSG;

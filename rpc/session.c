@@ -27,6 +27,7 @@
 
 #include "membership.pb-c.h"
 #include "rpc/log.h"
+#include "rpc/pb_arena.h"
 #include "session_internal.h"
 
 #define SESSION_CALL_SLOTS 256
@@ -73,7 +74,9 @@ static const struct rpc_session_client *client_for(const struct rpc_session *s, 
 
 static void on_barrier_frame(struct rpc_session *s, int peer, const struct rpc_frame_view *f)
 {
-	Disco__Barrier *b = disco__barrier__unpack(NULL, f->body_len, f->body);
+	struct rpc_pb_arena a;
+	ProtobufCAllocator alloc = rpc_pb_arena_allocator(&a);
+	Disco__Barrier *b = disco__barrier__unpack(&alloc, f->body_len, f->body);
 	if (!b) {
 		rpc_transport_fail_peer(s->transport, peer, "undecodable Barrier");
 		return;
@@ -83,7 +86,6 @@ static void on_barrier_frame(struct rpc_session *s, int peer, const struct rpc_f
 		s->barrier_seen[peer] = b->id;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
-	disco__barrier__free_unpacked(b, NULL);
 }
 
 static int send_barrier(struct rpc_session *s, void *arg)

@@ -7,8 +7,8 @@
  * The caller sends the ping from its own thread and sleeps on the
  * session's call table; the loop thread answers pings and completes
  * pongs. While a probe is out the loop polls as it does for a fault
- * (probes_in_flight), so both see the same wake-ups. Unpacking uses a
- * small arena on the loop thread's stack: no allocation per frame.
+ * (probes_in_flight), so both see the same wake-ups. Unpacking uses an
+ * arena on the loop thread's stack (rpc/pb_arena.h): no malloc per frame.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -16,37 +16,16 @@
 #include <sys/uio.h>
 
 #include "bench.pb-c.h"
+#include "rpc/pb_arena.h"
 #include "session_internal.h"
 
 static const uint8_t zero_page[RPC_PAGE_SIZE] __attribute__((aligned(RPC_PAGE_SIZE)));
 
-struct arena {
-	uint8_t buf[256];
-	size_t used;
-};
-
-static void *arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size = (size + 15) & ~(size_t)15;
-	if (size > sizeof(a->buf) - a->used)
-		return NULL;
-	void *p = a->buf + a->used;
-	a->used += size;
-	return p;
-}
-
-static void arena_free(void *data, void *p)
-{
-	(void)data;
-	(void)p;
-}
-
 static void on_probe_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 {
 	struct rpc_session *s = opaque;
-	struct arena a = { .used = 0 };
-	ProtobufCAllocator alloc = { .alloc = arena_alloc, .free = arena_free, .allocator_data = &a };
+	struct rpc_pb_arena a;
+	ProtobufCAllocator alloc = rpc_pb_arena_allocator(&a);
 
 	if (f->type == RPC_MSG_PING) {
 		Disco__BenchPing *ping = disco__bench_ping__unpack(&alloc, f->body_len, f->body);
