@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_internal.h"
 
 #define CFG_FILE_MAX (1u << 20)
 #define CFG_MAX_DEPTH 32
+#define CFG_MAX_ANCHORS 1000
+#define CFG_MAX_NODES 100000
 #define PAGE_SHIFT 12
 
 /* Line and column of byte @off, for reader errors (bad UTF-8), which
@@ -57,17 +60,25 @@ static int syntax_error(struct cfg_ctx *c, const yaml_parser_t *p, const unsigne
 }
 
 /*
- * libyaml's scanner slows down quadratically with the nesting depth of flow
- * collections ("[[[[..."): 16000 levels take seconds, a 1 MiB file hours.
- * A cluster file needs 4 levels, so a pass over the events (which stops as
- * soon as the limit is crossed, before the scanner has gone deep) refuses
- * anything nested further than CFG_MAX_DEPTH before the tree is built.
+ * One pass over the events before the tree is built, refusing what would
+ * make libyaml slow rather than what is merely wrong (the tree walk reports
+ * that, with better messages):
+ *  - libyaml's scanner slows down quadratically with the nesting depth of
+ *    flow collections ("[[[[..."): 16000 levels take seconds, a 1 MiB file
+ *    hours. A cluster file needs 4 levels; the pass stops as soon as
+ *    CFG_MAX_DEPTH is crossed, before the scanner has gone deep.
+ *  - its loader looks every alias up in a list of all anchors so far:
+ *    150,000 anchors in 1 MiB take ~30 s. A cluster file has no use for
+ *    more than a few (CFG_MAX_ANCHORS, aliases counted with them).
+ *  - nodes of the tree: CFG_MAX_NODES is far above the largest valid file
+ *    (64 nodes and 1024 VMs of ~40 nodes each).
  */
-static int check_depth(struct cfg_ctx *c, const unsigned char *buf, size_t len)
+static int check_shape(struct cfg_ctx *c, const unsigned char *buf, size_t len)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
 	int depth = 0, r = 0;
+	size_t anchors = 0, nodes = 0;
 
 	if (!yaml_parser_initialize(&p))
 		return -ENOMEM;
@@ -79,8 +90,23 @@ static int check_depth(struct cfg_ctx *c, const unsigned char *buf, size_t len)
 		}
 		yaml_event_type_t type = ev.type;
 		yaml_mark_t at = ev.start_mark;
+		bool anchored = type == YAML_ALIAS_EVENT ||
+				(type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+				(type == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor) ||
+				(type == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor);
 
 		yaml_event_delete(&ev);
+		if (anchored && ++anchors > CFG_MAX_ANCHORS) {
+			r = cfg_fail_mark(c, at, "more than %d anchors and aliases; a cluster file "
+					  "needs a few at most", CFG_MAX_ANCHORS);
+			break;
+		}
+		if ((type == YAML_SCALAR_EVENT || type == YAML_SEQUENCE_START_EVENT ||
+		     type == YAML_MAPPING_START_EVENT) && ++nodes > CFG_MAX_NODES) {
+			r = cfg_fail_mark(c, at, "more than %d YAML nodes (keys, values, lists and "
+					  "mappings); larger than any cluster file", CFG_MAX_NODES);
+			break;
+		}
 		if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
 			if (++depth > CFG_MAX_DEPTH) {
 				r = cfg_fail_mark(c, at, "nested more than %d levels deep",
@@ -123,7 +149,7 @@ static int load_buffer(struct cfg_ctx *c, const unsigned char *buf, size_t len,
 	const yaml_node_t *root;
 	int r;
 
-	if ((r = check_depth(c, buf, len)) < 0)
+	if ((r = check_shape(c, buf, len)) < 0)
 		return r;
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
@@ -188,31 +214,40 @@ int cluster_config_load_string(const char *yaml, const char *name, struct cluste
 	return finish(&c, load_buffer(&c, (const unsigned char *)yaml, strlen(yaml), out));
 }
 
-/* Reads @path whole; -EFBIG past CFG_FILE_MAX. */
-static int read_file(const char *path, unsigned char **buf, size_t *len)
+/* Reads @path whole: -EFBIG past CFG_FILE_MAX, -EINVAL (@what says why)
+ * for anything but a regular file. Opened non-blocking, so a FIFO or a
+ * device never blocks the caller. */
+static int read_file(const char *path, unsigned char **buf, size_t *len, const char **what)
 {
-	FILE *f = fopen(path, "rb");
+	int fd = cfg_open_regular(path, what);
 	unsigned char *b;
-	size_t n;
-	int r = 0;
+	size_t n = 0;
 
-	if (!f)
-		return -errno;
+	if (fd < 0)
+		return fd;
 	b = malloc(CFG_FILE_MAX + 1);
 	if (!b) {
-		fclose(f);
+		close(fd);
 		return -ENOMEM;
 	}
-	errno = 0;
-	n = fread(b, 1, CFG_FILE_MAX + 1, f);
-	if (ferror(f))
-		r = errno ? -errno : -EIO; /* EISDIR for a folder */
-	else if (n > CFG_FILE_MAX)
-		r = -EFBIG;
-	fclose(f);
-	if (r < 0) {
+	while (n <= CFG_FILE_MAX) {
+		ssize_t got = read(fd, b + n, CFG_FILE_MAX + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = -errno;
+			close(fd);
+			free(b);
+			return e;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	if (n > CFG_FILE_MAX) {
 		free(b);
-		return r;
+		return -EFBIG;
 	}
 	*buf = b;
 	*len = n;
@@ -235,11 +270,14 @@ int cluster_config_load(const char *path, struct cluster_config **out, char *err
 	*out = NULL;
 	if (strlen(path) >= sizeof(((struct cluster_config *)0)->path))
 		return finish(&c, -ENAMETOOLONG);
-	r = read_file(path, &buf, &len);
+	const char *what = NULL;
+	r = read_file(path, &buf, &len, &what);
 	if (r < 0) {
 		if (err && errlen && r == -EFBIG)
 			snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
 				 CFG_FILE_MAX);
+		else if (err && errlen && what)
+			snprintf(err, errlen, "%s: cannot read: %s, not a regular file", path, what);
 		else if (err && errlen)
 			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
 		return r;

@@ -20,6 +20,7 @@
 #define CLUSTER_MAX_NODES 64 /* DSM copysets are 64-bit bitmaps */
 #define CLUSTER_MAX_VCPUS 255 /* xAPIC IDs, no x2APIC in QEMU's userspace APIC */
 #define CLUSTER_NAME_MAX 64
+#define CLUSTER_MAX_MEMORY (1ull << 40) /* a VM's RAM: 40-bit guest physical addresses */
 #define CLUSTER_NUMA_DISTANCE_AUTO 0
 /* What the guest's SLIT says for two nodes until "auto" has been measured
  * (Linux's default for a remote node). */

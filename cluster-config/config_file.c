@@ -11,6 +11,12 @@
  * The key is raw bytes: a file written with `echo` carries a trailing
  * newline, and that newline is part of the key on every node alike, so we
  * do not strip it (stripping on some nodes and not others would be worse).
+ * It must be readable by its owner only (mode 0600 or 0400): anyone who
+ * can read it can join the cluster.
+ *
+ * Every file is opened non-blocking and must be a regular file, so a FIFO
+ * or a device named by mistake (or malice) gives an error at once instead
+ * of a loader blocked for ever.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +24,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config_internal.h"
+
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a folder";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+int cfg_open_regular(const char *path, const char **what)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	*what = NULL;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		*what = file_kind(st.st_mode);
+		return -EINVAL;
+	}
+	return fd;
+}
 
 int cfg_set_dir(struct cfg_ctx *c, const char *file)
 {
@@ -80,11 +123,21 @@ int cfg_read_key(struct cfg_ctx *c, const yaml_node_t *auth)
 		return cfg_fail(c, v, "expected the path of a key file, got \"\"");
 	if (cfg_resolve_path(c, rel, cfg->key_file, sizeof(cfg->key_file)) < 0)
 		return cfg_fail(c, v, "path too long once resolved against %s", c->dir);
-	fd = open(cfg->key_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
+	const char *what;
+	fd = cfg_open_regular(cfg->key_file, &what);
+	if (fd < 0 && what)
+		return cfg_fail(c, v, "cannot read %s: it is %s, not a regular file",
+				cfg_quote(q, sizeof(q), cfg->key_file), what);
+	if (fd < 0)
 		return cfg_fail(c, v, "cannot open %s: %s",
-				cfg_quote(q, sizeof(q), cfg->key_file), strerror(e));
+				cfg_quote(q, sizeof(q), cfg->key_file), strerror(-fd));
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+		close(fd);
+		return cfg_fail(c, v, "%s is open to group or others (mode %04o): the key lets "
+				"anyone who reads it join the cluster; make it 0600 (chmod 600 %s)",
+				cfg_quote(q, sizeof(q), cfg->key_file), (unsigned)(st.st_mode & 07777),
+				cfg->key_file);
 	}
 	/* One byte more than the largest key tells us the file is too long. */
 	while (len < sizeof(buf)) {

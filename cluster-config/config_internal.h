@@ -137,6 +137,11 @@ int cfg_resolve_path(const struct cfg_ctx *c, const char *rel, char *out, size_t
 int cfg_set_dir(struct cfg_ctx *c, const char *file);
 /* Read cluster.auth.key_file of mapping @auth into cfg->key. */
 int cfg_read_key(struct cfg_ctx *c, const yaml_node_t *auth);
+/* Open @path for reading without blocking (a FIFO or a device never
+ * blocks) and only if it is a regular file: the fd, or a negative errno;
+ * for anything but a regular file -EINVAL with *@what naming its kind
+ * ("a FIFO", "a folder", ...). */
+int cfg_open_regular(const char *path, const char **what);
 
 /* ---- passes ---- */
 

@@ -176,8 +176,19 @@ static int parse_nodes(struct cfg_ctx *c, const yaml_node_t *root)
 	for (size_t i = 0; i < n; i++) {
 		size_t at = cfg_path_index(c, i);
 
-		if ((r = parse_node(c, cfg_seq_item(c, seq, i), &c->cfg->nodes[i])) < 0)
+		const yaml_node_t *item = cfg_seq_item(c, seq, i);
+		if ((r = parse_node(c, item, &c->cfg->nodes[i])) < 0)
 			return r;
+		/* Here, before the VMs, whose placements name nodes: a
+		 * duplicate name must not read as an unknown node there. */
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->cfg->nodes[i].name, c->cfg->nodes[j].name))
+				continue;
+			cfg_path_key(c, "name");
+			return cfg_fail(c, cfg_map_get(c, item, "name"),
+					"duplicate node name \"%s\" (also nodes[%zu])",
+					c->cfg->nodes[i].name, j);
+		}
 		cfg_path_restore(c, at);
 		c->cfg->n_nodes = (int)i + 1;
 	}

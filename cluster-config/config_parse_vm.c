@@ -74,6 +74,10 @@ static int parse_memory(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_
 	if (vm->memory_bytes % MIB2)
 		return cfg_fail(c, v, "expected a multiple of 2M (2097152 bytes), got %s (%llu bytes)",
 				cfg_quote(q, sizeof(q), s), (unsigned long long)vm->memory_bytes);
+	/* The guest CPU model's 40 physical address bits. */
+	if (vm->memory_bytes > CLUSTER_MAX_MEMORY)
+		return cfg_fail(c, v, "expected at most 1T (the guest's 40-bit physical address "
+				"space), got %s", cfg_quote(q, sizeof(q), s));
 	cfg_path_restore(c, saved);
 	return 0;
 }

@@ -45,11 +45,7 @@ static int check_nodes(struct cfg_ctx *c)
 		for (int j = 0; j < i; j++) {
 			const struct cluster_node *o = &cfg->nodes[j];
 
-			if (!strcmp(n->name, o->name)) {
-				cfg_path_set(c, "nodes[%d].name", i);
-				return cfg_fail_path(c, "duplicate node name \"%s\" (also nodes[%d])",
-						     n->name, j);
-			}
+			/* (duplicate names are refused while parsing: config_parse.c) */
 			if (n->port == o->port && cfg_same_address(n->address, o->address)) {
 				bool v6 = strchr(n->address, ':') != NULL;
 

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -313,6 +315,29 @@ static int query(const struct cluster_config *cfg, const struct cli *c)
 	return 0;
 }
 
+/* The guest memory this node may come to hold must fit this machine: a
+ * node keeps a copy of every page it touches (and with dsm.backing memfd
+ * allocates the whole region at start), so the VM's memory is the bound.
+ * 0, or -ENOMEM after printing. */
+static int check_host_memory(const struct cli *c, const struct cluster_vm *vm)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) < 0)
+		return 0; /* nothing to compare with: QEMU will say */
+	uint64_t host = (uint64_t)si.totalram * si.mem_unit;
+	if (vm->memory_bytes <= host)
+		return 0;
+	fprintf(stderr,
+		"disco-node %s: vm %s has %" PRIu64 " MiB of guest memory, more than this machine's "
+		"%" PRIu64 " MiB: %s\n",
+		c->node, vm->name, vm->memory_bytes >> 20, host >> 20,
+		vm->dsm.backing == DSM_BACKING_MEMFD
+			? "dsm.backing memfd allocates the whole region on every node at start"
+			: "a node keeps a copy of every page it touches, so it may come to hold all of them");
+	return -ENOMEM;
+}
+
 /* Run QEMU and turn its end into disco-node's exit status. */
 static int run(const struct cli *c, char **argv)
 {
@@ -427,6 +452,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (check_host_memory(&c, vm) < 0)
+		goto out;
 	if (!vm->kernel[0])
 		fprintf(stderr,
 			"disco-node %s: VM %s has no kernel in %s; the guest will only run the firmware\n",

@@ -21,6 +21,10 @@ packages=(
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 )
 
+# A key file must be readable by its owner only; git checks the demo key
+# out 0644 (CMake's configure step does the same for the test keys).
+chmod 600 "$(dirname "$0")/../cluster-config/examples/local.key"
+
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -30,6 +30,7 @@ cat >> "$tmp/two.yaml" <<EOF
 EOF
 printf 'cluster:\n  name: x\n  auth: { key_file: nokey }\nnodes: []\n' > "$tmp/bad.yaml"
 sed -e "s#kernel: .*#kernel: $tmp/nope/vmlinuz#" "$tmp/c.yaml" > "$tmp/nokernel.yaml"
+sed -e "s#memory: .*#memory: 1T#" "$tmp/c.yaml" > "$tmp/huge.yaml"
 printf '#!/bin/sh\nexit 3\n' > "$tmp/exit3"; chmod +x "$tmp/exit3"
 printf '#!/bin/sh\nkill -9 $$\n' > "$tmp/killed"; chmod +x "$tmp/killed"
 printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/args"\n' "$tmp" > "$tmp/record"; chmod +x "$tmp/record"
@@ -99,6 +100,12 @@ expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 
 expect 0 "^(/usr)?/bin/true " env DISCO_QEMU=true "$node" --config "$tmp/c.yaml" --node n0 --dry-run
 expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 --' " \
 	"$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --append --
+
+# more guest memory than this machine has (1T; skipped on a machine with more)
+if [ "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" -lt $((1024 * 1024 * 1024)) ]; then
+	expect 2 "^disco-node n0: vm demo has 1048576 MiB of guest memory, more than this machine's [0-9]+ MiB: a node keeps a copy of every page it touches" \
+		"$node" --config "$tmp/huge.yaml" --node n0 "${q[@]}"
+fi
 
 # running "QEMU": exit status and signals, the real argv reaches it
 expect 0 "starting /bin/true for VM demo" "$node" --config "$tmp/c.yaml" --node n1 "${q[@]}"

@@ -64,7 +64,7 @@ kill)
 	# nothing we need, so write one here.
 	dir=$(mktemp -d)
 	trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-	head -c 32 /dev/urandom >"$dir/k.key"
+	(umask 077 && head -c 32 /dev/urandom >"$dir/k.key")
 	{
 		echo "cluster: {name: killtest, transport: rdma, auth: {key_file: k.key},"
 		echo "          heartbeat_ms: 200, peer_timeout_ms: 5000, connect_timeout_ms: 60000}"

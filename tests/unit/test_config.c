@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -461,6 +462,77 @@ static void test_string_relative_to_cwd(void **state)
 	cluster_config_free(cfg);
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A FIFO as the config file or as the key file: refused at once (it used
+ * to block the loader for ever), naming what it is. */
+static void test_fifo_refused_at_once(void **state)
+{
+	char dir[] = "/tmp/disco-test-fifo-XXXXXX", path[256], key[256], yaml[1024];
+	char err[1024];
+	struct cluster_config *cfg = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/cluster.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	double t0 = now_s();
+	assert_int_equal(cluster_config_load(path, &cfg, err, sizeof(err)), -EINVAL);
+	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err, "cannot read: a FIFO, not a regular file"));
+	unlink(path);
+
+	snprintf(key, sizeof(key), "%s/k.key", dir);
+	assert_int_equal(mkfifo(key, 0600), 0);
+	snprintf(yaml, sizeof(yaml), "cluster: {name: f, auth: {key_file: %s}}\n"
+		 "nodes: [{name: n0, address: 127.0.0.1, port: 1}]\n", key);
+	write_bytes(path, yaml, strlen(yaml));
+	t0 = now_s();
+	assert_int_equal(cluster_config_load(path, &cfg, err, sizeof(err)), -EINVAL);
+	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err, "cluster.auth.key_file: cannot read"));
+	assert_non_null(strstr(err, "it is a FIFO, not a regular file"));
+	unlink(key);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* 1 MiB of anchors and aliases, or of list items: refused at once (libyaml
+ * took ~30 s to load the anchors), naming the limit. */
+static void test_hostile_yaml_shapes_refused_fast(void **state)
+{
+	size_t cap = 1u << 20, o = 0;
+	char *y = malloc(cap + 64), err[1024];
+	struct cluster_config *cfg = NULL;
+
+	o += (size_t)snprintf(y + o, cap - o, "cluster:\n  name: a\n  x:\n");
+	for (int i = 0; o + 32 < cap; i++)
+		o += (size_t)snprintf(y + o, cap - o, "  - &a%d v\n  - *a%d\n", i, i);
+	y[o] = 0;
+	double t0 = now_s();
+	assert_int_equal(cluster_config_load_string(y, "anchors.yaml", &cfg, err, sizeof(err)),
+			 -EINVAL);
+	print_message("anchors: %.3f s: %s\n", now_s() - t0, err);
+	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err, "more than 1000 anchors and aliases"));
+
+	o = (size_t)snprintf(y, cap, "cluster: [");
+	while (o + 8 < cap)
+		o += (size_t)snprintf(y + o, cap - o, "1,");
+	snprintf(y + o, cap - o, "1]\n");
+	t0 = now_s();
+	assert_int_equal(cluster_config_load_string(y, "items.yaml", &cfg, err, sizeof(err)),
+			 -EINVAL);
+	print_message("items: %.3f s: %s\n", now_s() - t0, err);
+	assert_true(now_s() - t0 < 2.0); /* the scan up to the limit, on a loaded host */
+	assert_non_null(strstr(err, "more than 100000 YAML nodes"));
+	free(y);
+}
+
 /* cluster.loop and dsm.hot_pages_report: the runtime's tuning, in the YAML. */
 static void test_loop_and_diagnostics(void **state)
 {
@@ -544,6 +616,8 @@ int main(void)
 		cmocka_unit_test(test_key_sizes),
 		cmocka_unit_test(test_string_relative_to_cwd),
 		cmocka_unit_test(test_loop_and_diagnostics),
+		cmocka_unit_test(test_fifo_refused_at_once),
+		cmocka_unit_test(test_hostile_yaml_shapes_refused_fast),
 		cmocka_unit_test(test_64_nodes_and_dotted_names),
 		cmocka_unit_test(test_transport_names),
 	};

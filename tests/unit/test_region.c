@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -705,6 +706,7 @@ static int setup(void **state)
 		return -1;
 	fputs("test-key-0123456789abcdef0123456", f);
 	fclose(f);
+	chmod(path, 0600); /* a key others can read is refused */
 	return 0;
 }
 
