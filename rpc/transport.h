@@ -1,7 +1,7 @@
 /*
  * The transport interface: per-peer ordered channels between the nodes of
  * one cluster, carrying frames (rpc/frame.h). TCP (rpc/tcp_transport.c) and
- * RDMA verbs (rpc/rdma_transport.c) implement it; the DSM runtime and the
+ * RDMA verbs (rpc/verbs_transport.c) implement it; the DSM runtime and the
  * tools only see this.
  *
  * Thread model

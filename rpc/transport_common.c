@@ -1,5 +1,5 @@
 /*
- * What both transports (tcp_*.c, rdma_*.c) do the same way: argument
+ * What both transports (tcp_*.c, verbs_*.c) do the same way: argument
  * checks, filling the common part of struct rpc_transport, and the one-line
  * reasons they log and hand to on_peer_down.
  */

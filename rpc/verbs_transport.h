@@ -1,9 +1,9 @@
 /*
  * RDMA-specific additions to the transport interface (transport.h): the
- * limits of the verbs transport (rdma_transport.c, rdma_peer.c).
+ * limits of the verbs transport (verbs_transport.c, verbs_peer.c).
  */
-#ifndef DISCO_RPC_RDMA_TRANSPORT_H
-#define DISCO_RPC_RDMA_TRANSPORT_H
+#ifndef DISCO_RPC_VERBS_TRANSPORT_H
+#define DISCO_RPC_VERBS_TRANSPORT_H
 
 #include "rpc/transport.h"
 

@@ -2,12 +2,12 @@
  * RDMA transport: the implementation of transport.h on rdma-core verbs.
  * Connections are set up with the RDMA CM (librdmacm), frames travel as
  * two-sided SEND/RECV on RC queue pairs with pre-posted receive buffers
- * and credit-based flow control (rdma_peer.c), and membership (Hello and
+ * and credit-based flow control (verbs_peer.c), and membership (Hello and
  * AuthProof before anything else, heartbeats, Goodbye) is the same as over
  * TCP. docs/transport.md describes the protocol; this comment the code.
  * This file holds the lifecycle, the device checks, the RDMA CM events,
- * the completion and async-event dispatch and the timers; rdma_peer.c one
- * connection; rdma_internal.h the structs, with who may touch each field.
+ * the completion and async-event dispatch and the timers; verbs_peer.c one
+ * connection; verbs_internal.h the structs, with who may touch each field.
  *
  * Thread model
  * ------------
@@ -56,7 +56,7 @@
  * async error, silence longer than peer_timeout_ms) marks the peer FAILED,
  * for good. A device error or removal fails every peer.
  */
-#include "rpc/rdma_internal.h"
+#include "rpc/verbs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,7 +95,7 @@ static int resolve(const char *host, int port, int flags, struct sockaddr_storag
 	return 0;
 }
 
-void rdma_kick_loop(struct rdma_transport *t)
+void verbs_kick_loop(struct verbs_transport *t)
 {
 	uv_async_send(&t->async);
 }
@@ -105,62 +105,62 @@ void rdma_kick_loop(struct rdma_transport *t)
 
 static void on_dial_timer(uv_timer_t *h);
 
-void rdma_schedule_dial(struct rdma_transport *t, struct rdma_peer *p)
+void verbs_schedule_dial(struct verbs_transport *t, struct verbs_peer *p)
 {
-	if (t->stopping || rdma_state_final(rdma_get_state(p)))
+	if (t->stopping || verbs_state_final(verbs_get_state(p)))
 		return;
 	uv_timer_start(&p->dial_timer, on_dial_timer, p->backoff_ms, 0);
-	p->backoff_ms = p->backoff_ms * 2 > RDMA_BACKOFF_MAX_MS ? RDMA_BACKOFF_MAX_MS
+	p->backoff_ms = p->backoff_ms * 2 > VERBS_BACKOFF_MAX_MS ? VERBS_BACKOFF_MAX_MS
 								 : p->backoff_ms * 2;
 }
 
-static void dial(struct rdma_transport *t, struct rdma_peer *p)
+static void dial(struct verbs_transport *t, struct verbs_peer *p)
 {
-	const struct cluster_config *cfg = rdma_cfg(t);
+	const struct cluster_config *cfg = verbs_cfg(t);
 	const struct cluster_node *self = &cfg->nodes[t->base.self], *n = &cfg->nodes[p->index];
 	struct sockaddr_storage src, dst;
 	struct rdma_cm_id *id;
 	int r;
 
-	if (t->stopping || rdma_state_final(rdma_get_state(p)) || p->conn)
+	if (t->stopping || verbs_state_final(verbs_get_state(p)) || p->conn)
 		return;
 	/* Blocking for a host name; addresses are numeric in practice. */
 	if ((r = resolve(n->address, n->port, 0, &dst)) != 0 ||
 	    (r = resolve(self->address, 0, 0, &src)) != 0) {
 		disco_log(DISCO_LOG_WARN, "%s: cannot resolve: %s", p->desc, gai_strerror(r));
-		rdma_schedule_dial(t, p);
+		verbs_schedule_dial(t, p);
 		return;
 	}
 	if (rdma_create_id(t->ec, &id, NULL, RDMA_PS_TCP) < 0) {
 		disco_log(DISCO_LOG_ERROR, "%s: rdma_create_id: %s", p->desc, strerror(errno));
-		rdma_schedule_dial(t, p);
+		verbs_schedule_dial(t, p);
 		return;
 	}
-	struct rdma_conn *c = rdma_conn_new(t, id, p->index, true);
+	struct verbs_conn *c = verbs_conn_new(t, id, p->index, true);
 	if (!c) {
 		rdma_destroy_id(id);
-		rdma_schedule_dial(t, p);
+		verbs_schedule_dial(t, p);
 		return;
 	}
-	rdma_conn_attach(c);
+	verbs_conn_attach(c);
 	if (rdma_resolve_addr(id, (struct sockaddr *)&src, (struct sockaddr *)&dst,
-			      RDMA_RESOLVE_TIMEOUT_MS) < 0)
-		rdma_conn_fail(c, false, "rdma_resolve_addr: %s", strerror(errno));
+			      VERBS_RESOLVE_TIMEOUT_MS) < 0)
+		verbs_conn_fail(c, false, "rdma_resolve_addr: %s", strerror(errno));
 }
 
 static void on_dial_timer(uv_timer_t *h)
 {
-	struct rdma_peer *p = rdma_container_of(h, struct rdma_peer, dial_timer);
+	struct verbs_peer *p = verbs_container_of(h, struct verbs_peer, dial_timer);
 	dial(h->data, p);
 }
 
-static struct rdma_conn_param conn_param(struct rdma_transport *t,
-					       const struct rdma_connect_data *cd)
+static struct rdma_conn_param conn_param(struct verbs_transport *t,
+					       const struct verbs_connect_data *cd)
 {
 	return (struct rdma_conn_param){
 		.private_data = cd,
 		.private_data_len = cd ? sizeof(*cd) : 0,
-		/* one-sided reads in flight, both ways (rdma_read.c) */
+		/* one-sided reads in flight, both ways (verbs_read.c) */
 		.responder_resources = t->rd_atomic,
 		.initiator_depth = t->rd_atomic,
 		.retry_count = 7,
@@ -168,27 +168,27 @@ static struct rdma_conn_param conn_param(struct rdma_transport *t,
 	};
 }
 
-static void on_route_resolved(struct rdma_conn *c)
+static void on_route_resolved(struct verbs_conn *c)
 {
-	struct rdma_transport *t = c->t;
-	struct rdma_connect_data cd = {
-		.magic = htole32(RDMA_CONNECT_MAGIC),
-		.version = RDMA_CONNECT_VERSION,
+	struct verbs_transport *t = c->t;
+	struct verbs_connect_data cd = {
+		.magic = htole32(VERBS_CONNECT_MAGIC),
+		.version = VERBS_CONNECT_VERSION,
 		.node = htole16((uint16_t)t->base.self),
 	};
-	int r = rdma_conn_setup_qp(c);
+	int r = verbs_conn_setup_qp(c);
 
 	if (r < 0) {
 		/* Not a passing fault (wrong device, no memory to pin): no retry. */
-		rdma_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
+		verbs_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
 		return;
 	}
 	struct rdma_conn_param param = conn_param(t, &cd);
 	if (rdma_connect(c->id, &param) < 0) {
-		rdma_conn_fail(c, false, "rdma_connect: %s", strerror(errno));
+		verbs_conn_fail(c, false, "rdma_connect: %s", strerror(errno));
 		return;
 	}
-	c->phase = RDMA_CONN_CONNECTING;
+	c->phase = VERBS_CONN_CONNECTING;
 }
 
 /* ------------------------------------------------------------------ */
@@ -210,11 +210,11 @@ static void reject(struct rdma_cm_id *id, const char *fmt, ...)
 	rdma_destroy_id(id);
 }
 
-static void on_connect_request(struct rdma_transport *t, struct rdma_cm_id *id,
+static void on_connect_request(struct verbs_transport *t, struct rdma_cm_id *id,
 			       const void *pdata, size_t plen)
 {
-	const struct cluster_config *cfg = rdma_cfg(t);
-	struct rdma_connect_data cd;
+	const struct cluster_config *cfg = verbs_cfg(t);
+	struct verbs_connect_data cd;
 
 	if (t->stopping) {
 		reject(id, "node stopping");
@@ -226,7 +226,7 @@ static void on_connect_request(struct rdma_transport *t, struct rdma_cm_id *id,
 	}
 	memcpy(&cd, pdata, sizeof(cd));
 	int node = le16toh(cd.node);
-	if (le32toh(cd.magic) != RDMA_CONNECT_MAGIC || cd.version != RDMA_CONNECT_VERSION) {
+	if (le32toh(cd.magic) != VERBS_CONNECT_MAGIC || cd.version != VERBS_CONNECT_VERSION) {
 		reject(id, "not a disco node, or another version (%u)", cd.version);
 		return;
 	}
@@ -235,8 +235,8 @@ static void on_connect_request(struct rdma_transport *t, struct rdma_cm_id *id,
 		       "dial us)", node, t->base.self);
 		return;
 	}
-	struct rdma_peer *p = &t->peers[node];
-	enum rpc_peer_state st = rdma_get_state(p);
+	struct verbs_peer *p = &t->peers[node];
+	enum rpc_peer_state st = verbs_get_state(p);
 	if (st != RPC_PEER_CONNECTING || p->conn) {
 		reject(id, "%s: second connection refused (peer is %s)", p->desc,
 		       rpc_peer_state_name(st));
@@ -248,50 +248,50 @@ static void on_connect_request(struct rdma_transport *t, struct rdma_cm_id *id,
 		       ibv_get_device_name(t->verbs->device));
 		return;
 	}
-	struct rdma_conn *c = rdma_conn_new(t, id, node, false);
+	struct verbs_conn *c = verbs_conn_new(t, id, node, false);
 	if (!c) {
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		return;
 	}
-	rdma_conn_attach(c);
-	int r = rdma_conn_setup_qp(c);
+	verbs_conn_attach(c);
+	int r = verbs_conn_setup_qp(c);
 	if (r < 0) {
 		rdma_reject(id, NULL, 0);
-		rdma_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
+		verbs_conn_fail(c, true, "setting up the queue pair: %s", strerror(-r));
 		return;
 	}
 	struct rdma_conn_param param = conn_param(c->t, NULL);
 	if (rdma_accept(id, &param) < 0)
-		rdma_conn_fail(c, false, "rdma_accept: %s", strerror(errno));
+		verbs_conn_fail(c, false, "rdma_accept: %s", strerror(errno));
 }
 
 /* ------------------------------------------------------------------ */
 /* Event dispatch (loop thread)                                         */
 
-static void fail_all(struct rdma_transport *t, const char *why)
+static void fail_all(struct verbs_transport *t, const char *why)
 {
-	for (int i = 0; i < rdma_cfg(t)->n_nodes; i++)
+	for (int i = 0; i < verbs_cfg(t)->n_nodes; i++)
 		if (i != t->base.self)
-			rdma_peer_down(t, &t->peers[i], RPC_PEER_FAILED, "%s", why);
+			verbs_peer_down(t, &t->peers[i], RPC_PEER_FAILED, "%s", why);
 }
 
-static void drain_receives(struct rdma_transport *t);
+static void drain_receives(struct verbs_transport *t);
 
-static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int status)
+static void on_conn_cm_event(struct verbs_conn *c, enum rdma_cm_event_type type, int status)
 {
 	int r;
 
 	switch (type) {
 	case RDMA_CM_EVENT_ADDR_RESOLVED:
-		if (rdma_resolve_route(c->id, RDMA_RESOLVE_TIMEOUT_MS) < 0)
-			rdma_conn_fail(c, false, "rdma_resolve_route: %s", strerror(errno));
+		if (rdma_resolve_route(c->id, VERBS_RESOLVE_TIMEOUT_MS) < 0)
+			verbs_conn_fail(c, false, "rdma_resolve_route: %s", strerror(errno));
 		return;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
 		on_route_resolved(c);
 		return;
 	case RDMA_CM_EVENT_ESTABLISHED:
-		rdma_conn_established(c);
+		verbs_conn_established(c);
 		return;
 	case RDMA_CM_EVENT_ADDR_ERROR:
 	case RDMA_CM_EVENT_ROUTE_ERROR:
@@ -299,7 +299,7 @@ static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, 
 	case RDMA_CM_EVENT_UNREACHABLE:
 	case RDMA_CM_EVENT_REJECTED:
 		r = status < 0 ? -status : status;
-		rdma_conn_fail(c, false, "%s (status %d)", rdma_event_str(type), r);
+		verbs_conn_fail(c, false, "%s (status %d)", rdma_event_str(type), r);
 		return;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		/* The CM event channel and the completion channel are separate
@@ -310,10 +310,10 @@ static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, 
 		drain_receives(c->t);
 		if (c->closing)
 			return;
-		if (c->phase == RDMA_CONN_UP)
-			rdma_conn_fail(c, true, "connection closed without Goodbye");
+		if (c->phase == VERBS_CONN_UP)
+			verbs_conn_fail(c, true, "connection closed without Goodbye");
 		else
-			rdma_conn_fail(c, false, "disconnected during the handshake");
+			verbs_conn_fail(c, false, "disconnected during the handshake");
 		return;
 	default:
 		return; /* TIMEWAIT_EXIT, ADDR_CHANGE, ...: nothing to do */
@@ -322,7 +322,7 @@ static void on_conn_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, 
 
 static void on_cm_events(uv_poll_t *h, int status, int events)
 {
-	struct rdma_transport *t = h->data;
+	struct verbs_transport *t = h->data;
 	struct rdma_cm_event *ev;
 	(void)events;
 
@@ -356,12 +356,12 @@ static void on_cm_events(uv_poll_t *h, int status, int events)
 			continue;
 		on_conn_cm_event(id->context, type, ev_status);
 	}
-	rdma_free_dead(t);
+	verbs_free_dead(t);
 }
 
 /* Handle every receive completion there is. Closed connections stay on
  * t->dead: the caller frees them once it no longer holds one. */
-static void drain_receives(struct rdma_transport *t)
+static void drain_receives(struct verbs_transport *t)
 {
 	struct ibv_wc wc[32];
 	int n = 0;
@@ -370,28 +370,28 @@ static void drain_receives(struct rdma_transport *t)
 
 	while (!t->stopping && (n = ibv_poll_cq(t->recv_cq, 32, wc)) > 0) {
 		for (int i = 0; i < n && !t->stopping; i++) {
-			struct rdma_conn *c = rdma_conn_by_serial(t, (uint32_t)(wc[i].wr_id >> 32));
+			struct verbs_conn *c = verbs_conn_by_serial(t, (uint32_t)(wc[i].wr_id >> 32));
 			if (!c)
 				continue; /* a connection closed since: its flushed receives */
 			if (wc[i].status != IBV_WC_SUCCESS) {
-				rdma_conn_fail(c, false, "receive completion: %s",
+				verbs_conn_fail(c, false, "receive completion: %s",
 					       ibv_wc_status_str(wc[i].status));
 				continue;
 			}
 			touched[c->peer] = true;
-			reposted[c->peer] += (uint32_t)rdma_conn_on_recv(c, &wc[i]);
+			reposted[c->peer] += (uint32_t)verbs_conn_on_recv(c, &wc[i]);
 		}
 	}
 	if (n < 0)
 		fail_all(t, "polling the receive completion queue failed");
-	for (int i = 0; i < rdma_cfg(t)->n_nodes && !t->stopping; i++)
+	for (int i = 0; i < verbs_cfg(t)->n_nodes && !t->stopping; i++)
 		if (touched[i])
-			rdma_peer_after_recv(t, &t->peers[i], reposted[i]);
+			verbs_peer_after_recv(t, &t->peers[i], reposted[i]);
 }
 
 static void on_cq_events(uv_poll_t *h, int status, int events)
 {
-	struct rdma_transport *t = h->data;
+	struct verbs_transport *t = h->data;
 	struct ibv_cq *cq;
 	void *ctx;
 	unsigned nev = 0;
@@ -409,12 +409,12 @@ static void on_cq_events(uv_poll_t *h, int status, int events)
 	 * poll still raises an event. */
 	ibv_req_notify_cq(t->recv_cq, 0);
 	drain_receives(t);
-	rdma_free_dead(t);
+	verbs_free_dead(t);
 }
 
 static void on_async_events(uv_poll_t *h, int status, int events)
 {
-	struct rdma_transport *t = h->data;
+	struct verbs_transport *t = h->data;
 	struct ibv_async_event ev;
 	(void)events;
 
@@ -429,9 +429,9 @@ static void on_async_events(uv_poll_t *h, int status, int events)
 		case IBV_EVENT_QP_REQ_ERR:
 		case IBV_EVENT_QP_ACCESS_ERR:
 		case IBV_EVENT_PATH_MIG_ERR: {
-			struct rdma_conn *c = rdma_conn_by_qp(t, qp);
+			struct verbs_conn *c = verbs_conn_by_qp(t, qp);
 			if (c)
-				rdma_conn_fail(c, false, "queue pair error: %s",
+				verbs_conn_fail(c, false, "queue pair error: %s",
 					       ibv_event_type_str(type));
 			break;
 		}
@@ -448,7 +448,7 @@ static void on_async_events(uv_poll_t *h, int status, int events)
 			break;
 		}
 	}
-	rdma_free_dead(t);
+	verbs_free_dead(t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -456,8 +456,8 @@ static void on_async_events(uv_poll_t *h, int status, int events)
 
 static void on_tick(uv_timer_t *h)
 {
-	struct rdma_transport *t = h->data;
-	const struct cluster_config *cfg = rdma_cfg(t);
+	struct verbs_transport *t = h->data;
+	const struct cluster_config *cfg = verbs_cfg(t);
 	uint64_t now = uv_now(t->base.loop);
 	/* If this loop itself stalled, the silence we measured is ours. */
 	bool stalled = now - t->last_tick_ms > cfg->heartbeat_ms + cfg->peer_timeout_ms / 2;
@@ -467,39 +467,39 @@ static void on_tick(uv_timer_t *h)
 			  now - t->last_tick_ms);
 	t->last_tick_ms = now;
 	for (int i = 0; i < cfg->n_nodes && !t->stopping; i++) {
-		struct rdma_peer *p = &t->peers[i];
-		if (i == t->base.self || rdma_get_state(p) != RPC_PEER_UP)
+		struct verbs_peer *p = &t->peers[i];
+		if (i == t->base.self || verbs_get_state(p) != RPC_PEER_UP)
 			continue;
 		if (stalled)
 			p->last_rx_ms = now;
 		if (now - p->last_rx_ms > cfg->peer_timeout_ms) {
-			rdma_peer_down(t, p, RPC_PEER_FAILED, "no frame for %" PRIu64 " ms",
+			verbs_peer_down(t, p, RPC_PEER_FAILED, "no frame for %" PRIu64 " ms",
 				       now - p->last_rx_ms);
 			continue;
 		}
 		uint8_t buf[RPC_HEARTBEAT_MAX];
 		size_t n = rpc_pack_heartbeat(uv_hrtime(), buf);
-		rdma_peer_send(t, p, RPC_MSG_HEARTBEAT, buf, n, NULL, true);
-		rdma_peer_flush(t, p); /* also reaps completions nobody else reaps */
+		verbs_peer_send(t, p, RPC_MSG_HEARTBEAT, buf, n, NULL, true);
+		verbs_peer_flush(t, p); /* also reaps completions nobody else reaps */
 	}
-	for (struct rdma_conn *c = t->conns, *next; c && !t->stopping; c = next) {
+	for (struct verbs_conn *c = t->conns, *next; c && !t->stopping; c = next) {
 		next = c->next;
-		if (c->phase != RDMA_CONN_UP && now - c->opened_ms > cfg->peer_timeout_ms)
-			rdma_conn_fail(c, false, "connection set-up not finished after %" PRIu64 " ms",
+		if (c->phase != VERBS_CONN_UP && now - c->opened_ms > cfg->peer_timeout_ms)
+			verbs_conn_fail(c, false, "connection set-up not finished after %" PRIu64 " ms",
 				       now - c->opened_ms);
 	}
-	rdma_free_dead(t);
+	verbs_free_dead(t);
 }
 
 static void on_flush_timer(uv_timer_t *h)
 {
-	struct rdma_transport *t = h->data;
-	for (int i = 0; i < rdma_cfg(t)->n_nodes && !t->stopping; i++)
+	struct verbs_transport *t = h->data;
+	for (int i = 0; i < verbs_cfg(t)->n_nodes && !t->stopping; i++)
 		if (i != t->base.self)
-			rdma_peer_flush(t, &t->peers[i]);
+			verbs_peer_flush(t, &t->peers[i]);
 }
 
-void rdma_arm_flush_timer(struct rdma_transport *t)
+void verbs_arm_flush_timer(struct verbs_transport *t)
 {
 	if (!t->stopping && !uv_is_active((uv_handle_t *)&t->flush_timer))
 		uv_timer_start(&t->flush_timer, on_flush_timer, 1, 0);
@@ -508,19 +508,19 @@ void rdma_arm_flush_timer(struct rdma_transport *t)
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
 
-static void do_stop(struct rdma_transport *t, bool goodbye);
+static void do_stop(struct verbs_transport *t, bool goodbye);
 
 static void on_async(uv_async_t *h)
 {
-	struct rdma_transport *t = h->data;
+	struct verbs_transport *t = h->data;
 
 	if (__atomic_load_n(&t->stop_req, __ATOMIC_ACQUIRE)) {
 		do_stop(t, true);
 		return;
 	}
-	for (int i = 0; i < rdma_cfg(t)->n_nodes && !t->stopping; i++) {
-		struct rdma_peer *p = &t->peers[i];
-		struct rdma_conn *c = p->conn;
+	for (int i = 0; i < verbs_cfg(t)->n_nodes && !t->stopping; i++) {
+		struct verbs_peer *p = &t->peers[i];
+		struct verbs_conn *c = p->conn;
 		if (i == t->base.self || !c)
 			continue;
 		pthread_mutex_lock(&p->send_mu);
@@ -528,11 +528,11 @@ static void on_async(uv_async_t *h)
 		const char *why = p->send_why;
 		pthread_mutex_unlock(&p->send_mu);
 		if (err)
-			rdma_conn_fail(c, false, "send: %s", why ? why : strerror(-err));
+			verbs_conn_fail(c, false, "send: %s", why ? why : strerror(-err));
 		else
-			rdma_peer_flush(t, p);
+			verbs_peer_flush(t, p);
 	}
-	rdma_free_dead(t);
+	verbs_free_dead(t);
 }
 
 static const char *port_state_name(enum ibv_port_state s)
@@ -542,9 +542,9 @@ static const char *port_state_name(enum ibv_port_state s)
 
 /* Find the configured device and check its port and GID; one error line
  * naming the device otherwise. */
-static int open_device(struct rdma_transport *t)
+static int open_device(struct verbs_transport *t)
 {
-	const struct cluster_config *cfg = rdma_cfg(t);
+	const struct cluster_config *cfg = verbs_cfg(t);
 	const struct cluster_node *n = &cfg->nodes[t->base.self];
 	const char *want = n->rdma.device;
 	char have[512] = "";
@@ -592,14 +592,14 @@ static int open_device(struct rdma_transport *t)
 	if (ibv_query_device(t->verbs, &da) == 0) {
 		int depth = da.max_qp_rd_atom < da.max_qp_init_rd_atom ? da.max_qp_rd_atom
 								      : da.max_qp_init_rd_atom;
-		t->rd_atomic = (uint8_t)(depth < 1 ? 1 : depth > (int)RDMA_READ_DEPTH ? (int)RDMA_READ_DEPTH : depth);
+		t->rd_atomic = (uint8_t)(depth < 1 ? 1 : depth > (int)VERBS_READ_DEPTH ? (int)VERBS_READ_DEPTH : depth);
 	}
 	t->pd = ibv_alloc_pd(t->verbs);
 	t->channel = ibv_create_comp_channel(t->verbs);
 	/* Room for every posted receive twice over: a connection that is
 	 * closed flushes its receives into the queue while its successor's
 	 * complete. An overflow would be a device error. */
-	int cqe = 2 * (cfg->n_nodes - 1) * (int)RDMA_RECVS + 64;
+	int cqe = 2 * (cfg->n_nodes - 1) * (int)VERBS_RECVS + 64;
 	t->recv_cq = t->channel ? ibv_create_cq(t->verbs, cqe, NULL, t->channel, 0) : NULL;
 	if (!t->pd || !t->recv_cq) {
 		disco_log(DISCO_LOG_ERROR, "rdma device %s: cannot allocate a protection domain "
@@ -612,9 +612,9 @@ static int open_device(struct rdma_transport *t)
 	return 0;
 }
 
-static int open_listener(struct rdma_transport *t)
+static int open_listener(struct verbs_transport *t)
 {
-	const struct cluster_config *cfg = rdma_cfg(t);
+	const struct cluster_config *cfg = verbs_cfg(t);
 	const struct cluster_node *n = &cfg->nodes[t->base.self];
 	struct sockaddr_storage sa;
 	int r;
@@ -653,10 +653,10 @@ static int open_listener(struct rdma_transport *t)
 	return 0;
 }
 
-static int rdma_start(struct rpc_transport *bt)
+static int verbs_start(struct rpc_transport *bt)
 {
-	struct rdma_transport *t = rdma_of(bt);
-	const struct cluster_config *cfg = rdma_cfg(t);
+	struct verbs_transport *t = verbs_of(bt);
+	const struct cluster_config *cfg = verbs_cfg(t);
 	uv_loop_t *loop = t->base.loop;
 	int r;
 
@@ -696,33 +696,33 @@ static int rdma_start(struct rpc_transport *bt)
 	return 0;
 }
 
-static void do_stop(struct rdma_transport *t, bool goodbye)
+static void do_stop(struct verbs_transport *t, bool goodbye)
 {
-	const struct cluster_config *cfg = rdma_cfg(t);
+	const struct cluster_config *cfg = verbs_cfg(t);
 
 	if (!t->started || t->stopping)
 		return;
 	for (int i = 0; goodbye && i < cfg->n_nodes; i++) {
-		struct rdma_peer *p = &t->peers[i];
-		if (i == t->base.self || rdma_get_state(p) != RPC_PEER_UP)
+		struct verbs_peer *p = &t->peers[i];
+		if (i == t->base.self || verbs_get_state(p) != RPC_PEER_UP)
 			continue;
 		uint8_t buf[RPC_GOODBYE_MAX];
 		size_t n = rpc_pack_goodbye(buf);
-		rdma_peer_flush(t, p);
-		rdma_peer_send(t, p, RPC_MSG_GOODBYE, buf, n, NULL, true);
-		rdma_peer_drain_sends(p, 200);
+		verbs_peer_flush(t, p);
+		verbs_peer_send(t, p, RPC_MSG_GOODBYE, buf, n, NULL, true);
+		verbs_peer_drain_sends(p, 200);
 	}
 	t->stopping = true;
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		struct rdma_peer *p = &t->peers[i];
+		struct verbs_peer *p = &t->peers[i];
 		if (i == t->base.self)
 			continue;
-		if (!rdma_state_final(rdma_get_state(p)))
-			rdma_set_state(p, RPC_PEER_LEFT);
+		if (!verbs_state_final(verbs_get_state(p)))
+			verbs_set_state(p, RPC_PEER_LEFT);
 		uv_close((uv_handle_t *)&p->dial_timer, NULL);
 	}
 	while (t->conns)
-		rdma_conn_close(t->conns);
+		verbs_conn_close(t->conns);
 	if (t->listen_id) {
 		rdma_destroy_id(t->listen_id);
 		t->listen_id = NULL;
@@ -736,13 +736,13 @@ static void do_stop(struct rdma_transport *t, bool goodbye)
 	disco_log(DISCO_LOG_DEBUG, "rdma transport stopped");
 }
 
-static void rdma_stop(struct rpc_transport *bt)
+static void verbs_stop(struct rpc_transport *bt)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(bt);
 
 	if (!t->started)
 		return;
-	if (rdma_on_loop_thread(t)) {
+	if (verbs_on_loop_thread(t)) {
 		do_stop(t, true);
 		return;
 	}
@@ -754,55 +754,55 @@ static void rdma_stop(struct rpc_transport *bt)
 
 void rpc_rdma_transport_abort(struct rpc_transport *bt)
 {
-	do_stop(rdma_of(bt), false);
+	do_stop(verbs_of(bt), false);
 }
 
-static int rdma_send(struct rpc_transport *bt, int peer, uint16_t type, const void *body,
+static int verbs_send(struct rpc_transport *bt, int peer, uint16_t type, const void *body,
 		     size_t body_len, const void *page)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(bt);
 	int r = rpc_transport_check_send(bt, peer, type, body, body_len, RPC_RDMA_MAX_BODY);
 
 	if (r < 0)
 		return r;
-	return rdma_peer_send(t, &t->peers[peer], type, body, body_len, page, false);
+	return verbs_peer_send(t, &t->peers[peer], type, body, body_len, page, false);
 }
 
-static void rdma_fail_peer(struct rpc_transport *bt, int peer, const char *why)
+static void verbs_fail_peer(struct rpc_transport *bt, int peer, const char *why)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(bt);
 
-	if (peer < 0 || peer >= rdma_cfg(t)->n_nodes || peer == t->base.self || t->stopping)
+	if (peer < 0 || peer >= verbs_cfg(t)->n_nodes || peer == t->base.self || t->stopping)
 		return;
-	rdma_peer_down(t, &t->peers[peer], RPC_PEER_FAILED, "%s", why ? why : "failed by owner");
+	verbs_peer_down(t, &t->peers[peer], RPC_PEER_FAILED, "%s", why ? why : "failed by owner");
 }
 
-static enum rpc_peer_state rdma_peer_state(struct rpc_transport *bt, int peer)
+static enum rpc_peer_state verbs_peer_state(struct rpc_transport *bt, int peer)
 {
-	struct rdma_transport *t = rdma_of(bt);
-	if (peer < 0 || peer >= rdma_cfg(t)->n_nodes)
+	struct verbs_transport *t = verbs_of(bt);
+	if (peer < 0 || peer >= verbs_cfg(t)->n_nodes)
 		return RPC_PEER_FAILED;
 	if (peer == t->base.self)
 		return RPC_PEER_UP;
-	return rdma_get_state(&t->peers[peer]);
+	return verbs_get_state(&t->peers[peer]);
 }
 
-static void rdma_destroy(struct rpc_transport *bt)
+static void verbs_destroy(struct rpc_transport *bt)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(bt);
 
 	if (!t)
 		return;
 	while (t->conns)
-		rdma_conn_close(t->conns);
-	rdma_free_dead(t);
+		verbs_conn_close(t->conns);
+	verbs_free_dead(t);
 	if (t->listen_id)
 		rdma_destroy_id(t->listen_id);
 	if (t->recv_cq)
 		ibv_destroy_cq(t->recv_cq);
 	if (t->channel)
 		ibv_destroy_comp_channel(t->channel);
-	rdma_release_memory(t);
+	verbs_release_memory(t);
 	pthread_mutex_destroy(&t->mr_mu);
 	if (t->pd)
 		ibv_dealloc_pd(t->pd);
@@ -810,34 +810,34 @@ static void rdma_destroy(struct rpc_transport *bt)
 		rdma_destroy_event_channel(t->ec);
 	if (t->devices)
 		rdma_free_devices(t->devices);
-	for (int i = 0; i < rdma_cfg(t)->n_nodes; i++)
+	for (int i = 0; i < verbs_cfg(t)->n_nodes; i++)
 		pthread_mutex_destroy(&t->peers[i].send_mu);
 	free(t->peers);
 	free(t);
 }
 
-static const struct rpc_transport_ops rdma_ops = {
+static const struct rpc_transport_ops verbs_ops = {
 	.name = "rdma",
-	.start = rdma_start,
-	.send = rdma_send,
-	.peer_state = rdma_peer_state,
-	.fail_peer = rdma_fail_peer,
-	.stop = rdma_stop,
-	.destroy = rdma_destroy,
-	.register_memory = rdma_register_memory,
-	.read = rdma_read,
-	.read_wait = rdma_read_wait,
+	.start = verbs_start,
+	.send = verbs_send,
+	.peer_state = verbs_peer_state,
+	.fail_peer = verbs_fail_peer,
+	.stop = verbs_stop,
+	.destroy = verbs_destroy,
+	.register_memory = verbs_register_memory,
+	.read = verbs_read,
+	.read_wait = verbs_read_wait,
 };
 
 int rpc_rdma_transport_create(uv_loop_t *loop, const struct cluster_config *cfg, int self,
 			      const struct rpc_callbacks *cb, void *opaque,
 			      struct rpc_transport **out)
 {
-	struct rdma_transport *t = calloc(1, sizeof(*t));
+	struct verbs_transport *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return -ENOMEM;
-	if (!out || rpc_transport_base_init(&t->base, &rdma_ops, loop, cfg, self, cb, opaque) < 0) {
+	if (!out || rpc_transport_base_init(&t->base, &verbs_ops, loop, cfg, self, cb, opaque) < 0) {
 		free(t);
 		return -EINVAL;
 	}
@@ -848,11 +848,11 @@ int rpc_rdma_transport_create(uv_loop_t *loop, const struct cluster_config *cfg,
 	}
 	pthread_mutex_init(&t->mr_mu, NULL);
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		struct rdma_peer *p = &t->peers[i];
+		struct verbs_peer *p = &t->peers[i];
 		p->index = i;
 		rpc_auth_describe_node(cfg, i, p->desc, sizeof(p->desc));
 		p->state = RPC_PEER_CONNECTING;
-		p->backoff_ms = RDMA_BACKOFF_MIN_MS;
+		p->backoff_ms = VERBS_BACKOFF_MIN_MS;
 		pthread_mutex_init(&p->send_mu, NULL);
 	}
 	*out = &t->base;
