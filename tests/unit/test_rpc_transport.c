@@ -36,12 +36,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rdma/rdma_cma.h> /* the raw RDMA CM clients */
 #include <uv.h>
 
 #include "bench.pb-c.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
-#include "rpc/verbs_internal.h" /* the connect request's private data */
+#include "rpc/verbs_transport.h" /* the connect request's private data */
 #include "rpc/tcp_transport.h"
 
 #define MAXN 4
