@@ -94,7 +94,7 @@ int rpc_peers_create(const struct rpc_link_ops *link, uv_loop_t *loop,
 		return -EINVAL;
 	if (!(t = calloc(1, link->size)))
 		return -ENOMEM;
-	t->peers = calloc((size_t)cfg->n_nodes, sizeof(*t->peers));
+	t->peers = rpc_zalloc_lines((size_t)cfg->n_nodes * sizeof(*t->peers));
 	if (!t->peers) {
 		free(t);
 		return -ENOMEM;

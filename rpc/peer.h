@@ -69,6 +69,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "rpc/auth.h"
@@ -124,8 +126,10 @@ struct rpc_peer {
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;   /* uv_now() of the last frame received */
 
-	/* Guarded by send_mu (leaf lock). */
-	pthread_mutex_t send_mu;
+	/* Guarded by send_mu (leaf lock). On a cache line of its own: senders
+	 * on other threads take it for every frame, while the loop thread
+	 * writes last_rx_ms for every frame it receives. */
+	pthread_mutex_t send_mu __attribute__((aligned(64)));
 	struct rpc_conn *send_conn; /* the attached connection once it carries frames */
 	bool sendable;              /* UP: rpc_transport_send() may write */
 	int send_err;               /* the link broke under a sender (negative errno);
@@ -196,6 +200,17 @@ struct rpc_peers {
 	bool stopping; /* stop/abort ran on the loop thread */
 	int stop_req;  /* atomic: stop() asked from another thread */
 };
+
+/* Zeroed memory for @size bytes of a struct with cache-line-aligned
+ * members (calloc only promises 16 bytes), or NULL. */
+static inline void *rpc_zalloc_lines(size_t size)
+{
+	size_t rounded = (size + 63) & ~(size_t)63;
+	void *m = aligned_alloc(64, rounded);
+	if (m)
+		memset(m, 0, rounded);
+	return m;
+}
 
 static inline struct rpc_peers *rpc_peers_of(struct rpc_transport *t)
 {

@@ -36,12 +36,14 @@
 struct tcp_link {
 	struct rpc_conn conn; /* first: the handshake, the claimed peer */
 	uv_poll_t poll;
-	int fd;
 	bool write_armed; /* UV_WRITABLE is in the poll's events */
 	uint8_t *rbuf;    /* RPC_TCP_RBUF_SIZE; frames parse in place */
 	size_t rstart, rend;
 
-	/* Write state (send_mu). */
+	/* Write state (send_mu), away from the receive state the loop thread
+	 * writes for every read: senders on other threads touch it for every
+	 * frame. fd is set once, before any sender can see the link. */
+	int fd __attribute__((aligned(64)));
 	uint8_t *outq; /* bytes [out_off, out_len) await the socket */
 	size_t out_off, out_len, out_cap;
 };

@@ -48,7 +48,7 @@ static void on_closed(uv_handle_t *h)
 struct tcp_link *tcp_link_new(struct tcp_transport *t, int fd, int peer, bool dialled,
 			      const char *remote, int events)
 {
-	struct tcp_link *l = calloc(1, sizeof(*l));
+	struct tcp_link *l = rpc_zalloc_lines(sizeof(*l));
 	uint8_t *rbuf = malloc(RPC_TCP_RBUF_SIZE);
 	int r;
 
