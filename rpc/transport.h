@@ -1,8 +1,10 @@
 /*
  * The transport interface: per-peer ordered channels between the nodes of
- * one cluster, carrying frames (rpc/frame.h). TCP (rpc/tcp_transport.c) and
- * RDMA verbs (rpc/rdma_transport.c) implement it; the DSM runtime and the
- * tools only see this.
+ * one cluster, carrying frames (rpc/frame.h). One peer state machine
+ * (rpc/peer.c: handshake, heartbeats, Goodbye, failures, the send path's
+ * rules) implements it over two link back ends, TCP (rpc/tcp_transport.c)
+ * and RDMA verbs (rpc/verbs_transport.c); the DSM runtime and the tools
+ * only see this.
  *
  * Thread model
  * ------------

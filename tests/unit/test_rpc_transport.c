@@ -36,12 +36,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rdma/rdma_cma.h> /* the raw RDMA CM clients */
 #include <uv.h>
 
 #include "bench.pb-c.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
-#include "rpc/rdma_internal.h" /* the connect request's private data */
+#include "rpc/verbs_transport.h" /* the connect request's private data */
 #include "rpc/tcp_transport.h"
 
 #define MAXN 4
@@ -1126,8 +1127,8 @@ static void test_rdma_raw_connections(void **state)
 	assert_non_null(ec);
 	assert_null(raw_cm_connect(ec, cfg, "garbage!", 8, &last));
 	assert_int_equal(last, RDMA_CM_EVENT_REJECTED);
-	struct rdma_connect_data cd = { .magic = htole32(RDMA_CONNECT_MAGIC),
-					.version = RDMA_CONNECT_VERSION,
+	struct verbs_connect_data cd = { .magic = htole32(VERBS_CONNECT_MAGIC),
+					.version = VERBS_CONNECT_VERSION,
 					.node = htole16(0) }; /* names node 0 itself */
 	assert_null(raw_cm_connect(ec, cfg, &cd, sizeof(cd), &last));
 	assert_int_equal(last, RDMA_CM_EVENT_REJECTED);

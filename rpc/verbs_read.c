@@ -2,7 +2,7 @@
  * One-sided reads of the RDMA transport: memory registered once for the
  * whole run, and RDMA READs of a peer's registered memory, posted on the
  * same queue pair as the frames and completed on its send completion
- * queue (rdma_peer.c reaps it and counts finished reads).
+ * queue (verbs_link.c reaps it and counts finished reads).
  *
  * Threads. register_memory() runs before any read (the DSM: on its loop
  * thread right after start(), before any peer is up); the registered
@@ -18,7 +18,7 @@
  * with a remote access error, which fails the peer like any other work
  * request error.
  */
-#include "rpc/rdma_internal.h"
+#include "rpc/verbs_internal.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -26,15 +26,15 @@
 
 #include "rpc/log.h"
 
-int rdma_register_memory(struct rpc_transport *bt, void *addr, size_t len, uint32_t *rkey)
+int verbs_register_memory(struct rpc_transport *bt, void *addr, size_t len, uint32_t *rkey)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(rpc_peers_of(bt));
 	int rc = 0;
 
 	if (!t->pd)
 		return -EINVAL; /* not started */
 	pthread_mutex_lock(&t->mr_mu);
-	if (t->n_mrs == RDMA_MAX_MRS) {
+	if (t->n_mrs == VERBS_MAX_MRS) {
 		rc = -ENOSPC;
 		goto out;
 	}
@@ -54,7 +54,7 @@ out:
 	return rc;
 }
 
-void rdma_release_memory(struct rdma_transport *t)
+void verbs_release_memory(struct verbs_transport *t)
 {
 	pthread_mutex_lock(&t->mr_mu);
 	while (t->n_mrs > 0)
@@ -63,7 +63,7 @@ void rdma_release_memory(struct rdma_transport *t)
 }
 
 /* The lkey of registered memory holding [addr, addr+len), or -ENOENT. */
-static int64_t local_key(struct rdma_transport *t, const void *addr, size_t len)
+static int64_t local_key(struct verbs_transport *t, const void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
 	int64_t key = -ENOENT;
@@ -80,48 +80,50 @@ static int64_t local_key(struct rdma_transport *t, const void *addr, size_t len)
 	return key;
 }
 
-int rdma_read(struct rpc_transport *bt, int peer, void *local, size_t len, uint64_t remote_addr,
-	      uint32_t rkey, bool fence, uint64_t *ticket)
+int verbs_read(struct rpc_transport *bt, int peer, void *local, size_t len, uint64_t remote_addr,
+	       uint32_t rkey, bool fence, uint64_t *ticket)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(rpc_peers_of(bt));
 	int64_t lkey = local_key(t, local, len);
 	int rc = 0;
 
-	if (peer < 0 || peer >= rdma_cfg(t)->n_nodes || peer == t->base.self || lkey < 0 ||
+	if (peer < 0 || peer >= bt->cfg->n_nodes || peer == bt->self || lkey < 0 ||
 	    len > UINT32_MAX)
 		return -EINVAL;
-	struct rdma_peer *p = &t->peers[peer];
+	struct rpc_peer *p = &t->peers.peers[peer];
+	struct verbs_reads *reads = &t->reads[peer];
 	pthread_mutex_lock(&p->send_mu);
-	if (p->send_err || !p->qp || !p->sendable) {
+	if (p->send_err || !p->send_conn || !p->sendable) {
 		rc = p->send_err ? -EPIPE : -ENOTCONN;
 		goto out;
 	}
-	rdma_peer_reap_sends(p);
-	if (p->reads_posted - p->reads_done >= t->rd_atomic ||
-	    p->sq_used >= RDMA_SQ_DEPTH + RDMA_READ_DEPTH) {
+	struct verbs_link *l = verbs_link_of(p->send_conn);
+	verbs_link_reap_sends(p, l);
+	if (reads->posted - reads->done >= t->rd_atomic ||
+	    l->sq_used >= VERBS_SQ_DEPTH + VERBS_READ_DEPTH) {
 		rc = -EAGAIN;
 		goto out;
 	}
 	struct ibv_sge sge = { .addr = (uintptr_t)local, .length = (uint32_t)len,
 			       .lkey = (uint32_t)lkey };
 	struct ibv_send_wr wr = {
-		.wr_id = RDMA_WR_READ_TAG | (p->reads_posted + 1),
+		.wr_id = VERBS_WR_READ_TAG | (reads->posted + 1),
 		.sg_list = &sge,
 		.num_sge = 1,
 		.opcode = IBV_WR_RDMA_READ,
 		.send_flags = IBV_SEND_SIGNALED | (fence ? IBV_SEND_FENCE : 0),
 		.wr.rdma = { .remote_addr = remote_addr, .rkey = rkey },
 	}, *bad;
-	int r = ibv_post_send(p->qp, &wr, &bad);
+	int r = ibv_post_send(l->id->qp, &wr, &bad);
 	if (r) {
 		p->send_err = -r;
 		p->send_why = "posting a read failed";
 		rc = -EPIPE;
-		rdma_kick_loop(t); /* the loop fails the peer */
+		rpc_peers_wake(&t->peers); /* under send_mu, as a send does: the loop fails the peer */
 		goto out;
 	}
-	p->sq_used++;
-	*ticket = ++p->reads_posted;
+	l->sq_used++;
+	*ticket = ++reads->posted;
 out:
 	pthread_mutex_unlock(&p->send_mu);
 	return rc;
@@ -135,23 +137,24 @@ static uint64_t elapsed_ms(const struct timespec *since)
 	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000000);
 }
 
-int rdma_read_wait(struct rpc_transport *bt, int peer, uint64_t ticket, unsigned timeout_ms)
+int verbs_read_wait(struct rpc_transport *bt, int peer, uint64_t ticket, unsigned timeout_ms)
 {
-	struct rdma_transport *t = rdma_of(bt);
+	struct verbs_transport *t = verbs_of(rpc_peers_of(bt));
 	struct timespec start;
 
-	if (peer < 0 || peer >= rdma_cfg(t)->n_nodes || peer == t->base.self)
+	if (peer < 0 || peer >= bt->cfg->n_nodes || peer == bt->self)
 		return -EINVAL;
-	struct rdma_peer *p = &t->peers[peer];
+	struct rpc_peer *p = &t->peers.peers[peer];
+	const struct verbs_reads *reads = &t->reads[peer];
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (unsigned spins = 0;; spins++) {
 		pthread_mutex_lock(&p->send_mu);
-		if (p->qp)
-			rdma_peer_reap_sends(p);
-		bool done = p->reads_done >= ticket;
-		bool failed = p->send_err || !p->qp;
-		if (!done && p->send_err && p->qp)
-			rdma_kick_loop(t); /* under send_mu, as rdma_peer_send() does */
+		if (p->send_conn)
+			verbs_link_reap_sends(p, verbs_link_of(p->send_conn));
+		bool done = reads->done >= ticket;
+		bool failed = p->send_err || !p->send_conn;
+		if (!done && p->send_err && p->send_conn)
+			rpc_peers_wake(&t->peers); /* under send_mu, as a send does */
 		pthread_mutex_unlock(&p->send_mu);
 		if (done)
 			return 0;

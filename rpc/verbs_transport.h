@@ -1,9 +1,13 @@
 /*
  * RDMA-specific additions to the transport interface (transport.h): the
- * limits of the verbs transport (rdma_transport.c, rdma_peer.c).
+ * limits of the verbs transport (verbs_transport.c, verbs_link.c) and the
+ * private data of its connect requests. Our own names here start with
+ * rpc_ / RPC_ / verbs_ / VERBS_: rdma_* and RDMA_* belong to librdmacm.
  */
-#ifndef DISCO_RPC_RDMA_TRANSPORT_H
-#define DISCO_RPC_RDMA_TRANSPORT_H
+#ifndef DISCO_RPC_VERBS_TRANSPORT_H
+#define DISCO_RPC_VERBS_TRANSPORT_H
+
+#include <stdint.h>
 
 #include "rpc/transport.h"
 
@@ -18,6 +22,17 @@
 /* Bytes of frames queued for one peer while it has no credit; a send
  * beyond that returns -ENOBUFS. */
 #define RPC_RDMA_PENDING_MAX (64u << 20)
+
+/* Private data of a connect request: who is dialling. */
+#define VERBS_CONNECT_MAGIC 0x4f435344u /* "DSCO" */
+#define VERBS_CONNECT_VERSION 1
+
+struct verbs_connect_data {
+	uint32_t magic;   /* VERBS_CONNECT_MAGIC, little-endian */
+	uint8_t version;  /* VERBS_CONNECT_VERSION */
+	uint8_t reserved;
+	uint16_t node;    /* the dialler's node index, little-endian */
+};
 
 /*
  * Like stop, but without Goodbye: every queue pair is destroyed at once,
