@@ -1,7 +1,7 @@
 /*
  * Heartbeat and Goodbye packing shared by the TCP and RDMA transports.
  */
-#include "rpc/membership.h"
+#include "membership.h"
 
 #include <stdio.h>
 

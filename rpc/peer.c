@@ -31,7 +31,7 @@
  * Threads: everything here runs on the loop thread (peer.h); the send path
  * that any thread may take is in peer_send.c.
  */
-#include "rpc/peer.h"
+#include "peer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "rpc/log.h"
-#include "rpc/membership.h"
+#include "membership.h"
 
 static const char *const state_names[] = {
 	[RPC_PEER_CONNECTING] = "connecting", [RPC_PEER_AUTHENTICATING] = "authenticating",

@@ -23,7 +23,7 @@
  * the link took it, at once or into its queue; send_queued counts those
  * that did not go out whole at once.
  */
-#include "rpc/peer.h"
+#include "peer.h"
 
 #include <errno.h>
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "rpc/peer.h"
+#include "peer.h"
 #include "rpc/tcp_transport.h"
 
 #define READS_PER_WAKE 8  /* read() calls per readable event before yielding */

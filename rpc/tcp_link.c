@@ -21,7 +21,7 @@
  * Order is kept because a frame only goes straight to the socket when the
  * queue is empty.
  */
-#include "rpc/tcp_internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

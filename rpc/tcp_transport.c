@@ -27,7 +27,7 @@
  * anonymous until its Hello names a node; at most MAX_ANON_CONNS are kept
  * (each holds a receive buffer), more are refused at accept().
  */
-#include "rpc/tcp_internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

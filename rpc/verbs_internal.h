@@ -19,7 +19,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
-#include "rpc/peer.h"
+#include "peer.h"
 #include "rpc/verbs_transport.h"
 
 #define VERBS_RESOLVE_TIMEOUT_MS 2000

@@ -36,7 +36,7 @@
  * order, which on an RC queue pair is posting order), so no thread is
  * woken for them.
  */
-#include "rpc/verbs_internal.h"
+#include "verbs_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

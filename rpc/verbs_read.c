@@ -18,7 +18,7 @@
  * with a remote access error, which fails the peer like any other work
  * request error.
  */
-#include "rpc/verbs_internal.h"
+#include "verbs_internal.h"
 
 #include <errno.h>
 #include <sched.h>

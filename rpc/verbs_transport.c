@@ -56,7 +56,7 @@
  * requests and a queue-pair async error fail the peer. A device error or
  * removal fails every peer.
  */
-#include "rpc/verbs_internal.h"
+#include "verbs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

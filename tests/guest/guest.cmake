@@ -4,7 +4,7 @@
 # the project's warnings (-Werror), and ctest runs each once on the host with
 # small arguments (label "guest"), so a broken check shows up without booting
 # a guest. Include from tests/CMakeLists.txt:
-#   include(${CMAKE_CURRENT_SOURCE_DIR}/guest/guest.cmake OPTIONAL)
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/guest/guest.cmake)
 file(GLOB DISCO_GUEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c)
 foreach(src ${DISCO_GUEST_SOURCES})
   get_filename_component(prog ${src} NAME_WE)

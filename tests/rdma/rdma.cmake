@@ -6,7 +6,7 @@
 # command in it; exit 77 (SKIP) if QEMU cannot run here. The build tree must
 # lie inside the repository (the VM sees only the repository). Include from
 # tests/CMakeLists.txt:
-#   include(${CMAKE_CURRENT_SOURCE_DIR}/rdma/rdma.cmake OPTIONAL)
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/rdma/rdma.cmake)
 get_filename_component(DISCO_RDMA_REPO ${CMAKE_CURRENT_LIST_DIR}/../.. ABSOLUTE)
 set(DISCO_RDMA_RUN ${DISCO_RDMA_REPO}/scripts/run-in-rdma-testvm.sh
     --build ${CMAKE_BINARY_DIR}/rdma-vm --timeout 840 --)

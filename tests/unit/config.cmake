@@ -13,6 +13,8 @@ add_test(NAME config COMMAND test_config)
 
 add_executable(test_config_scalar ${CMAKE_CURRENT_LIST_DIR}/test_config_scalar.c)
 target_link_libraries(test_config_scalar PRIVATE disco_config PkgConfig::CMOCKA PkgConfig::YAML)
+# a white-box test of the parser's own helpers (config_internal.h)
+target_include_directories(test_config_scalar PRIVATE ${CMAKE_SOURCE_DIR}/cluster-config)
 add_test(NAME config_scalar COMMAND test_config_scalar)
 
 add_executable(test_config_corpus ${CMAKE_CURRENT_LIST_DIR}/test_config_corpus.c)

@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "cluster_config.h"
+#include "cluster-config/cluster_config.h"
 
 #define EX CONFIG_EXAMPLES_DIR "/"
 #define MIB (1ull << 20)

@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "cluster_config.h"
+#include "cluster-config/cluster_config.h"
 
 #define MIN_CORPUS 20
 

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "cluster_config.h"
-#include "qemu_cmdline.h"
+#include "cluster-config/cluster_config.h"
+#include "node-monitor/qemu_cmdline.h"
 
 #define KEY CONFIG_EXAMPLES_DIR "/local.key"
 
