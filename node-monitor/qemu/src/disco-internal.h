@@ -110,6 +110,39 @@ static inline const char *disco_node_name(int node)
     return disco.cfg->nodes[node].name;
 }
 
+/* The VM's region exists: this node has joined the others (from
+ * machine-init-done on). Before, there is nobody to tell anything. */
+static inline bool disco_joined(void)
+{
+    return disco_is(DISCO_NODE) && disco.region;
+}
+
+/* Where vCPUs run: by QEMU's cpu_index ... */
+static inline bool disco_vcpu_is_local(int cpu_index)
+{
+    return cpu_index >= disco.cpu_first && cpu_index < disco.cpu_first + disco.cpu_count;
+}
+
+static inline int disco_vcpu_node(int cpu_index)
+{
+    return cluster_vm_vcpu_node(disco.cfg, disco.vm, cpu_index);
+}
+
+/* ... and by APIC ID (0..255, as apic.c's destination masks hold them). */
+static inline bool disco_apic_id_is_local(int apic_id)
+{
+    return disco.apic_owner[apic_id] == disco.self;
+}
+
+/* The other node that runs the vCPU with @apic_id; -1 if that vCPU is
+ * local or there is none. */
+static inline int disco_apic_id_remote_node(int apic_id)
+{
+    int node = disco.apic_owner[apic_id];
+
+    return node == disco.self ? -1 : node;
+}
+
 /* disco-msg.c */
 int disco_send(int peer, uint16_t type, const void *body, size_t len);
 void disco_broadcast(uint16_t type, const void *body, size_t len);

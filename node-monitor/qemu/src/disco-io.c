@@ -70,7 +70,7 @@ static bool disco_io_forward(uint32_t space, uint64_t addr, uint64_t *val, unsig
 
 bool disco_mmio_forward(uint64_t gpa, uint64_t *val, unsigned size, bool is_write)
 {
-    if (!disco_nonmaster || (gpa >= DISCO_APIC_WINDOW_START && gpa < DISCO_APIC_WINDOW_END)) {
+    if (!disco_is(DISCO_NONMASTER) || (gpa >= DISCO_APIC_WINDOW_START && gpa < DISCO_APIC_WINDOW_END)) {
         return false;
     }
     return disco_io_forward(DISCO_IO_SPACE_MEMORY, gpa, val, size, is_write);
@@ -78,7 +78,7 @@ bool disco_mmio_forward(uint64_t gpa, uint64_t *val, unsigned size, bool is_writ
 
 bool disco_pio_forward(uint32_t port, uint64_t *val, unsigned size, bool is_write)
 {
-    if (!disco_nonmaster) {
+    if (!disco_is(DISCO_NONMASTER)) {
         return false;
     }
     return disco_io_forward(DISCO_IO_SPACE_PORT, port, val, size, is_write);

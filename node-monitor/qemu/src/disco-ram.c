@@ -100,8 +100,13 @@ static int64_t disco_ram_addr_page(uint64_t ram_addr)
 
 uint64_t disco_tb_generation(uint64_t ram_addr)
 {
-    int64_t page = disco.code_gen ? disco_ram_addr_page(ram_addr) : -1;
+    int64_t page;
     uint32_t gen;
+
+    if (!disco_is(DISCO_NODE)) {
+        return 0;
+    }
+    page = disco.code_gen ? disco_ram_addr_page(ram_addr) : -1;
 
     if (page >= 0 && !disco_tb_invalidate) {
         disco_note_translation(page);
@@ -115,6 +120,9 @@ bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1)
 {
     uint64_t now;
 
+    if (!disco_is(DISCO_NODE)) {
+        return false;
+    }
     smp_mb(); /* the TB is linked (tb_link_page) before we look */
     now = disco_tb_generation(ram_addr0);
     if (ram_addr1 != (uint64_t)-1) {
@@ -228,7 +236,7 @@ void disco_ram_init_done(void)
     }
     info_report("disco %s: joining cluster %s for vm %s (%d of %d vCPUs here, %s)",
                 disco_node_name(disco.self), disco.cfg->name, disco.vm->name, disco.cpu_count,
-                disco.vm->vcpus, disco_nonmaster ? "devices on the master" : "master");
+                disco.vm->vcpus, disco_is(DISCO_NONMASTER) ? "devices on the master" : "master");
     rc = dsm_region_start(disco.region, err, sizeof(err));
     if (rc < 0) {
         disco_die("cannot join the cluster: %s", err);
