@@ -58,9 +58,13 @@ cmd_tree() {
 		GIT_AUTHOR_NAME="Debian qemu source" GIT_AUTHOR_EMAIL="qemu@packages.debian.org" \
 			git commit -q -m "Debian's qemu $qemu_version (apt-get source, Debian's patches applied)"
 		git tag debian-source
-		# shellcheck disable=SC2086
-		git am -q --no-3way $list
 	) || die "building the repository in $dir failed"
+	# --3way: where Debian's source moved under a patch, git merges with
+	# the blobs the patch names and stops only on a real conflict.
+	# shellcheck disable=SC2086
+	if ! (cd "$dir" && git am -q --3way $list); then
+		die "git am stopped at $(cat "$dir/.git/rebase-apply/final-commit" 2>/dev/null | head -n1): resolve it in $dir (git am --show-current-patch=diff; edit; git add; git am --continue), then: $0 export $dir"
+	fi
 	say "$dir: branch disco = debian-source + $(echo "$list" | wc -l) commits; edit them, then: $0 export $dir"
 }
 

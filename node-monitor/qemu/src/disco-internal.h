@@ -7,7 +7,8 @@
  *   - main loop thread (BQL): object creation, init-done, the inbox BH
  *     that applies messages from other nodes in arrival order, shutdown;
  *   - vCPU threads: send IPIs and I/O requests; wait for I/O replies on
- *     `calls` (never holding `inbox_lock`);
+ *     `calls` (never holding `inbox_lock`, and with the BQL dropped for
+ *     the wait: QEMU dispatches I/O under it, disco-io.c);
  *   - the DSM loop thread (dsm/region.c): receives every frame, answers
  *     clock requests and I/O replies itself, and queues the rest in the
  *     inbox. It never takes the BQL: vCPUs holding it may be blocked in a
@@ -167,6 +168,10 @@ void disco_machine_clock_reply(const uint8_t *body, size_t len);
 
 /* disco-irq.c */
 void disco_irq_init(void);
+
+/* disco-io.c: on a non-master, lay the forwarding windows over the
+ * devices (main loop thread, BQL held, init-done, before any vCPU runs). */
+void disco_io_init_done(void);
 
 /* disco-machine.c */
 void disco_machine_init_done(void);

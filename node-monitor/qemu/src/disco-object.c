@@ -45,6 +45,7 @@ static void disco_machine_init_done_cb(Notifier *n, void *unused)
         qatomic_set(&cs->disco_parked, !disco_vcpu_is_local(cs->cpu_index));
     }
     disco_irq_init();
+    disco_io_init_done();
     disco_ram_init_done();     /* joins the cluster: returns once all are up */
     disco_numa_measure();
     disco_machine_init_done();

@@ -1,21 +1,23 @@
 /*
  * The calls the patched QEMU core makes into disco (node-monitor/qemu/
- * patches/ adds one line per hook point; the logic lives in this folder).
+ * patches/ adds one call per hook point; the logic lives in this folder).
  * Every hook is a cheap no-op unless a `-object disco,...` made this QEMU
  * process one node of a spanning VM; then:
  *
  *   - vCPUs of other nodes exist here but are parked (never run);
  *   - interrupts for them are sent to their node (disco-irq.c);
  *   - port and memory-mapped I/O of a non-master goes to the master, which
- *     owns every device (disco-io.c);
+ *     owns every device (disco-io.c: memory regions laid over the
+ *     non-master's devices at machine-init-done, so this needs no hook);
  *   - chipset routing, guest time and shutdown are kept alike on every
  *     node, and a reset on any node resets all of them (disco-machine.c);
  *     guest RAM is a DSM region (disco-ram.c).
  *
- * Threads: the hooks run on vCPU threads (I/O, APIC writes, TSC) or the
- * main loop thread, with or without the BQL as the QEMU call site has it;
- * each says what it needs. None blocks while holding the BQL except
- * disco_io_forward's callers that already held it (device code).
+ * Threads: the hooks run on vCPU threads (APIC writes, TSC, translation)
+ * or the main loop thread, with or without the BQL as the QEMU call site
+ * has it; each says what it needs. None blocks while holding the BQL
+ * except the reset and cleanup hooks, which wait for the other nodes and
+ * say how they keep serving them meanwhile.
  */
 #ifndef DISCO_QEMU_HOOKS_H
 #define DISCO_QEMU_HOOKS_H
@@ -55,12 +57,6 @@ void disco_apic_addressing_changed(void *apic_common_state);
 bool disco_apic_eoi(int vector);
 /* Non-masters have no programmed PIC: its output must reach no vCPU. */
 static inline bool disco_pic_ignored(void) { return disco_is(DISCO_NONMASTER); }
-
-/* I/O of a vCPU on a non-master (TCG io_readx/io_writex, the PIO helpers,
- * KVM exits), called WITHOUT the BQL where QEMU allows it: true if the
- * access was done by the master (*val holds a read's result). */
-bool disco_mmio_forward(uint64_t gpa, uint64_t *val, unsigned size, bool is_write);
-bool disco_pio_forward(uint32_t port, uint64_t *val, unsigned size, bool is_write);
 
 /* i440FX PAM/SMRAM registers changed on the master (BQL held). */
 void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
