@@ -4,12 +4,14 @@
 #
 #   scripts/build-qemu.sh [BUILD]     BUILD: the CMake build dir (default build)
 #
-# Inputs: Debian's `qemu` source package (apt-get source; a deb-src entry is
-# added when the machine has none), the patch series in
-# node-monitor/qemu/patches/ (applied in the order of its `series` file),
-# disco's QEMU-side files in node-monitor/qemu/src/ (copied to disco/ in the
-# QEMU tree, see its meson.build) and the project's static libraries from
-# BUILD (dsm, rpc, config, proto: `make` builds them first).
+# Inputs: Debian's `qemu` source package (apt-get source, with Debian's own
+# patches applied; a deb-src entry is added when the machine has none), the
+# patch series node-monitor/qemu/patches/NNNN-*.patch (git format-patch
+# output, applied in the order of their numbers with `git apply`, no fuzz:
+# scripts/lib/qemu-series.sh), disco's QEMU-side files in
+# node-monitor/qemu/src/ (copied to disco/ in the QEMU tree, see its
+# meson.build) and the project's static libraries from BUILD (dsm, rpc,
+# config, proto: `make` builds them first).
 #
 # Cache (outside the work tree, $DISCO_CACHE or ~/.cache/disco):
 #   qemu-src/<version>/          the unpacked source package, fetched once
@@ -24,12 +26,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 cache=${DISCO_CACHE:-$HOME/.cache/disco}
-patches=$root/node-monitor/qemu/patches
 src=$root/node-monitor/qemu/src
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH  # Debian's python3 and meson, not a venv's
 
 say() { echo "build-qemu: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+. "$root/scripts/lib/qemu-series.sh"
 
 libs=(dsm/libdisco_dsm.a dsm/libdisco_dsm_protocol.a rpc/libdisco_rpc.a
       proto/libdisco_proto.a cluster-config/libdisco_config.a)
@@ -41,55 +43,19 @@ done
 [ -f "$build/proto/vm.pb-c.h" ] || die "$build/proto/vm.pb-c.h is missing: build the project first (make)"
 
 # --- the source package --------------------------------------------------
-ensure_deb_src() {
-	if apt-get source --print-uris qemu >/dev/null 2>&1; then
-		return
-	fi
-	say "no deb-src entry for Debian's archive: adding /etc/apt/sources.list.d/disco-deb-src.sources"
-	local sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo tee /etc/apt/sources.list.d/disco-deb-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-	$sudo apt-get update -qq || die "apt-get update failed"
-}
-
-ensure_deb_src
-version=$(apt-get source --print-uris qemu 2>/dev/null | awk '/\.dsc/ { print $2; exit }' | sed 's/^qemu_//; s/\.dsc$//')
-version=${version:-unknown}
-case "$version" in
-	*:7.2*|7.2*) ;;
-	*) die "Debian's qemu source is version $version; disco's patches are for 7.2 (Debian 12)" ;;
-esac
-version=${version#*:}
-srcdir=$cache/qemu-src/$version
-if [ ! -d "$srcdir/qemu" ]; then
-	say "fetching Debian's qemu $version source package"
-	rm -rf "$srcdir.tmp" && mkdir -p "$srcdir.tmp"
-	(cd "$srcdir.tmp" &&
-		apt-get source -qq qemu >/dev/null) || die "apt-get source qemu failed"
-	mv "$srcdir.tmp"/qemu-*/ "$srcdir.tmp/qemu"
-	rm -rf "$srcdir" && mv "$srcdir.tmp" "$srcdir"
-fi
+qemu_source_fetch "$cache"
+version=$qemu_version
+srcdir=$qemu_srcdir
 
 # --- hashes of the inputs --------------------------------------------------
-series=$(grep -v '^\s*\(#\|$\)' "$patches/series")
+series=$(qemu_series_list)
 configure_flags=(--meson=/usr/bin/meson --target-list=x86_64-softmmu
 	--without-default-features --without-default-devices
 	--enable-tcg --enable-kvm --enable-fdt=system
 	--disable-werror --disable-docs --disable-install-blobs
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios)
-h1=$( (echo "${configure_flags[*]}"; for p in $series; do cat "$patches/$p"; done) | sha256sum | cut -c1-16)
+h1=$( (echo "${configure_flags[*]}"; while IFS= read -r p; do basename "$p"; cat "$p"; done <<<"$series") |
+      sha256sum | cut -c1-16)
 h2=$( (echo "$h1"; cat "$src"/*; for l in "${libs[@]}"; do cat "$build/$l"; done;
        for h in "${headers[@]}"; do cat "$root/$h"; done; cat "$build/proto/vm.pb-c.h") |
       sha256sum | cut -c1-16)
@@ -104,12 +70,10 @@ fi
 # --- patched, configured tree (reused while the patches are unchanged) -----
 work=$cache/qemu-work/$version-$h1
 if [ ! -f "$work/.configured" ]; then
-	say "preparing $work: copying the source, applying $(echo $series | wc -w) patches"
+	say "preparing $work: copying the source, applying $(echo "$series" | wc -l) patches"
 	rm -rf "$work" && mkdir -p "$(dirname "$work")"
 	cp -a "$srcdir/qemu" "$work"
-	for p in $series; do
-		patch -d "$work" -p1 --quiet --forward < "$patches/$p" || die "patch $p does not apply"
-	done
+	qemu_series_apply "$work"
 	mkdir -p "$work/disco" "$work/build"
 	cp "$src"/* "$work/disco/"
 	mkdir -p "$work/disco/lib" "$work/disco/include"

@@ -23,8 +23,9 @@ set(DISCO_GUEST_HOST_ARGS_bench -b 512 -s 256)
 set(DISCO_GUEST_HOST_ARGS_numa all -q)
 set(DISCO_GUEST_HOST_ARGS_xzdata 1 /dev/null)
 # Built but never run on the host: reset reboots the machine it runs on
-# (its test is the system test system_reset_from_non_master).
-set(DISCO_GUEST_NOT_ON_HOST reset)
+# (its test is the system test system_reset_from_non_master); iolat reads
+# an I/O port, which needs ioperm (its figures come from bench-boot.sh).
+set(DISCO_GUEST_NOT_ON_HOST reset iolat)
 foreach(src ${DISCO_GUEST_SOURCES})
   get_filename_component(prog ${src} NAME_WE)
   if(prog IN_LIST DISCO_GUEST_NOT_ON_HOST)

@@ -7,7 +7,8 @@
  *   - main loop thread (BQL): object creation, init-done, the inbox BH
  *     that applies messages from other nodes in arrival order, shutdown;
  *   - vCPU threads: send IPIs and I/O requests; wait for I/O replies on
- *     `calls` (never holding `inbox_lock`);
+ *     `calls` (never holding `inbox_lock`, and with the BQL dropped for
+ *     the wait: QEMU dispatches I/O under it, disco-io.c);
  *   - the DSM loop thread (dsm/region.c): receives every frame, answers
  *     clock requests and I/O replies itself, and queues the rest in the
  *     inbox. It never takes the BQL: vCPUs holding it may be blocked in a
@@ -72,6 +73,7 @@ struct disco_node {
     /* set at machine-init-done */
     struct rpc_session *session;        /* this node's, shared by the region and messages */
     struct dsm_region *region;
+    bool joined;                        /* disco_join() returned: every node is up */
     /* guest RAM: one memory backend per guest NUMA node, in guest order */
     int n_ram;
     RAMBlock *ram[DSM_MAX_SEGMENTS];
@@ -115,6 +117,39 @@ static inline const char *disco_node_name(int node)
  * machine-init-done, read-only afterwards. */
 extern bool disco_test_no_tb_invalidate;
 
+/* This node has joined the others (from the end of machine-init-done
+ * on). Before, there is nobody to tell anything. */
+static inline bool disco_joined(void)
+{
+    return disco_is(DISCO_NODE) && qatomic_read(&disco.joined);
+}
+
+/* Where vCPUs run: by QEMU's cpu_index ... */
+static inline bool disco_vcpu_is_local(int cpu_index)
+{
+    return cpu_index >= disco.cpu_first && cpu_index < disco.cpu_first + disco.cpu_count;
+}
+
+static inline int disco_vcpu_node(int cpu_index)
+{
+    return cluster_vm_vcpu_node(disco.cfg, disco.vm, cpu_index);
+}
+
+/* ... and by APIC ID (0..255, as apic.c's destination masks hold them). */
+static inline bool disco_apic_id_is_local(int apic_id)
+{
+    return disco.apic_owner[apic_id] == disco.self;
+}
+
+/* The other node that runs the vCPU with @apic_id; -1 if that vCPU is
+ * local or there is none. */
+static inline int disco_apic_id_remote_node(int apic_id)
+{
+    int node = disco.apic_owner[apic_id];
+
+    return node == disco.self ? -1 : node;
+}
+
 /* disco-msg.c */
 /* The node's session (machine-init-done, before the region exists) with
  * the VM's messages as its client; disco_join() starts it. */
@@ -147,6 +182,10 @@ void disco_machine_clock_reply(const uint8_t *body, size_t len);
 
 /* disco-irq.c */
 void disco_irq_init(void);
+
+/* disco-io.c: on a non-master, lay the forwarding windows over the
+ * devices (main loop thread, BQL held, init-done, before any vCPU runs). */
+void disco_io_init_done(void);
 
 /* disco-machine.c */
 void disco_machine_init_done(void);

@@ -31,7 +31,7 @@ void disco_irq_init(void)
     }
     CPU_FOREACH(cs) {
         APICCommonState *s = APIC_COMMON(X86_CPU(cs)->apic_state);
-        int node = cluster_vm_vcpu_node(disco.cfg, disco.vm, cs->cpu_index);
+        int node = disco_vcpu_node(cs->cpu_index);
 
         if (s) { /* ids are 8-bit: always inside apic_owner */
             disco.apic_owner[s->id] = node;
@@ -61,7 +61,7 @@ void disco_apic_route(uint32_t *mask, uint8_t mode, uint8_t vector, uint8_t trig
     uint32_t per_node[CLUSTER_MAX_NODES][DISCO_APIC_WORDS];
     uint64_t nodes = 0;
 
-    if (!disco_enabled) {
+    if (!disco_is(DISCO_NODE)) {
         return;
     }
     if (mode == APIC_DM_LOWPRI) {
@@ -81,8 +81,8 @@ void disco_apic_route(uint32_t *mask, uint8_t mode, uint8_t vector, uint8_t trig
         if (!(mask[id / 32] & (1u << (id % 32)))) {
             continue;
         }
-        node = disco.apic_owner[id];
-        if (node < 0 || node == disco.self) {
+        node = disco_apic_id_remote_node(id);
+        if (node < 0) {
             continue;
         }
         if (!(nodes & (1ULL << node))) {
@@ -114,7 +114,7 @@ void disco_irq_apply_ipi(int peer, const uint8_t *body, size_t len)
     /* only vCPUs that live here: a stale or hostile mask must not wake
      * the parked copies of other nodes' vCPUs */
     for (int id = 0; id < DISCO_APIC_WORDS * 32; id++) {
-        if (disco.apic_owner[id] != disco.self) {
+        if (!disco_apic_id_is_local(id)) {
             mask[id / 32] &= ~(1u << (id % 32));
         }
     }
@@ -129,7 +129,7 @@ void disco_apic_addressing_changed(void *opaque)
     Disco__VmApicState m = DISCO__VM_APIC_STATE__INIT;
     uint8_t buf[64];
 
-    if (!disco_enabled || !s->cpu) {
+    if (!disco_is(DISCO_NODE) || !s->cpu) {
         return;
     }
     m.cpu = CPU(s->cpu)->cpu_index;
@@ -145,7 +145,7 @@ void disco_irq_apply_apic_state(int peer, const uint8_t *body, size_t len)
     CPUState *cs = m ? qemu_get_cpu(m->cpu) : NULL;
     APICCommonState *s;
 
-    if (!cs || cluster_vm_vcpu_node(disco.cfg, disco.vm, cs->cpu_index) != peer) {
+    if (!cs || disco_vcpu_node(cs->cpu_index) != peer) {
         disco_die("bad APIC state message from node %s", disco_node_name(peer));
     }
     s = APIC_COMMON(X86_CPU(cs)->apic_state);
@@ -160,7 +160,7 @@ bool disco_apic_eoi(int vector)
     Disco__VmEoi m = DISCO__VM_EOI__INIT;
     uint8_t buf[16];
 
-    if (!disco_nonmaster) {
+    if (!disco_is(DISCO_NONMASTER)) {
         return false;
     }
     m.vector = vector;

@@ -60,7 +60,7 @@ void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram)
     Disco__VmChipset m = DISCO__VM_CHIPSET__INIT;
     uint8_t buf[64];
 
-    if (!disco_enabled || disco_nonmaster) {
+    if (!disco_is(DISCO_MASTER)) {
         return;
     }
     m.pam.data = (uint8_t *)pam;
@@ -93,7 +93,7 @@ static void disco_vm_state_changed(void *opaque, bool running, RunState state)
     Disco__VmClock m = DISCO__VM_CLOCK__INIT;
     uint8_t buf[32];
 
-    if (!running || disco_nonmaster) {
+    if (!running || !disco_is(DISCO_MASTER)) {
         return;
     }
     m.virtual_ns = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -246,8 +246,8 @@ static void disco_reset_barrier(uint32_t id, const char *what)
 
 void disco_reset_begin(int cause)
 {
-    if (!disco_enabled || !disco.region) {
-        return; /* the reset before the VM first runs, at start-up */
+    if (!disco_joined()) {
+        return; /* not a node, or the reset before the VM first runs, at start-up */
     }
     disco.resetting = true;
     if (!disco.reset_from_peer) {
@@ -275,7 +275,7 @@ void disco_reset_begin(int cause)
 
 void disco_reset_end(void)
 {
-    if (!disco_enabled || !disco.region || !disco.resetting) {
+    if (!disco_joined() || !disco.resetting) {
         return;
     }
     disco_reset_barrier(DISCO_RESET_BARRIER(disco.reset_generation, 1),
@@ -296,7 +296,7 @@ void disco_cleanup(void)
 {
     int rc, status;
 
-    if (!disco_enabled || !disco.region) {
+    if (!disco_joined()) {
         return;
     }
     /* our vCPUs are stopped; others may still fault on pages we hold */

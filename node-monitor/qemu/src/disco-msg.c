@@ -191,9 +191,10 @@ void disco_join(void)
 
     info_report("disco %s: joining cluster %s for vm %s (%d of %d vCPUs here, %s)",
                 disco_node_name(disco.self), disco.cfg->name, disco.vm->name, disco.cpu_count,
-                disco.vm->vcpus, disco_nonmaster ? "devices on the master" : "master");
+                disco.vm->vcpus, disco_is(DISCO_NONMASTER) ? "devices on the master" : "master");
     rc = rpc_session_start(disco.session, err, sizeof(err));
     if (rc < 0) {
         disco_die("cannot join the cluster: %s", err);
     }
+    qatomic_set(&disco.joined, true);
 }

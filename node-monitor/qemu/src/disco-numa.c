@@ -89,7 +89,7 @@ void disco_numa_measure(void)
     int guest_node[CLUSTER_MAX_NODES], to_master[CLUSTER_MAX_NODES] = { 0 };
     int g = 0;
 
-    if (disco.vm->numa_distance != CLUSTER_NUMA_DISTANCE_AUTO || disco_nonmaster ||
+    if (disco.vm->numa_distance != CLUSTER_NUMA_DISTANCE_AUTO || !disco_is(DISCO_MASTER) ||
         !ns || ns->num_nodes < 2 || !ns->have_numa_distance) {
         return;
     }

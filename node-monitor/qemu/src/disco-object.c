@@ -26,8 +26,7 @@ struct DiscoObject {
 };
 
 struct disco_node disco = { .self = -1 };
-bool disco_enabled;
-bool disco_nonmaster;
+unsigned disco_role;
 bool disco_test_no_tb_invalidate;
 
 static Notifier disco_init_done_notifier;
@@ -44,12 +43,11 @@ static void disco_machine_init_done_cb(Notifier *n, void *unused)
                   current_machine->smp.cpus, current_machine->ram_size);
     }
     CPU_FOREACH(cs) {
-        bool local = cs->cpu_index >= disco.cpu_first &&
-                     cs->cpu_index < disco.cpu_first + disco.cpu_count;
-        qatomic_set(&cs->disco_parked, !local);
+        qatomic_set(&cs->disco_parked, !disco_vcpu_is_local(cs->cpu_index));
     }
     disco_irq_init();
     disco_session_create();
+    disco_io_init_done();
     disco_ram_init_done();     /* guest RAM: a client of the session */
     disco_join();              /* returns once every node is up */
     disco_numa_measure();
@@ -62,7 +60,7 @@ static void disco_complete(UserCreatable *uc, Error **errp)
     char err[512];
     int rc;
 
-    if (disco_enabled) {
+    if (disco_is(DISCO_NODE)) {
         error_setg(errp, "disco: only one disco object per process");
         return;
     }
@@ -93,8 +91,7 @@ static void disco_complete(UserCreatable *uc, Error **errp)
     disco.stats_path = o->stats ? g_strdup(o->stats) : NULL;
     disco_log_set_node(disco.cfg->nodes[disco.self].name);
 
-    disco_enabled = true;
-    disco_nonmaster = disco.self != disco.master;
+    disco_role = disco.self == disco.master ? DISCO_MASTER : DISCO_NONMASTER;
     disco_inbox_init();
     disco_init_done_notifier.notify = disco_machine_init_done_cb;
     qemu_add_machine_init_done_notifier(&disco_init_done_notifier);

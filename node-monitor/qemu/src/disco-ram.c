@@ -92,7 +92,8 @@ static int64_t disco_ram_addr_page(uint64_t ram_addr)
     return -1;
 }
 
-uint64_t disco_tb_generation(uint64_t ram_addr)
+/* The drop generation of @ram_addr's page (high half) and of all pages. */
+static uint64_t disco_tb_generation_of(uint64_t ram_addr)
 {
     int64_t page = disco.code_gen ? disco_ram_addr_page(ram_addr) : -1;
     uint32_t gen;
@@ -105,12 +106,23 @@ uint64_t disco_tb_generation(uint64_t ram_addr)
     return (uint64_t)gen << 32 | qatomic_load_acquire(&disco.code_gen_all);
 }
 
+uint64_t disco_tb_generation(uint64_t ram_addr)
+{
+    if (!disco_is(DISCO_NODE)) {
+        return 0;
+    }
+    return disco_tb_generation_of(ram_addr);
+}
+
 bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1)
 {
     uint64_t now;
 
+    if (!disco_is(DISCO_NODE)) {
+        return false;
+    }
     smp_mb(); /* the TB is linked (tb_link_page) before we look */
-    now = disco_tb_generation(ram_addr0);
+    now = disco_tb_generation_of(ram_addr0);
     if (ram_addr1 != (uint64_t)-1) {
         int64_t page1 = disco.code_gen ? disco_ram_addr_page(ram_addr1) : -1;
 

@@ -1,21 +1,23 @@
 /*
  * The calls the patched QEMU core makes into disco (node-monitor/qemu/
- * patches/ adds one line per hook point; the logic lives in this folder).
+ * patches/ adds one call per hook point; the logic lives in this folder).
  * Every hook is a cheap no-op unless a `-object disco,...` made this QEMU
  * process one node of a spanning VM; then:
  *
  *   - vCPUs of other nodes exist here but are parked (never run);
  *   - interrupts for them are sent to their node (disco-irq.c);
  *   - port and memory-mapped I/O of a non-master goes to the master, which
- *     owns every device (disco-io.c);
+ *     owns every device (disco-io.c: memory regions laid over the
+ *     non-master's devices at machine-init-done, so this needs no hook);
  *   - chipset routing, guest time and shutdown are kept alike on every
  *     node, and a reset on any node resets all of them (disco-machine.c);
  *     guest RAM is a DSM region (disco-ram.c).
  *
- * Threads: the hooks run on vCPU threads (I/O, APIC writes, TSC) or the
- * main loop thread, with or without the BQL as the QEMU call site has it;
- * each says what it needs. None blocks while holding the BQL except
- * disco_io_forward's callers that already held it (device code).
+ * Threads: the hooks run on vCPU threads (APIC writes, TSC, translation)
+ * or the main loop thread, with or without the BQL as the QEMU call site
+ * has it; each says what it needs. None blocks while holding the BQL
+ * except the reset and cleanup hooks, which wait for the other nodes and
+ * say how they keep serving them meanwhile.
  */
 #ifndef DISCO_QEMU_HOOKS_H
 #define DISCO_QEMU_HOOKS_H
@@ -23,8 +25,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-extern bool disco_enabled;   /* this process is a node of a spanning VM */
-extern bool disco_nonmaster; /* ... and not the master (which owns the devices) */
+/*
+ * What this process is. Set once by the disco object's complete(), while
+ * the command line is processed (before any vCPU thread exists), and never
+ * changed afterwards: reading it needs no lock or barrier.
+ */
+enum {
+    DISCO_MASTER = 1 << 0,    /* the node of a spanning VM that owns the devices */
+    DISCO_NONMASTER = 1 << 1, /* any other node of it */
+    DISCO_NODE = DISCO_MASTER | DISCO_NONMASTER,
+};
+extern unsigned disco_role;   /* 0: plain QEMU, and every hook is a no-op */
+
+/* The one guard of every hook: is this process one of @roles? Each hook
+ * tests it once, in its own body; only a call site that chooses between
+ * disco's value and QEMU's own tests it itself (cpu_get_tsc: disco_tsc). */
+static inline bool disco_is(unsigned roles)
+{
+    return disco_role & roles;
+}
 
 /* Interrupts (hw/intc/apic.c), under the BQL. @mask is the 8-word APIC-ID
  * bitmap apic.c computed; bits of vCPUs on other nodes are sent there and
@@ -37,13 +56,7 @@ void disco_apic_addressing_changed(void *apic_common_state);
  * the local (device-less) IOAPIC. */
 bool disco_apic_eoi(int vector);
 /* Non-masters have no programmed PIC: its output must reach no vCPU. */
-static inline bool disco_pic_ignored(void) { return disco_nonmaster; }
-
-/* I/O of a vCPU on a non-master (TCG io_readx/io_writex, the PIO helpers,
- * KVM exits), called WITHOUT the BQL where QEMU allows it: true if the
- * access was done by the master (*val holds a read's result). */
-bool disco_mmio_forward(uint64_t gpa, uint64_t *val, unsigned size, bool is_write);
-bool disco_pio_forward(uint32_t port, uint64_t *val, unsigned size, bool is_write);
+static inline bool disco_pic_ignored(void) { return disco_is(DISCO_NONMASTER); }
 
 /* i440FX PAM/SMRAM registers changed on the master (BQL held). */
 void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
@@ -56,7 +69,8 @@ void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
 uint64_t disco_tb_generation(uint64_t ram_addr);
 bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1);
 
-/* TCG's TSC: derived from the shared virtual clock on every node. */
+/* TCG's TSC on a node (disco_is(DISCO_NODE)): derived from the shared
+ * virtual clock on every node. */
 uint64_t disco_tsc(void);
 
 /* A guest reset (main loop, BQL held, this node's vCPUs paused): on the
