@@ -12,8 +12,8 @@
  *
  * Threads: the caller's thread faults; one handler thread, created and
  * joined here, owns the userfaultfd. It spins for the whole measurement
- * (a few milliseconds), which is the one busy thread the two-core rule of
- * shared/design/measurements.md allows.
+ * (a few milliseconds), which is the one busy thread the two-core rule
+ * (docs/benchmarks.md, "Costs of the development machine") allows.
  */
 #include <errno.h>
 #include <pthread.h>
