@@ -255,6 +255,11 @@ void region_emit(void *ctx, const struct dsm_action *a)
 		if (r->woken_page != page)
 			dsm_uffd_wake(r->uffd, region_page_addr(r, page));
 		break;
+	case DSM_ACT_NEED_ROOM:
+	case DSM_ACT_MOVE_REFUSED:
+		/* Budgets only; the runtime does not set one (yet), so the
+		 * engine never emits these here. */
+		break;
 	}
 }
 
