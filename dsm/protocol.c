@@ -123,7 +123,7 @@ struct dsm_engine {
 	/* Budgets (0: none). used/homes/evictable/draining are kept up to
 	 * date by acct_begin()/acct_end() around every change of a page. */
 	uint64_t budget, min_cache;
-	uint64_t used;      /* frames held (holds_frame) */
+	uint64_t used;      /* frames held (ACCT_FRAME) */
 	uint64_t homes;     /* home pages, reserved ones included */
 	uint64_t evictable; /* copies dsm_engine_evict() may take */
 	uint64_t draining;  /* dirty copies being evicted: frames that will free */
@@ -196,12 +196,16 @@ static void acct_end(struct dsm_engine *e)
 /* Frames and home pages held right now, the open page's change included. */
 static uint64_t used_now(const struct dsm_engine *e)
 {
+	if (!e->acct_open)
+		return e->used;
 	uint8_t now = page_acct(&e->pages[e->acct_page]);
 	return e->used - !!(e->acct_before & ACCT_FRAME) + !!(now & ACCT_FRAME);
 }
 
 static uint64_t homes_now(const struct dsm_engine *e)
 {
+	if (!e->acct_open)
+		return e->homes;
 	uint8_t now = page_acct(&e->pages[e->acct_page]);
 	return e->homes - !!(e->acct_before & ACCT_HOME) + !!(now & ACCT_HOME);
 }
