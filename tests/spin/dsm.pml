@@ -551,7 +551,9 @@ inline admit(n)
 		assert(wroom[I(n, ep)] && !ishome[I(n, ep)]);
 		PROBE_AT(9);
 		wroom[I(n, ep)] = 0;
-		send_request(n, ep)
+		/* send_request(), whose home branch cannot be taken here (a home
+		 * never waits for room) */
+		send(n, hint[I(n, ep)], (pend[I(n, ep)] == PEND_W -> WRITE_REQ : READ_REQ), ep, 0, REQ(n, 0, 0), 0)
 	:: else -> break
 	od
 }
