@@ -128,8 +128,10 @@ enum dsm_action_kind {
 	 * as many home pages as it may. Once the current engine call has
 	 * returned, the runtime evicts cached copies (dsm_engine_evict(), until
 	 * dsm_engine_room_wanted() is 0) or, for -EMLINK, may hand a cold home
-	 * page to msg.src (dsm_engine_migrate_home()). Never emitted while
-	 * nothing here can be evicted: it comes again once something can. */
+	 * page to msg.src (dsm_engine_migrate_home()). With error 0 or
+	 * -ENOSPC never emitted while nothing here can be evicted; error 0
+	 * comes again (after any later engine call) while requests still
+	 * wait and something can be evicted: a cheap flag for the runtime. */
 	DSM_ACT_NEED_ROOM,
 	/* Budgets only, at the home: msg.dst refused to take `page`'s home
 	 * (`error` -ENOSPC, -EMLINK, -EBUSY: it was evicting the page, or
