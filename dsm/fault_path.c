@@ -228,6 +228,11 @@ void region_emit(void *ctx, const struct dsm_action *a)
 		if (r->call->woken_page != page)
 			dsm_memory_wake(&r->mem, page);
 		break;
+	case DSM_ACT_NEED_ROOM:
+	case DSM_ACT_MOVE_REFUSED:
+		/* Budgets only; the runtime does not set one (yet), so the
+		 * engine never emits these here. */
+		break;
 	}
 }
 

@@ -1,7 +1,7 @@
 /*
  * Disco's page placement policy: see policy.h for the rules. Per page it
- * keeps two bytes: how often this node moved the page away, and whether it
- * is frozen.
+ * keeps three bytes: how often this node moved the page away, whether it
+ * is frozen, and whether it is kept replicated.
  */
 #include "dsm/policy.h"
 
@@ -13,6 +13,9 @@ struct dsm_policy {
 	uint64_t n_pages;
 	uint8_t *moves;  /* per page: homes moved away from here (saturates) */
 	uint8_t *frozen; /* per page: write-shared, never move again */
+	uint8_t *replicated; /* per page: read-shared, keep the readers' copies */
+	uint64_t cold_cursor;     /* where dsm_policy_cold_home() goes on */
+	uint64_t handed_back_in;  /* c.intervals + 1 when a page was last handed back */
 	struct dsm_policy_counters c;
 };
 
@@ -29,7 +32,8 @@ struct dsm_policy *dsm_policy_create(const struct dsm_policy_knobs *knobs, int s
 	p->n_pages = n_pages;
 	p->moves = calloc(n_pages, 1);
 	p->frozen = calloc(n_pages, 1);
-	if (!p->moves || !p->frozen) {
+	p->replicated = calloc(n_pages, 1);
+	if (!p->moves || !p->frozen || !p->replicated) {
 		dsm_policy_destroy(p);
 		return NULL;
 	}
@@ -42,6 +46,7 @@ void dsm_policy_destroy(struct dsm_policy *p)
 		return;
 	free(p->moves);
 	free(p->frozen);
+	free(p->replicated);
 	free(p);
 }
 
@@ -74,9 +79,11 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 	if (sharers > 0) {
 		if (writers >= 2) {
 			p->frozen[page] = 1;
+			p->replicated[page] = 0;
 			p->c.freezes++;
 			return DSM_POLICY_FREEZE;
 		}
+		p->replicated[page] = 1;
 		p->c.replications++;
 		return DSM_POLICY_REPLICATE;
 	}
@@ -88,9 +95,54 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 	}
 	if (p->moves[page] < UINT8_MAX)
 		p->moves[page]++;
+	p->replicated[page] = 0;
 	p->c.migrations++;
 	*target = top_node;
 	return DSM_POLICY_MIGRATE;
+}
+
+void dsm_policy_move_refused(struct dsm_policy *p, uint64_t page)
+{
+	dsm_policy_undo_move(p, page);
+	p->c.refused++;
+}
+
+bool dsm_policy_replicated(const struct dsm_policy *p, uint64_t page)
+{
+	return page < p->n_pages && p->replicated[page];
+}
+
+int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, int to,
+			     uint64_t max_looks)
+{
+	int64_t other = -1;
+
+	if (to < 0 || to >= p->n_nodes || to == p->self || p->handed_back_in == p->c.intervals + 1)
+		return -1;
+	if (!max_looks || max_looks > p->n_pages)
+		max_looks = p->n_pages;
+	for (uint64_t k = 0; k < max_looks; k++) {
+		uint64_t page = p->cold_cursor;
+
+		p->cold_cursor = page + 1 == p->n_pages ? 0 : page + 1;
+		/* home here, no copy here: another node holds it exclusive */
+		if (!dsm_engine_is_home(e, page) || p->frozen[page] || p->moves[page] >= p->k.move_cap ||
+		    dsm_engine_dir_state(e, page) != DSM_DIR_REMOTE_EXCL || dsm_engine_dir_busy(e, page))
+			continue;
+		if (dsm_engine_owner(e, page) == to) {
+			other = (int64_t)page;
+			break;
+		}
+		if (other < 0)
+			other = (int64_t)page;
+	}
+	if (other < 0)
+		return -1;
+	if (p->moves[other] < UINT8_MAX)
+		p->moves[other]++;
+	p->handed_back_in = p->c.intervals + 1;
+	p->c.handbacks++;
+	return other;
 }
 
 void dsm_policy_undo_move(struct dsm_policy *p, uint64_t page)

@@ -22,12 +22,34 @@
  * moves at most `move_cap` times from this node (each home counts its own
  * moves; a page that keeps bouncing reaches the cap on every node).
  * Knobs and defaults: docs/config.md (dsm.knobs).
+ *
+ * Under memory budgets (docs/protocol.md, "Budgets and eviction") the
+ * same counts mean more: a node's cache holds only part of the others'
+ * pages, so every copy it evicted and needs again is a miss at the home,
+ * as on a ccNUMA machine. Three additions:
+ *   - a REPLICATE page is marked replicated (dsm_policy_replicated()): the
+ *     home sets the engine's hint (dsm_engine_set_replicated()), shared
+ *     GRANTs carry it, and the readers' victim choice (dsm/evict.h) keeps
+ *     such pages longer; MIGRATE and FREEZE clear the mark;
+ *   - a move the target refused (DSM_ACT_MOVE_REFUSED: no room there) does
+ *     not count against the cap (dsm_policy_move_refused()); the page is
+ *     decided again at the next interval, when the target may have made
+ *     room;
+ *   - a node that refused a home for want of room for home pages
+ *     (DSM_ACT_NEED_ROOM with -EMLINK) hands one of its own home pages to
+ *     the node that offered, at most once per interval
+ *     (dsm_policy_cold_home()): a page this node holds no copy of (another
+ *     node has it exclusive: this node is not using it), the offerer's own
+ *     first (the move then carries no data), never a frozen one or one at
+ *     its move cap.
  */
 #ifndef DISCO_DSM_POLICY_H
 #define DISCO_DSM_POLICY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "dsm/protocol.h"
 #include "dsm/settings.h"
 
 enum dsm_policy_action {
@@ -44,6 +66,8 @@ struct dsm_policy_counters {
 	uint64_t replications; /* REPLICATE decisions */
 	uint64_t freezes;      /* pages frozen (each once) */
 	uint64_t capped;       /* would have migrated, but at the move cap */
+	uint64_t refused;      /* MIGRATE decisions the target refused (budgets) */
+	uint64_t handbacks;    /* home pages handed to a node whose offer we refused */
 };
 
 struct dsm_policy;
@@ -61,6 +85,18 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 					 const uint32_t *reads, const uint32_t *writes,
 					 int *target);
 void dsm_policy_undo_move(struct dsm_policy *p, uint64_t page);
+/* The target refused the move (DSM_ACT_MOVE_REFUSED): undo it, count it. */
+void dsm_policy_move_refused(struct dsm_policy *p, uint64_t page);
+/* The policy keeps @page replicated (its last hot interval was REPLICATE). */
+bool dsm_policy_replicated(const struct dsm_policy *p, uint64_t page);
+/* This node refused node @to's offer for want of room for home pages: a
+ * home page of @e (this node's engine) to move to @to instead, or -1 if
+ * there is none or one was handed back this interval. Looks at most
+ * @max_looks pages (0: all) from where the last search stopped. Counts the
+ * hand-back as a move of the page; call dsm_policy_undo_move() if
+ * dsm_engine_migrate_home() fails. */
+int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, int to,
+			     uint64_t max_looks);
 /* Marks the end of an interval (for the counters). */
 void dsm_policy_interval_done(struct dsm_policy *p);
 const struct dsm_policy_counters *dsm_policy_counters(const struct dsm_policy *p);

@@ -31,6 +31,21 @@
  * forwarding pointer and forwards queued and late requests to the new home.
  * Requesters learn the new home from the next GRANT, INV or FETCH.
  *
+ * Budgets (dsm_engine_set_budget): every frame this node holds is counted,
+ * home pages (also while another node holds the page exclusive), cached
+ * copies, frames reserved for requests in flight and for home moves it
+ * accepted. A request that finds no free frame waits in a FIFO and the
+ * runtime is asked for room (NEED_ROOM); it evicts cached copies with
+ * dsm_engine_evict(). An eviction is a request like the others, sent to
+ * the home (forwarded along the pointers, queued while the directory is
+ * busy), and this node sends no other request for the page until the home
+ * answers it: a clean copy is dropped at once, the home takes the node off
+ * the copyset and answers EVICT_ACK; a dirty copy stays (write-protected)
+ * until the home FETCHes it back like any exclusive copy, then EVICT_ACK.
+ * A home move asks its target first (OFFER): the target reserves a frame
+ * or refuses. No message ever waits for room, so evictions cannot
+ * deadlock; only new requests do.
+ *
  * docs/protocol.md has the full table and the races; tests/spin/dsm.pml
  * models the same rules; tests/sim/ checks this code against them.
  */
@@ -48,7 +63,9 @@ enum txn_kind {
 	TXN_FLUSH,        /* waiting for FLUSH_ACKs before a home move */
 };
 
-enum pending_kind { PENDING_NONE, PENDING_READ, PENDING_WRITE };
+/* Our own request for the page: READ/WRITE (in flight, or waiting for a
+ * free frame: wait_room), or an EVICT the home has not answered yet. */
+enum pending_kind { PENDING_NONE, PENDING_READ, PENDING_WRITE, PENDING_EVICT };
 
 struct dsm_req {
 	struct dsm_req *next;
@@ -56,6 +73,7 @@ struct dsm_req {
 	uint16_t requester;
 	uint16_t hops;
 	bool is_write;
+	bool is_evict; /* an EVICT: the requester gives its copy up */
 };
 
 /* This node's view of one page. Directory fields are meaningful only while
@@ -67,6 +85,14 @@ struct dsm_page {
 	bool is_home;
 	uint16_t home_hint;
 	uint64_t req_id; /* id of our pending request */
+	/* budgets */
+	bool wait_room;     /* pending READ/WRITE not sent yet: no free frame */
+	uint8_t want_after; /* PENDING_READ/WRITE: a fault came during our EVICT */
+	bool reserved;      /* we accepted offer_from's OFFER: a frame waits for the MIGRATE */
+	bool replicated;    /* home: the policy's hint; holder: the last shared GRANT's */
+	uint16_t offer_from;
+	int16_t offer_to;   /* home: an OFFER to this node is unanswered, or -1 */
+	uint64_t wait_next; /* next page waiting for a frame, + 1 (0: none) */
 
 	uint8_t dir; /* enum dsm_dir_state */
 	uint8_t txn; /* enum txn_kind */
@@ -94,6 +120,17 @@ struct dsm_engine {
 	uint64_t next_req_id;
 	dsm_nodeset_t failed;
 	struct dsm_engine_counters c;
+	/* Budgets (0: none). used/homes/evictable/draining are kept up to
+	 * date by acct_begin()/acct_end() around every change of a page. */
+	uint64_t budget, min_cache;
+	uint64_t used;      /* frames held (ACCT_FRAME) */
+	uint64_t homes;     /* home pages, reserved ones included */
+	uint64_t evictable; /* copies dsm_engine_evict() may take */
+	uint64_t draining;  /* dirty copies being evicted: frames that will free */
+	uint64_t wait_head, wait_tail, waiting; /* FIFO of pages waiting for a frame (+ 1) */
+	uint64_t acct_page;
+	uint8_t acct_before; /* ACCT_* bits of acct_page when acct_begin() ran */
+	bool acct_open;
 };
 
 #define BIT(n) ((dsm_nodeset_t)1 << (n))
@@ -101,6 +138,130 @@ struct dsm_engine {
 static void start_request(struct dsm_engine *e, uint64_t page, bool is_write);
 static void home_request(struct dsm_engine *e, uint64_t page, const struct dsm_req *r);
 static void after_transaction(struct dsm_engine *e, uint64_t page);
+static void emit_action(struct dsm_engine *e, enum dsm_action_kind kind, uint64_t page,
+			enum dsm_prot prot, enum dsm_data_source data, int error);
+
+/* ---- budget accounting -------------------------------------------------- */
+
+#define ACCT_FRAME 1     /* holds a frame */
+#define ACCT_HOME 2      /* ... for a home page (or a home it accepted) */
+#define ACCT_EVICTABLE 4 /* a cached copy dsm_engine_evict() may take */
+#define ACCT_DRAINING 8  /* a dirty copy being evicted: its frame will free */
+
+static uint8_t page_acct(const struct dsm_page *pg)
+{
+	bool copy = pg->local != DSM_LOCAL_INVALID;
+	bool asked = (pg->pending == PENDING_READ || pg->pending == PENDING_WRITE) && !pg->wait_room;
+	uint8_t a = 0;
+
+	if (pg->is_home || pg->reserved || copy || asked)
+		a |= ACCT_FRAME;
+	if (pg->is_home || pg->reserved)
+		a |= ACCT_HOME;
+	else if (copy && pg->pending == PENDING_NONE)
+		a |= ACCT_EVICTABLE;
+	if (!pg->is_home && copy && pg->pending == PENDING_EVICT)
+		a |= ACCT_DRAINING;
+	return a;
+}
+
+/* Every entry point changes one page at a time: between these two calls,
+ * only @page's state may change. */
+static void acct_begin(struct dsm_engine *e, uint64_t page)
+{
+	e->acct_page = page;
+	e->acct_before = page_acct(&e->pages[page]);
+	e->acct_open = true;
+}
+
+static void acct_add(uint64_t *ctr, uint8_t before, uint8_t after, uint8_t bit)
+{
+	if ((after & bit) && !(before & bit))
+		(*ctr)++;
+	else if (!(after & bit) && (before & bit))
+		(*ctr)--;
+}
+
+static void acct_end(struct dsm_engine *e)
+{
+	uint8_t before = e->acct_before, after = page_acct(&e->pages[e->acct_page]);
+
+	acct_add(&e->used, before, after, ACCT_FRAME);
+	acct_add(&e->homes, before, after, ACCT_HOME);
+	acct_add(&e->evictable, before, after, ACCT_EVICTABLE);
+	acct_add(&e->draining, before, after, ACCT_DRAINING);
+	e->acct_open = false;
+}
+
+/* Frames and home pages held right now, the open page's change included. */
+static uint64_t used_now(const struct dsm_engine *e)
+{
+	if (!e->acct_open)
+		return e->used;
+	uint8_t now = page_acct(&e->pages[e->acct_page]);
+	return e->used - !!(e->acct_before & ACCT_FRAME) + !!(now & ACCT_FRAME);
+}
+
+static uint64_t homes_now(const struct dsm_engine *e)
+{
+	if (!e->acct_open)
+		return e->homes;
+	uint8_t now = page_acct(&e->pages[e->acct_page]);
+	return e->homes - !!(e->acct_before & ACCT_HOME) + !!(now & ACCT_HOME);
+}
+
+/* May @pg have a frame (it holds one, or one is free)? */
+static bool room_for(const struct dsm_engine *e, const struct dsm_page *pg)
+{
+	return !e->budget || (page_acct(pg) & ACCT_FRAME) || used_now(e) < e->budget;
+}
+
+static void wait_push(struct dsm_engine *e, uint64_t page)
+{
+	e->pages[page].wait_next = 0;
+	if (e->wait_tail)
+		e->pages[e->wait_tail - 1].wait_next = page + 1;
+	else
+		e->wait_head = page + 1;
+	e->wait_tail = page + 1;
+	e->waiting++;
+}
+
+static uint64_t wait_pop(struct dsm_engine *e)
+{
+	uint64_t page = e->wait_head - 1;
+	e->wait_head = e->pages[page].wait_next;
+	if (!e->wait_head)
+		e->wait_tail = 0;
+	e->pages[page].wait_next = 0;
+	e->waiting--;
+	return page;
+}
+
+static void send_request(struct dsm_engine *e, uint64_t page);
+
+/* Start the requests that wait for a frame, oldest first, while frames are
+ * free; then, if some still wait and eviction could help, ask for room. */
+static void admit_waiting(struct dsm_engine *e)
+{
+	while (e->wait_head && (!e->budget || e->used < e->budget)) {
+		uint64_t page = wait_pop(e);
+		acct_begin(e, page);
+		e->pages[page].wait_room = false;
+		send_request(e, page);
+		acct_end(e);
+	}
+	if (e->waiting > e->draining && e->evictable)
+		emit_action(e, DSM_ACT_NEED_ROOM, e->wait_head - 1, 0, DSM_DATA_NONE, 0);
+}
+
+/* An entry point's change of @page is done. */
+static void event_end(struct dsm_engine *e)
+{
+	acct_end(e);
+	if (e->budget)
+		admit_waiting(e);
+}
 
 /* ---- actions ---------------------------------------------------------- */
 
@@ -164,6 +325,7 @@ static void finish_own_request(struct dsm_engine *e, uint64_t page, int error)
 static void start_request(struct dsm_engine *e, uint64_t page, bool is_write)
 {
 	struct dsm_page *pg = &e->pages[page];
+	bool no_frame = !pg->is_home && !room_for(e, pg);
 
 	pg->pending = is_write ? PENDING_WRITE : PENDING_READ;
 	pg->req_id = ++e->next_req_id;
@@ -171,6 +333,21 @@ static void start_request(struct dsm_engine *e, uint64_t page, bool is_write)
 		e->c.local_write_faults++;
 	else
 		e->c.local_read_faults++;
+	if (no_frame) {
+		/* sent by admit_waiting() once a frame is free */
+		pg->wait_room = true;
+		wait_push(e, page);
+		e->c.room_waits++;
+		return;
+	}
+	send_request(e, page);
+}
+
+/* Our pending READ/WRITE (with its frame) goes out. */
+static void send_request(struct dsm_engine *e, uint64_t page)
+{
+	struct dsm_page *pg = &e->pages[page];
+	bool is_write = pg->pending == PENDING_WRITE;
 
 	if (pg->is_home) {
 		struct dsm_req r = {
@@ -191,33 +368,54 @@ static void start_request(struct dsm_engine *e, uint64_t page, bool is_write)
 	emit_send(e, &m, DSM_DATA_NONE);
 }
 
-void dsm_engine_local_fault(struct dsm_engine *e, uint64_t page, bool is_write)
+static void local_fault(struct dsm_engine *e, uint64_t page, bool is_write)
 {
 	struct dsm_page *pg = &e->pages[page];
+	/* a dirty copy being evicted is write-protected until the home takes it */
+	bool evicting = pg->pending == PENDING_EVICT;
 
-	if (state_permits(pg->local, is_write)) {
+	if (state_permits(pg->local, is_write) && !(evicting && is_write)) {
 		/* Already served (a racing fault's grant, or a first touch of a
 		 * page this node owns): just map it and let the thread go. */
 		e->c.spurious_faults++;
 		emit_action(e, DSM_ACT_MAP_LOCAL, page,
-			    pg->local == DSM_LOCAL_MODIFIED ? DSM_PROT_WRITE : DSM_PROT_READ,
+			    pg->local == DSM_LOCAL_MODIFIED && !evicting ? DSM_PROT_WRITE
+									 : DSM_PROT_READ,
 			    DSM_DATA_NONE, 0);
 		wake(e, page, 0);
 		return;
 	}
+	if (evicting) {
+		/* no request before the home has answered the EVICT */
+		if (pg->want_after != PENDING_WRITE)
+			pg->want_after = is_write ? PENDING_WRITE : PENDING_READ;
+		return;
+	}
 	if (pg->pending != PENDING_NONE) {
-		if (is_write && pg->pending == PENDING_READ)
-			pg->want_write = true;
+		if (is_write && pg->pending == PENDING_READ) {
+			if (pg->wait_room)
+				pg->pending = PENDING_WRITE; /* not sent yet: ask for more */
+			else
+				pg->want_write = true;
+		}
 		return;
 	}
 	start_request(e, page, is_write);
+}
+
+void dsm_engine_local_fault(struct dsm_engine *e, uint64_t page, bool is_write)
+{
+	acct_begin(e, page);
+	local_fault(e, page, is_write);
+	event_end(e);
 }
 
 static void on_grant(struct dsm_engine *e, const struct dsm_msg *m)
 {
 	struct dsm_page *pg = &e->pages[m->page];
 
-	if (pg->pending == PENDING_NONE || m->req_id != pg->req_id || m->requester != e->self) {
+	if ((pg->pending != PENDING_READ && pg->pending != PENDING_WRITE) || pg->wait_room ||
+	    m->req_id != pg->req_id || m->requester != e->self) {
 		e->c.protocol_errors++;
 		return;
 	}
@@ -244,18 +442,23 @@ static void on_grant(struct dsm_engine *e, const struct dsm_msg *m)
 		emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_READ, DSM_DATA_INCOMING, 0);
 		pg->local = DSM_LOCAL_SHARED;
 	}
+	pg->replicated = !(m->flags & DSM_MSG_F_EXCL) && (m->flags & DSM_MSG_F_REPLICATED);
 	finish_own_request(e, m->page, 0);
 }
 
 static void on_inv(struct dsm_engine *e, const struct dsm_msg *m)
 {
 	struct dsm_page *pg = &e->pages[m->page];
+	/* We evicted our clean copy and the home has not seen the EVICT yet:
+	 * it still counts us as a sharer, and waits for this ack. */
+	bool evicted = pg->local == DSM_LOCAL_INVALID && pg->pending == PENDING_EVICT;
 
-	if (pg->is_home || pg->local != DSM_LOCAL_SHARED) {
+	if (pg->is_home || (pg->local != DSM_LOCAL_SHARED && !evicted)) {
 		e->c.protocol_errors++;
 		return;
 	}
-	emit_action(e, DSM_ACT_DROP, m->page, 0, DSM_DATA_NONE, 0);
+	if (!evicted)
+		emit_action(e, DSM_ACT_DROP, m->page, 0, DSM_DATA_NONE, 0);
 	pg->local = DSM_LOCAL_INVALID;
 	pg->home_hint = m->src;
 	struct dsm_msg ack = msg_to(DSM_MSG_INV_ACK, m->page, m->src);
@@ -275,7 +478,9 @@ static void on_fetch(struct dsm_engine *e, const struct dsm_msg *m)
 	emit_action(e, DSM_ACT_PROTECT, m->page, DSM_PROT_READ, DSM_DATA_NONE, 0);
 	struct dsm_msg reply = msg_to(DSM_MSG_FETCH_REPLY, m->page, m->src);
 	emit_send(e, &reply, DSM_DATA_LOCAL);
-	if (drop) {
+	/* A copy we are evicting goes even if the home lets us keep it: our
+	 * EVICT, still to be served, will take us off the copyset. */
+	if (drop || pg->pending == PENDING_EVICT) {
 		emit_action(e, DSM_ACT_DROP, m->page, 0, DSM_DATA_NONE, 0);
 		pg->local = DSM_LOCAL_INVALID;
 	} else {
@@ -301,7 +506,7 @@ static void send_grant(struct dsm_engine *e, uint64_t page, const struct dsm_req
 
 	m.requester = r->requester;
 	m.req_id = r->req_id;
-	m.flags = excl ? DSM_MSG_F_EXCL : 0;
+	m.flags = excl ? DSM_MSG_F_EXCL : pg->replicated ? DSM_MSG_F_REPLICATED : 0;
 	pg->unflushed |= BIT(r->requester);
 	e->c.grants_sent++;
 	emit_send(e, &m, data);
@@ -309,6 +514,8 @@ static void send_grant(struct dsm_engine *e, uint64_t page, const struct dsm_req
 
 static void fail_request(struct dsm_engine *e, uint64_t page, const struct dsm_req *r, int error)
 {
+	if (r->is_evict)
+		return; /* only a lost owner's own eviction can fail: nobody to tell */
 	if (r->requester == e->self) {
 		finish_own_request(e, page, error);
 		return;
@@ -450,12 +657,48 @@ static void serve_write(struct dsm_engine *e, uint64_t page, const struct dsm_re
 	}
 }
 
+static void send_evict_ack(struct dsm_engine *e, uint64_t page, int to)
+{
+	struct dsm_msg m = msg_to(DSM_MSG_EVICT_ACK, page, to);
+	emit_send(e, &m, DSM_DATA_NONE);
+}
+
+/* Node N gives its copy up. It sent no request since and sends none until
+ * our EVICT_ACK, and it had none in flight when it evicted: every GRANT we
+ * sent it is installed, so it leaves `unflushed` as well. */
+static void serve_evict(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
+{
+	struct dsm_page *pg = &e->pages[page];
+	int n = r->requester;
+
+	pg->unflushed &= ~BIT(n);
+	if (pg->dir == DSM_DIR_REMOTE_EXCL && pg->owner == n) {
+		/* a dirty copy: pull it back like a write of our own, then ack */
+		pg->ctr.evictions++;
+		pg->ctr.writebacks++;
+		begin_fetch(e, page, r, true);
+		return;
+	}
+	if (pg->dir == DSM_DIR_SHARED && (pg->copyset & BIT(n))) {
+		pg->ctr.evictions++;
+		pg->copyset &= ~BIT(n); /* it dropped its copy before sending */
+		if (!pg->copyset)
+			home_take_exclusive(e, page);
+	}
+	/* else its copy went meanwhile (INV, FETCH): nothing to change */
+	send_evict_ack(e, page, n);
+}
+
 static void home_serve(struct dsm_engine *e, uint64_t page, const struct dsm_req *r)
 {
 	struct dsm_page *pg = &e->pages[page];
 
 	if (requester_gone(e, r))
 		return;
+	if (r->is_evict) {
+		serve_evict(e, page, r);
+		return;
+	}
 	if (pg->dir == DSM_DIR_LOST) {
 		fail_request(e, page, r, -EHOSTDOWN);
 		return;
@@ -526,10 +769,16 @@ static void on_request(struct dsm_engine *e, const struct dsm_msg *m)
 	struct dsm_page *pg = &e->pages[m->page];
 	struct dsm_req r = {
 		.req_id = m->req_id, .requester = m->requester, .hops = m->hops,
-		.is_write = m->kind == DSM_MSG_WRITE_REQ,
+		.is_write = m->kind == DSM_MSG_WRITE_REQ, .is_evict = m->kind == DSM_MSG_EVICT,
 	};
 
 	if (pg->is_home) {
+		/* A node does not accept a home while its EVICT is unanswered,
+		 * so its own EVICT never comes back to it. */
+		if (r.is_evict && r.requester == e->self) {
+			e->c.protocol_errors++;
+			return;
+		}
 		home_request(e, m->page, &r);
 		return;
 	}
@@ -573,7 +822,8 @@ static void on_fetch_reply(struct dsm_engine *e, const struct dsm_msg *m)
 		return;
 	}
 	pg->unflushed &= ~BIT(m->src);
-	self_like = r.requester == e->self || requester_gone(e, &r);
+	/* the home keeps the data: its own write, a lost writer's, or a write-back */
+	self_like = r.requester == e->self || requester_gone(e, &r) || r.is_evict;
 	if (pg->txn == TXN_FETCH_SHARED) {
 		emit_action(e, DSM_ACT_INSTALL, m->page, DSM_PROT_READ, DSM_DATA_INCOMING, 0);
 		pg->local = DSM_LOCAL_SHARED;
@@ -599,6 +849,8 @@ static void on_fetch_reply(struct dsm_engine *e, const struct dsm_msg *m)
 	}
 	if (r.requester == e->self)
 		finish_own_request(e, m->page, 0);
+	else if (r.is_evict)
+		send_evict_ack(e, m->page, r.requester);
 	after_transaction(e, m->page);
 }
 
@@ -610,7 +862,10 @@ static void forward_queue(struct dsm_engine *e, uint64_t page, int to)
 	struct dsm_req r;
 
 	while (dequeue(pg, &r)) {
-		struct dsm_msg m = msg_to(r.is_write ? DSM_MSG_WRITE_REQ : DSM_MSG_READ_REQ, page, to);
+		struct dsm_msg m = msg_to(r.is_evict   ? DSM_MSG_EVICT
+					  : r.is_write ? DSM_MSG_WRITE_REQ
+						       : DSM_MSG_READ_REQ,
+					  page, to);
 		m.requester = r.requester;
 		m.req_id = r.req_id;
 		m.hops = (uint16_t)(r.hops + 1);
@@ -647,6 +902,7 @@ static void do_migrate(struct dsm_engine *e, uint64_t page)
 
 	pg->local = DSM_LOCAL_INVALID;
 	pg->is_home = false;
+	pg->replicated = false;
 	pg->home_hint = (uint16_t)to;
 	pg->migrate_to = -1;
 	pg->copyset = 0;
@@ -714,12 +970,106 @@ int dsm_engine_migrate_home(struct dsm_engine *e, uint64_t page, int target)
 	struct dsm_page *pg = &e->pages[page];
 	if (!pg->is_home || pg->dir == DSM_DIR_LOST)
 		return -EINVAL;
-	if (pg->migrate_to >= 0)
+	if (pg->migrate_to >= 0 || pg->offer_to >= 0)
 		return -EBUSY;
-	pg->migrate_to = (int16_t)target;
-	if (pg->txn == TXN_NONE)
-		after_transaction(e, page);
+	acct_begin(e, page);
+	if (e->budget) {
+		/* Ask first: the target must reserve a frame. Requests are
+		 * served meanwhile; the move starts with its answer. */
+		struct dsm_msg m = msg_to(DSM_MSG_OFFER, page, target);
+		pg->offer_to = (int16_t)target;
+		e->c.offers_sent++;
+		emit_send(e, &m, DSM_DATA_NONE);
+	} else {
+		pg->migrate_to = (int16_t)target;
+		if (pg->txn == TXN_NONE)
+			after_transaction(e, page);
+	}
+	event_end(e);
 	return 0;
+}
+
+static void need_room(struct dsm_engine *e, uint64_t page, int why, int from)
+{
+	struct dsm_action a = { .kind = DSM_ACT_NEED_ROOM, .page = page, .error = why };
+	a.msg.page = page;
+	a.msg.src = (uint16_t)from;
+	e->emit(e->emit_ctx, &a);
+}
+
+/* The home offers us the page's home: reserve a frame for it, or refuse. */
+static void on_offer(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	struct dsm_msg reply = msg_to(DSM_MSG_OFFER_REPLY, m->page, m->src);
+	int why = 0;
+
+	if (pg->is_home || pg->reserved) {
+		e->c.protocol_errors++;
+		return;
+	}
+	if (pg->pending == PENDING_EVICT || pg->wait_room)
+		why = -EBUSY; /* our EVICT must not come back to us as home */
+	else if (e->budget && homes_now(e) + 1 > e->budget - e->min_cache)
+		why = -EMLINK;
+	else if (!room_for(e, pg))
+		why = -ENOSPC;
+	if (why) {
+		reply.flags = DSM_MSG_F_ERROR;
+		reply.error = why;
+		e->c.offers_declined++;
+		emit_send(e, &reply, DSM_DATA_NONE);
+		if (why == -EMLINK || (why == -ENOSPC && e->evictable))
+			need_room(e, m->page, why, m->src);
+		return;
+	}
+	pg->reserved = true;
+	pg->offer_from = m->src;
+	emit_send(e, &reply, DSM_DATA_NONE);
+}
+
+static void move_refused(struct dsm_engine *e, uint64_t page, int target, int why)
+{
+	struct dsm_action a = { .kind = DSM_ACT_MOVE_REFUSED, .page = page, .error = why };
+	a.msg.page = page;
+	a.msg.dst = (uint16_t)target;
+	e->c.offers_refused++;
+	e->emit(e->emit_ctx, &a);
+}
+
+static void on_offer_reply(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+
+	if (!pg->is_home || pg->offer_to != m->src) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->offer_to = -1;
+	if (m->flags & DSM_MSG_F_ERROR) {
+		move_refused(e, m->page, m->src, m->error ? m->error : -EBUSY);
+		return;
+	}
+	pg->migrate_to = (int16_t)m->src;
+	if (pg->txn == TXN_NONE)
+		after_transaction(e, m->page);
+}
+
+/* The home answered our EVICT: we may ask for the page again. */
+static void on_evict_ack(struct dsm_engine *e, const struct dsm_msg *m)
+{
+	struct dsm_page *pg = &e->pages[m->page];
+	uint8_t want = pg->want_after;
+
+	if (pg->is_home || pg->pending != PENDING_EVICT || pg->local != DSM_LOCAL_INVALID) {
+		e->c.protocol_errors++;
+		return;
+	}
+	pg->home_hint = m->src;
+	pg->pending = PENDING_NONE;
+	pg->want_after = 0;
+	if (want != 0)
+		start_request(e, m->page, want == PENDING_WRITE);
 }
 
 static void on_migrate(struct dsm_engine *e, const struct dsm_msg *m)
@@ -732,6 +1082,10 @@ static void on_migrate(struct dsm_engine *e, const struct dsm_msg *m)
 		e->c.protocol_errors++;
 		return;
 	}
+	if (e->budget && !pg->reserved)
+		e->c.protocol_errors++; /* a move we did not accept: the frame was never ours */
+	pg->reserved = false;
+	pg->replicated = false;
 	pg->is_home = true;
 	pg->home_hint = (uint16_t)e->self;
 	pg->txn = TXN_NONE;
@@ -788,9 +1142,11 @@ int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *m)
 	if (m->hops > 4 * DSM_MAX_NODES)
 		return -ELOOP;
 
+	acct_begin(e, m->page);
 	switch (m->kind) {
 	case DSM_MSG_READ_REQ:
 	case DSM_MSG_WRITE_REQ:
+	case DSM_MSG_EVICT:
 		on_request(e, m);
 		break;
 	case DSM_MSG_GRANT:
@@ -817,7 +1173,17 @@ int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *m)
 	case DSM_MSG_FLUSH_ACK:
 		on_flush_ack(e, m);
 		break;
+	case DSM_MSG_EVICT_ACK:
+		on_evict_ack(e, m);
+		break;
+	case DSM_MSG_OFFER:
+		on_offer(e, m);
+		break;
+	case DSM_MSG_OFFER_REPLY:
+		on_offer_reply(e, m);
+		break;
 	}
+	event_end(e);
 	return 0;
 }
 
@@ -859,6 +1225,10 @@ static void home_forget_peer(struct dsm_engine *e, uint64_t page, int peer)
 		after_transaction(e, page);
 		return;
 	}
+	if (pg->offer_to == peer) {
+		pg->offer_to = -1;
+		move_refused(e, page, peer, -EHOSTDOWN);
+	}
 	if (pg->dir == DSM_DIR_REMOTE_EXCL && pg->owner == peer)
 		pg->dir = DSM_DIR_LOST; /* the only copy died with it */
 	if (pg->dir == DSM_DIR_SHARED && !pg->copyset && pg->txn != TXN_INV)
@@ -884,9 +1254,19 @@ void dsm_engine_peer_failed(struct dsm_engine *e, int peer)
 	 * request. A request that is really lost is reported by the
 	 * runtime's fault timeout. New requests to a failed hint fail at once
 	 * (start_request): nothing of theirs is in flight. */
-	for (uint64_t p = 0; p < e->n_pages; p++)
-		if (e->pages[p].is_home)
+	for (uint64_t p = 0; p < e->n_pages; p++) {
+		struct dsm_page *pg = &e->pages[p];
+		if (!pg->is_home && !(pg->reserved && pg->offer_from == peer))
+			continue;
+		acct_begin(e, p);
+		if (pg->is_home)
 			home_forget_peer(e, p, peer);
+		else
+			pg->reserved = false; /* its MIGRATE will never come */
+		acct_end(e);
+	}
+	if (e->budget)
+		admit_waiting(e);
 }
 
 /* ---- life cycle and introspection ----------------------------------------- */
@@ -917,12 +1297,106 @@ struct dsm_engine *dsm_engine_create(int self, int n_nodes, uint64_t n_pages,
 			home = 0;
 		pg->home_hint = (uint16_t)home;
 		pg->migrate_to = -1;
+		pg->offer_to = -1;
 		pg->is_home = home == self;
 		pg->dir = DSM_DIR_HOME_EXCL;
 		/* A home starts as the exclusive owner of a zero page. */
 		pg->local = pg->is_home ? DSM_LOCAL_MODIFIED : DSM_LOCAL_INVALID;
+		if (pg->is_home) {
+			e->used++;
+			e->homes++;
+		}
 	}
 	return e;
+}
+
+int dsm_engine_set_budget(struct dsm_engine *e, uint64_t frames, uint64_t min_cache)
+{
+	if (!frames) {
+		e->budget = e->min_cache = 0;
+		return 0;
+	}
+	if (!min_cache || min_cache >= frames)
+		return -EINVAL;
+	if (e->homes > frames - min_cache)
+		return -ENOSPC;
+	e->budget = frames;
+	e->min_cache = min_cache;
+	return 0;
+}
+
+bool dsm_engine_evictable(const struct dsm_engine *e, uint64_t page)
+{
+	return e->budget && page < e->n_pages &&
+	       (page_acct(&e->pages[page]) & ACCT_EVICTABLE) &&
+	       !(e->failed & BIT(e->pages[page].home_hint));
+}
+
+int dsm_engine_evict(struct dsm_engine *e, uint64_t page)
+{
+	if (page >= e->n_pages || !e->budget)
+		return -EINVAL;
+	struct dsm_page *pg = &e->pages[page];
+	if (pg->is_home)
+		return -EINVAL;
+	if (pg->local == DSM_LOCAL_INVALID)
+		return -ENOENT;
+	if (pg->pending != PENDING_NONE || pg->reserved)
+		return -EBUSY;
+	if (e->failed & BIT(pg->home_hint))
+		return -EHOSTDOWN;
+
+	struct dsm_msg m = msg_to(DSM_MSG_EVICT, page, pg->home_hint);
+	m.requester = (uint16_t)e->self;
+	m.req_id = ++e->next_req_id;
+	acct_begin(e, page);
+	if (pg->local == DSM_LOCAL_SHARED) {
+		/* The home has the data: drop now, the frame is free at once. */
+		emit_action(e, DSM_ACT_DROP, page, 0, DSM_DATA_NONE, 0);
+		pg->local = DSM_LOCAL_INVALID;
+		e->c.evictions++;
+	} else {
+		/* The only copy: keep it (read-only) until the home FETCHes it. */
+		emit_action(e, DSM_ACT_PROTECT, page, DSM_PROT_READ, DSM_DATA_NONE, 0);
+		e->c.writebacks++;
+#ifdef DSM_MUTANT_WRITEBACK_NO_WAIT
+		/* MUTATION (tests only, dsm-sim-mutant): drop the dirty copy
+		 * without waiting for the home to take it. Must be caught. */
+		emit_action(e, DSM_ACT_DROP, page, 0, DSM_DATA_NONE, 0);
+		pg->local = DSM_LOCAL_INVALID;
+#endif
+	}
+	pg->pending = PENDING_EVICT;
+	pg->want_after = 0;
+	emit_send(e, &m, DSM_DATA_NONE);
+	event_end(e);
+	return 0;
+}
+
+uint64_t dsm_engine_room_wanted(const struct dsm_engine *e)
+{
+	return e->waiting > e->draining ? e->waiting - e->draining : 0;
+}
+
+uint64_t dsm_engine_frames_used(const struct dsm_engine *e)
+{
+	return e->used;
+}
+
+uint64_t dsm_engine_home_frames(const struct dsm_engine *e)
+{
+	return e->homes;
+}
+
+void dsm_engine_set_replicated(struct dsm_engine *e, uint64_t page, bool replicated)
+{
+	if (page < e->n_pages && e->pages[page].is_home)
+		e->pages[page].replicated = replicated;
+}
+
+bool dsm_engine_replicated(const struct dsm_engine *e, uint64_t page)
+{
+	return page < e->n_pages && e->pages[page].replicated;
 }
 
 void dsm_engine_destroy(struct dsm_engine *e)
@@ -977,7 +1451,8 @@ bool dsm_engine_pending(const struct dsm_engine *e, uint64_t page)
 bool dsm_engine_dir_busy(const struct dsm_engine *e, uint64_t page)
 {
 	const struct dsm_page *pg = &e->pages[page];
-	return pg->is_home && (pg->txn != TXN_NONE || pg->q_head || pg->migrate_to >= 0);
+	return pg->is_home &&
+	       (pg->txn != TXN_NONE || pg->q_head || pg->migrate_to >= 0 || pg->offer_to >= 0);
 }
 
 const struct dsm_page_counters *dsm_engine_page_counters(const struct dsm_engine *e,
@@ -1015,7 +1490,9 @@ const char *dsm_msg_kind_name(enum dsm_msg_kind k)
 		[DSM_MSG_GRANT] = "GRANT", [DSM_MSG_INV] = "INV", [DSM_MSG_INV_ACK] = "INV_ACK",
 		[DSM_MSG_FETCH] = "FETCH", [DSM_MSG_FETCH_REPLY] = "FETCH_REPLY",
 		[DSM_MSG_MIGRATE] = "MIGRATE", [DSM_MSG_FLUSH] = "FLUSH",
-		[DSM_MSG_FLUSH_ACK] = "FLUSH_ACK",
+		[DSM_MSG_FLUSH_ACK] = "FLUSH_ACK", [DSM_MSG_EVICT] = "EVICT",
+		[DSM_MSG_EVICT_ACK] = "EVICT_ACK", [DSM_MSG_OFFER] = "OFFER",
+		[DSM_MSG_OFFER_REPLY] = "OFFER_REPLY",
 	};
 	return k >= DSM_MSG_READ_REQ && k <= DSM_MSG_KIND_MAX ? names[k] : "?";
 }

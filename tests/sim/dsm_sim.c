@@ -31,6 +31,27 @@
  * --one-sided-unchecked drops the version check (a mutation the run must
  * catch).
  *
+ * With --budget N every node holds at most N pages (docs/protocol.md,
+ * "Budgets and eviction"): home pages, cached copies and reserved frames.
+ * A node's requests then wait for a free frame and the engine asks for
+ * room (NEED_ROOM); the simulated runtime answers at a random later step,
+ * choosing victims with the eviction clock (dsm/evict.c), and --evict
+ * PERMILLE adds evictions of random copies at random moments, racing with
+ * everything else; home moves are offered and may be refused, and a node
+ * that refuses for want of room for home pages hands one back (with
+ * --policy, Disco's choice; else a random one). After every step it also
+ * checks that
+ *   - no node maps more pages than its budget, nor does the engine count
+ *     more frames than that (nor fewer than the pages it maps);
+ *   - no page is lost: exactly one node is its home, or one MIGRATE is in
+ *     flight, and the last value written is in a valid copy or in a message
+ *     on its way;
+ * and, when the system is quiet, that every directory is exact (names
+ * precisely the copies that exist) and the engine's frame count is exactly
+ * the home pages plus the copies held. dsm-sim-mutant is this simulator
+ * over an engine built with DSM_MUTANT_WRITEBACK_NO_WAIT (a dirty copy is
+ * dropped when its EVICT goes out): a budget run must fail.
+ *
  * A failure prints the seed and the command that replays it.
  */
 #include <errno.h>
@@ -42,8 +63,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsm/evict.h"
 #include "dsm/policy.h"
 #include "dsm/protocol.h"
+
+#ifndef DSM_SIM_NAME
+#define DSM_SIM_NAME "dsm-sim"
+#endif
 
 #define MAX_NODES 8
 #define MAX_PAGES 64
@@ -90,6 +116,10 @@ struct sim_node {
 	struct read_ahead ahead[MAX_PAGES];
 	struct cpu cpus[MAX_CPUS];
 	const struct sim_msg *incoming; /* message being handled, for INCOMING data */
+	/* budgets: the simulated runtime's side */
+	struct dsm_evict_clock *clock;
+	bool need_room;  /* the engine asked for room (NEED_ROOM 0 / -ENOSPC) */
+	int hand_to;     /* NEED_ROOM -EMLINK: hand a home page to this node, or -1 */
 };
 
 struct sim {
@@ -99,8 +129,11 @@ struct sim {
 	unsigned migrate_permille;
 	bool per_page_fifo;
 	bool one_sided, one_sided_unchecked;
+	uint64_t budget, min_cache;    /* frames per node (0: no budget) */
+	unsigned evict_permille;       /* evictions of random copies */
 	uint64_t policy_every;        /* run Disco's policy on every node this often (0: never) */
 	struct dsm_policy *policy[MAX_NODES];
+	bool policy_move[MAX_NODES][MAX_PAGES]; /* the last move offered was the policy's */
 	uint64_t policy_migrations;
 	uint64_t drain_every;
 	struct sim_node nodes[MAX_NODES];
@@ -112,6 +145,7 @@ struct sim {
 	struct {
 		uint64_t reads, writes, delivered, migrations_asked, migrations_started, faults,
 			stale_faults, drains, granted_by_read, reads_taken, rereads;
+		uint64_t room_asked, room_evictions, random_evictions, moves_refused, handbacks;
 		unsigned max_in_flight;
 	} st;
 };
@@ -125,12 +159,16 @@ static void fail(const char *fmt, ...)
 	fprintf(stderr, "dsm-sim: FAIL at step %" PRIu64 ": ", S.step);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\ndsm-sim: replay with: dsm-sim --seed %" PRIu64 " --nodes %d --pages %d "
+	fprintf(stderr, "\ndsm-sim: replay with: " DSM_SIM_NAME " --seed %" PRIu64 " --nodes %d --pages %d "
 		"--cpus %d --events %" PRIu64 " --migrate %u --drain-every %" PRIu64 "%s --policy %" PRIu64
-		"%s\n",
+		"%s",
 		S.seed, S.n_nodes, S.n_pages, S.n_cpus, S.events, S.migrate_permille,
 		S.drain_every, S.per_page_fifo ? " --per-page-fifo" : "", S.policy_every,
 		S.one_sided_unchecked ? " --one-sided-unchecked" : S.one_sided ? " --one-sided" : "");
+	if (S.budget)
+		fprintf(stderr, " --budget %" PRIu64 " --min-cache %" PRIu64 " --evict %u", S.budget,
+			S.min_cache, S.evict_permille);
+	fprintf(stderr, "\n");
 	exit(1);
 }
 
@@ -283,6 +321,7 @@ static void emit(void *ctx, const struct dsm_action *a)
 		n->present[p] = true;
 		n->value[p] = n->incoming->value;
 		set_writable(n, p, a->prot == DSM_PROT_WRITE);
+		dsm_evict_touch(n->clock, p);
 		break;
 	case DSM_ACT_PROTECT:
 		if (!n->present[p])
@@ -305,13 +344,65 @@ static void emit(void *ctx, const struct dsm_action *a)
 			if (n->cpus[i].state == CPU_BLOCKED && n->cpus[i].page == p)
 				n->cpus[i].state = CPU_WOKEN;
 		break;
+	case DSM_ACT_NEED_ROOM:
+		/* answered at a random later step (step_room), as the runtime
+		 * answers once the engine call has returned */
+		if (!S.budget)
+			fail("node %d: NEED_ROOM without a budget", n->id);
+		S.st.room_asked++;
+		if (a->error == -EMLINK)
+			n->hand_to = a->msg.src;
+		else if (a->error == 0 || a->error == -ENOSPC)
+			n->need_room = true;
+		else
+			fail("node %d: NEED_ROOM with error %d", n->id, a->error);
+		break;
+	case DSM_ACT_MOVE_REFUSED:
+		if (!S.budget)
+			fail("node %d: MOVE_REFUSED without a budget", n->id);
+		S.st.moves_refused++;
+		if (S.policy_every && S.policy_move[n->id][p]) {
+			S.policy_move[n->id][p] = false;
+			dsm_policy_move_refused(S.policy[n->id], p);
+		}
+		break;
 	}
 }
 
 /* ---- invariants ------------------------------------------------------------ */
 
+static void check_budgets(void)
+{
+	for (int i = 0; i < S.n_nodes; i++) {
+		struct sim_node *n = &S.nodes[i];
+		uint64_t mapped = 0, used = dsm_engine_frames_used(n->e);
+		for (int p = 0; p < S.n_pages; p++)
+			mapped += n->present[p];
+		if (mapped > S.budget || used > S.budget)
+			fail("node %d over its budget of %" PRIu64 ": %" PRIu64 " pages mapped, %" PRIu64
+			     " frames counted", i, S.budget, mapped, used);
+		if (mapped > used)
+			fail("node %d maps %" PRIu64 " pages but counts %" PRIu64 " frames", i, mapped,
+			     used);
+		if (dsm_engine_home_frames(n->e) > S.budget - S.min_cache)
+			fail("node %d holds %" PRIu64 " home pages, more than %" PRIu64, i,
+			     dsm_engine_home_frames(n->e), S.budget - S.min_cache);
+	}
+}
+
 static void check_invariants(void)
 {
+	int migrating[MAX_PAGES] = { 0 };
+	bool last_in_flight[MAX_PAGES] = { false };
+
+	for (int a = 0; a < S.n_nodes; a++)
+		for (int b = 0; b < S.n_nodes; b++)
+			for (const struct sim_msg *q = S.ch[a][b].head; q; q = q->next) {
+				if (q->m.kind == DSM_MSG_MIGRATE)
+					migrating[q->m.page]++;
+				if (q->has_data && q->value == S.last_written[q->m.page])
+					last_in_flight[q->m.page] = true;
+			}
 	for (int p = 0; p < S.n_pages; p++) {
 		int modified = -1, shared = 0, homes = 0;
 		for (int i = 0; i < S.n_nodes; i++) {
@@ -341,8 +432,55 @@ static void check_invariants(void)
 		}
 		if (modified >= 0 && shared)
 			fail("page %d: writer %d coexists with %d readers", p, modified, shared);
-		if (homes > 1)
-			fail("page %d: %d homes", p, homes);
+		if (homes + migrating[p] != 1)
+			fail("page %d: %d homes and %d MIGRATE in flight", p, homes, migrating[p]);
+		/* valid copies hold the last write (checked above): is there one? */
+		if (modified < 0 && !shared && !last_in_flight[p])
+			fail("page %d lost: no valid copy holds its last write %" PRIu64
+			     " and no message carries it", p, S.last_written[p]);
+	}
+	if (S.budget)
+		check_budgets();
+}
+
+/* When quiet: every directory names exactly the copies that exist, and
+ * the engine counts exactly its home pages and its copies as frames. */
+static void check_directories_exact(void)
+{
+	uint64_t frames[MAX_NODES] = { 0 };
+
+	for (int p = 0; p < S.n_pages; p++) {
+		int h = -1;
+		for (int i = 0; i < S.n_nodes; i++) {
+			struct dsm_engine *e = S.nodes[i].e;
+			if (dsm_engine_is_home(e, p))
+				h = i;
+			frames[i] += dsm_engine_is_home(e, p) ||
+				     dsm_engine_local_state(e, p) != DSM_LOCAL_INVALID;
+		}
+		struct dsm_engine *he = S.nodes[h].e;
+		enum dsm_dir_state d = dsm_engine_dir_state(he, p);
+		dsm_nodeset_t cs = dsm_engine_copyset(he, p);
+		for (int i = 0; i < S.n_nodes; i++) {
+			enum dsm_local_state ls = dsm_engine_local_state(S.nodes[i].e, p);
+			enum dsm_local_state want =
+				d == DSM_DIR_HOME_EXCL ? (i == h ? DSM_LOCAL_MODIFIED : DSM_LOCAL_INVALID)
+				: d == DSM_DIR_SHARED  ? (i == h || (cs >> i & 1) ? DSM_LOCAL_SHARED
+										  : DSM_LOCAL_INVALID)
+				: dsm_engine_owner(he, p) == i ? DSM_LOCAL_MODIFIED
+							       : DSM_LOCAL_INVALID;
+			if (d == DSM_DIR_LOST || (d == DSM_DIR_SHARED && !cs) || ls != want)
+				fail("page %d quiet: home %d says %s (copyset 0x%llx, owner %d) but "
+				     "node %d is %s", p, h, dsm_dir_state_name(d), (unsigned long long)cs,
+				     dsm_engine_owner(he, p), i, dsm_local_state_name(ls));
+		}
+	}
+	for (int i = 0; i < S.n_nodes; i++) {
+		struct dsm_engine *e = S.nodes[i].e;
+		if (dsm_engine_frames_used(e) != frames[i] || dsm_engine_room_wanted(e))
+			fail("node %d quiet: counts %" PRIu64 " frames for %" PRIu64 " home pages and "
+			     "copies, %" PRIu64 " wanted", i, dsm_engine_frames_used(e), frames[i],
+			     dsm_engine_room_wanted(e));
 	}
 }
 
@@ -353,6 +491,7 @@ static void cpu_access(struct sim_node *n, struct cpu *c)
 {
 	uint64_t p = c->page;
 
+	dsm_evict_touch(n->clock, p);
 	if (n->present[p] && (!c->is_write || n->writable[p])) {
 		if (c->is_write) {
 			n->value[p] = ++S.version;
@@ -454,6 +593,7 @@ static void step_migrate(void)
 		if (to >= i)
 			to++;
 		S.st.migrations_asked++;
+		S.policy_move[i][p] = false;
 		int rc = dsm_engine_migrate_home(S.nodes[i].e, p, to);
 		if (rc == 0)
 			S.st.migrations_started++;
@@ -479,10 +619,16 @@ static void step_policy(void)
 			if (!dsm_engine_page_node_misses(e, p, reads, writes))
 				continue;
 			dsm_engine_page_node_misses_clear(e, p);
-			if (!dsm_engine_is_home(e, p) ||
-			    dsm_policy_decide(S.policy[i], p, reads, writes, &target) != DSM_POLICY_MIGRATE)
+			if (!dsm_engine_is_home(e, p))
+				continue;
+			enum dsm_policy_action act =
+				dsm_policy_decide(S.policy[i], p, reads, writes, &target);
+			/* the readers' victim choice keeps replicated pages longer */
+			dsm_engine_set_replicated(e, p, dsm_policy_replicated(S.policy[i], p));
+			if (act != DSM_POLICY_MIGRATE)
 				continue;
 			int rc = dsm_engine_migrate_home(e, p, target);
+			S.policy_move[i][p] = rc == 0;
 			if (rc == 0)
 				S.policy_migrations++;
 			else if (rc == -EBUSY)
@@ -492,6 +638,73 @@ static void step_policy(void)
 		}
 		dsm_policy_interval_done(S.policy[i]);
 	}
+}
+
+/* An eviction of a random copy at a random moment (not asked for). */
+static void step_evict(void)
+{
+	struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
+	int p = rnd_below(S.n_pages);
+	int rc = dsm_engine_evict(n->e, p);
+
+	if (rc == 0)
+		S.st.random_evictions++;
+	else if (rc != -ENOENT && rc != -EBUSY && !(rc == -EINVAL && dsm_engine_is_home(n->e, p)))
+		fail("node %d: evict page %d: %d", n->id, p, rc);
+}
+
+static bool can_evict(void *ctx, uint64_t page)
+{
+	return dsm_engine_evictable(ctx, page);
+}
+
+/* What the runtime does after an engine call that asked for room: evict
+ * the clock's victims until no request waits for a frame (at least one,
+ * for a refused home move), or hand a home page to the node it refused. */
+static bool step_room(struct sim_node *n)
+{
+	bool did = false;
+
+	if (n->need_room) {
+		n->need_room = false;
+		for (int p = 0; p < S.n_pages; p++)
+			dsm_evict_set_replicated(n->clock, p, dsm_engine_replicated(n->e, p));
+		uint64_t want = dsm_engine_room_wanted(n->e);
+		for (uint64_t k = 0; k < (want ? want : 1); k++) {
+			int64_t v = dsm_evict_pick(n->clock, can_evict, n->e, 0);
+			if (v < 0)
+				break; /* nothing evictable now: the engine asks again later */
+			int rc = dsm_engine_evict(n->e, (uint64_t)v);
+			if (rc)
+				fail("node %d: evict page %" PRId64 " the engine called evictable: %d",
+				     n->id, v, rc);
+			S.st.room_evictions++;
+			did = true;
+		}
+	}
+	if (n->hand_to >= 0) {
+		int to = n->hand_to;
+		int64_t page = -1;
+		n->hand_to = -1;
+		if (S.policy_every) {
+			page = dsm_policy_cold_home(S.policy[n->id], n->e, to, 0);
+		} else {
+			int p = rnd_below(S.n_pages);
+			page = dsm_engine_is_home(n->e, p) ? p : -1;
+		}
+		if (page >= 0) {
+			int rc = dsm_engine_migrate_home(n->e, (uint64_t)page, to);
+			S.policy_move[n->id][page] = rc == 0 && S.policy_every;
+			if (rc == 0)
+				S.st.handbacks++;
+			else if (rc == -EBUSY && S.policy_every)
+				dsm_policy_undo_move(S.policy[n->id], (uint64_t)page);
+			else if (rc != -EBUSY)
+				fail("node %d: hand page %" PRId64 " to node %d: %d", n->id, page, to, rc);
+			did = true;
+		}
+	}
+	return did;
 }
 
 static void step_stale_fault(void)
@@ -516,6 +729,10 @@ static void drain_and_check_quiescent(void)
 					cpu_access(&S.nodes[i], &S.nodes[i].cpus[j]);
 					progress = true;
 				}
+		/* room only after the woken CPUs had their turn */
+		for (int i = 0; i < S.n_nodes; i++)
+			if (S.nodes[i].need_room && step_room(&S.nodes[i]))
+				progress = true;
 		check_invariants();
 		if (!progress)
 			break;
@@ -540,6 +757,11 @@ static void drain_and_check_quiescent(void)
 		if (homes != 1)
 			fail("page %d has %d homes when quiet", p, homes);
 	}
+	check_directories_exact();
+	for (int i = 0; i < S.n_nodes; i++) {
+		S.nodes[i].need_room = false; /* nothing waits: stale */
+		S.nodes[i].hand_to = -1;
+	}
 }
 
 static void usage(FILE *f)
@@ -551,6 +773,8 @@ static void usage(FILE *f)
 		"               [--policy EVERY]   (Disco's policy on every node every EVERY steps)\n"
 		"               [--one-sided]      (page bytes by RDMA READ, as the runtime does)\n"
 		"               [--one-sided-unchecked] (the same without its version check)\n"
+		"               [--budget FRAMES [--min-cache N] [--evict PERMILLE]]\n"
+		"                                  (every node holds at most FRAMES pages)\n"
 		"Drives the DSM protocol engine with random events and checks coherence\n"
 		"invariants after every step. Exits 1 and prints a replay command on failure.\n",
 		MAX_NODES, MAX_PAGES, MAX_CPUS);
@@ -565,6 +789,8 @@ int main(int argc, char **argv)
 		{ "drain-every", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' },
 		{ "per-page-fifo", no_argument, 0, 'f' }, { "policy", required_argument, 0, 'P' },
 		{ "one-sided", no_argument, 0, 'o' }, { "one-sided-unchecked", no_argument, 0, 'u' },
+		{ "budget", required_argument, 0, 'b' }, { "min-cache", required_argument, 0, 'M' },
+		{ "evict", required_argument, 0, 'v' },
 		{ 0, 0, 0, 0 },
 	};
 	S.seed = 1;
@@ -587,12 +813,16 @@ int main(int argc, char **argv)
 		case 'P': S.policy_every = strtoull(optarg, NULL, 0); break;
 		case 'o': S.one_sided = true; break;
 		case 'u': S.one_sided = S.one_sided_unchecked = true; break;
+		case 'b': S.budget = strtoull(optarg, NULL, 0); break;
+		case 'M': S.min_cache = strtoull(optarg, NULL, 0); break;
+		case 'v': S.evict_permille = (unsigned)atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (S.n_nodes < 2 || S.n_nodes > MAX_NODES || S.n_pages < 1 || S.n_pages > MAX_PAGES ||
-	    S.n_cpus < 1 || S.n_cpus > MAX_CPUS || S.migrate_permille > 1000 || !S.drain_every) {
+	    S.n_cpus < 1 || S.n_cpus > MAX_CPUS || S.migrate_permille > 1000 || !S.drain_every ||
+	    S.migrate_permille + 20 + S.evict_permille > 500 || (!S.budget && S.evict_permille)) {
 		usage(stderr);
 		return 2;
 	}
@@ -604,6 +834,21 @@ int main(int argc, char **argv)
 		n->e = dsm_engine_create(i, S.n_nodes, S.n_pages, initial_home, NULL, emit, n);
 		if (!n->e)
 			fail("engine create failed");
+		n->clock = dsm_evict_create(S.n_pages);
+		n->hand_to = -1;
+		if (!n->clock)
+			fail("clock create failed");
+		if (S.budget) {
+			if (!S.min_cache)
+				S.min_cache = 1;
+			int rc = dsm_engine_set_budget(n->e, S.budget, S.min_cache);
+			if (rc) {
+				fprintf(stderr, "dsm-sim: --budget %" PRIu64 " --min-cache %" PRIu64
+					": node %d's %" PRIu64 " home pages do not fit (%d)\n",
+					S.budget, S.min_cache, i, dsm_engine_home_frames(n->e), rc);
+				return 2;
+			}
+		}
 		if (S.policy_every) {
 			/* eager knobs, a high move cap and no freezing: thousands of
 			 * policy moves under load (freezing is unit-tested) */
@@ -629,6 +874,8 @@ int main(int argc, char **argv)
 			step_migrate();
 		else if (r < S.migrate_permille + 20)
 			step_stale_fault();
+		else if (r < S.migrate_permille + 20 + S.evict_permille)
+			step_evict();
 		else if (r < 500)
 			step_cpu(true);
 		else if (!deliver_random())
@@ -639,21 +886,36 @@ int main(int argc, char **argv)
 		}
 		if (S.policy_every && S.step % S.policy_every == 0)
 			step_policy();
+		if (S.budget && rnd_below(8) == 0) {
+			struct sim_node *n = &S.nodes[rnd_below(S.n_nodes)];
+			step_room(n);
+		}
 		check_invariants();
 		if (S.step % S.drain_every == 0)
 			drain_and_check_quiescent();
 	}
 	drain_and_check_quiescent();
 
-	uint64_t forwards = 0, migrations = 0, invs = 0;
+	uint64_t forwards = 0, migrations = 0, invs = 0, evictions = 0, writebacks = 0,
+		 room_waits = 0, offers = 0;
 	for (int i = 0; i < S.n_nodes; i++) {
 		const struct dsm_engine_counters *c = dsm_engine_counters(S.nodes[i].e);
 		forwards += c->requests_forwarded;
 		migrations += c->migrations_out;
 		invs += c->invalidations_sent;
+		evictions += c->evictions;
+		writebacks += c->writebacks;
+		room_waits += c->room_waits;
+		offers += c->offers_sent;
 		dsm_engine_destroy(S.nodes[i].e);
 		dsm_policy_destroy(S.policy[i]);
+		dsm_evict_destroy(S.nodes[i].clock);
 	}
+	/* nor a budget run that never evicted, wrote back or waited for room */
+	if (S.budget && (!evictions || !writebacks || !room_waits))
+		fail("--budget: %" PRIu64 " clean evictions, %" PRIu64 " write-backs, %" PRIu64
+		     " requests waited for room: the paths were not all exercised",
+		     evictions, writebacks, room_waits);
 	/* a policy run that never moved a page would not test what it claims */
 	if (S.policy_every && !S.policy_migrations)
 		fail("--policy: the policy decided no migration in %" PRIu64 " events", S.events);
@@ -670,5 +932,13 @@ int main(int argc, char **argv)
 	       S.st.faults, S.st.stale_faults, S.st.delivered, invs, migrations, forwards,
 	       S.st.drains, S.st.max_in_flight, S.policy_migrations, S.st.granted_by_read,
 	       S.st.reads_taken, S.st.rereads);
+	if (S.budget)
+		printf("dsm-sim: budget=%" PRIu64 " min_cache=%" PRIu64 " evictions=%" PRIu64
+		       " writebacks=%" PRIu64 " room_waits=%" PRIu64 " room_asked=%" PRIu64
+		       " room_evictions=%" PRIu64 " random_evictions=%" PRIu64 " offers=%" PRIu64
+		       " moves_refused=%" PRIu64 " handbacks=%" PRIu64 "\n",
+		       S.budget, S.min_cache, evictions, writebacks, room_waits, S.st.room_asked,
+		       S.st.room_evictions, S.st.random_evictions, offers, S.st.moves_refused,
+		       S.st.handbacks);
 	return 0;
 }

@@ -18,7 +18,7 @@
 #                  for configurations too big to search exhaustively, e.g.
 #                  -DFULL; it may miss states and says how many it covered
 #   -D...          passed to spin (model options, see the top of dsm.pml:
-#                  NO_FLUSH, FULL, SMALL, CAP)
+#                  NO_FLUSH, FULL, SMALL, CAP, BUDGET, WB_NO_WAIT, PROBE=k)
 #
 # Environment: SPIN_MEMLIM (MB, default 4096), SPIN_CC (default gcc),
 # SPIN_CFLAGS (default -O1: pan.c is a few MB of generated code and -O2
@@ -121,7 +121,7 @@ print_counterexample()
 {
 	[ -f dsm.pml.trail ] || return 0
 	echo "run-spin.sh: counterexample (proc 2, 3, 4 are nodes 0, 1, 2; a message is"
-	echo "  kind, page|flags<<1|value<<3, requester|hops<<2 or MIGRATE's dir|copyset<<2|owner<<5):"
+	echo "  kind, page|flags<<1|value<<4, requester|hops<<2 or MIGRATE's dir|copyset<<2|owner<<5):"
 	"$spin" ${defines[@]+"${defines[@]}"} -t -s -r dsm.pml 2>&1 \
 		| grep -E "Send|Recv|assertion violated|failed assertion|invalid end state|timeout" \
 		| sed -E -e 's/proc +2 \(node:1\)/node 0/' -e 's/proc +3 \(node:1\)/node 1/' \

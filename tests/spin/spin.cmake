@@ -18,6 +18,18 @@ add_test(NAME spin_model
 # move, SPIN has to find a counterexample (seconds after the compile).
 add_test(NAME spin_model_detects_missing_flush
          COMMAND ${DISCO_RUN_SPIN} --spin ${_disco_spin} --expect-fail ${CMAKE_BINARY_DIR} -DNO_FLUSH)
-set_tests_properties(spin_model spin_model_detects_missing_flush PROPERTIES
+# Memory budgets (-DBUDGET): eviction, write-back, requests waiting for
+# room, home moves offered and refused, racing with fetches,
+# invalidations and home moves; plus "no node over its budget" and "no
+# page lost" in every state.
+add_test(NAME spin_model_budget
+         COMMAND ${DISCO_RUN_SPIN} --spin ${_disco_spin} ${CMAKE_BINARY_DIR} -DBUDGET)
+# ... and it must catch a write-back that does not wait for the home (the
+# dirty copy dropped when its EVICT leaves: the page is lost).
+add_test(NAME spin_model_budget_detects_writeback_without_wait
+         COMMAND ${DISCO_RUN_SPIN} --spin ${_disco_spin} --expect-fail ${CMAKE_BINARY_DIR}
+                 -DBUDGET -DWB_NO_WAIT)
+set_tests_properties(spin_model spin_model_detects_missing_flush spin_model_budget
+                     spin_model_budget_detects_writeback_without_wait PROPERTIES
                      LABELS "model" TIMEOUT 900)
 unset(_disco_spin)

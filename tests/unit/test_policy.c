@@ -1,6 +1,8 @@
 /*
  * Unit tests of Disco's placement policy (dsm/policy.c): each rule of
- * policy.h on hand-made miss counts, with the default knobs.
+ * policy.h on hand-made miss counts, with the default knobs; and the
+ * budget additions (replicated mark, refused moves, the cold home page
+ * handed back) against a real engine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <cmocka.h>
 
 #include "dsm/policy.h"
+#include "dsm/protocol.h"
 
 /* defaults of docs/config.md */
 static const struct dsm_policy_knobs knobs = {
@@ -117,6 +120,95 @@ static void test_out_of_range_page(void **state)
 	dsm_policy_destroy(p);
 }
 
+static void test_replicated_mark_follows_decisions(void **state)
+{
+	(void)state;
+	struct dsm_policy *p = make();
+	uint32_t r[3] = { 0, 30, 9 }, w[3] = { 0 };
+	uint32_t r2[3] = { 0, 40, 0 };
+	int t = -1;
+
+	assert_false(dsm_policy_replicated(p, 3));
+	assert_int_equal(dsm_policy_decide(p, 3, r, w, &t), DSM_POLICY_REPLICATE);
+	assert_true(dsm_policy_replicated(p, 3));
+	/* later only node 1 uses it: it moves there, no longer a replica */
+	assert_int_equal(dsm_policy_decide(p, 3, r2, w, &t), DSM_POLICY_MIGRATE);
+	assert_false(dsm_policy_replicated(p, 3));
+	assert_false(dsm_policy_replicated(p, 99));
+	dsm_policy_destroy(p);
+}
+
+static void test_refused_move_does_not_count(void **state)
+{
+	(void)state;
+	struct dsm_policy *p = make();
+	uint32_t r[3] = { 0, 0, 40 }, w[3] = { 0 };
+	int t = -1;
+
+	for (unsigned i = 0; i < 10; i++) {
+		assert_int_equal(dsm_policy_decide(p, 5, r, w, &t), DSM_POLICY_MIGRATE);
+		dsm_policy_move_refused(p, 5);
+	}
+	assert_int_equal(dsm_policy_counters(p)->refused, 10);
+	assert_int_equal(dsm_policy_counters(p)->migrations, 0);
+	dsm_policy_destroy(p);
+}
+
+static void no_actions(void *ctx, const struct dsm_action *a)
+{
+	(void)ctx;
+	(void)a;
+}
+
+static int home_is_node0(uint64_t page, void *ctx)
+{
+	(void)page;
+	(void)ctx;
+	return 0;
+}
+
+/* Node @n takes @page exclusive from node 0's engine @e (its GRANT is
+ * dropped: only the directory matters here). */
+static void remote_write(struct dsm_engine *e, uint64_t page, int n)
+{
+	struct dsm_msg m = { .kind = DSM_MSG_WRITE_REQ, .page = page, .src = (uint16_t)n,
+			     .requester = (uint16_t)n, .req_id = 1 };
+	assert_int_equal(dsm_engine_receive(e, &m), 0);
+	assert_int_equal(dsm_engine_owner(e, page), n);
+}
+
+static void test_cold_home_handed_back(void **state)
+{
+	(void)state;
+	struct dsm_policy *p = make();
+	struct dsm_engine *e = dsm_engine_create(0, 3, 16, home_is_node0, NULL, no_actions, NULL);
+	assert_non_null(e);
+
+	/* nothing here is held elsewhere exclusive: nothing to hand back */
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1);
+	remote_write(e, 4, 2);
+	remote_write(e, 9, 1);
+	/* node 1's own page first (it holds the data) */
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), 9);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, 1);
+	/* once per interval */
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1);
+	dsm_policy_interval_done(p);
+	/* for node 2: its own page 4 */
+	assert_int_equal(dsm_policy_cold_home(p, e, 2, 0), 4);
+	dsm_policy_interval_done(p);
+	/* a frozen page never goes; another node's exclusive page does */
+	uint32_t r[3] = { 0, 10, 10 }, w[3] = { 0, 8, 4 };
+	int t;
+	assert_int_equal(dsm_policy_decide(p, 4, r, w, &t), DSM_POLICY_FREEZE);
+	assert_int_equal(dsm_policy_cold_home(p, e, 2, 0), 9);
+	dsm_policy_interval_done(p);
+	assert_int_equal(dsm_policy_cold_home(p, e, 0, 0), -1); /* itself */
+	assert_int_equal(dsm_policy_cold_home(p, e, 7, 0), -1); /* no such node */
+	dsm_engine_destroy(e);
+	dsm_policy_destroy(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +219,9 @@ int main(void)
 		cmocka_unit_test(test_write_shared_freezes_for_good),
 		cmocka_unit_test(test_move_cap),
 		cmocka_unit_test(test_out_of_range_page),
+		cmocka_unit_test(test_replicated_mark_follows_decisions),
+		cmocka_unit_test(test_refused_move_does_not_count),
+		cmocka_unit_test(test_cold_home_handed_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
