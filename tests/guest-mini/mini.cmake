@@ -1,0 +1,38 @@
+# The mini guest (README.md in this folder): a freestanding x86-64 kernel
+# built with the host compiler, as build/tests/guest-mini/mini.bin (a flat
+# multiboot image for QEMU's -kernel) and mini-break.bin (-DBREAK: every
+# test has a deliberate bug and must FAIL). The project's own compile and
+# link options (and the sanitizers) do not apply to it. Include from
+# tests/CMakeLists.txt:
+#   include(${CMAKE_CURRENT_SOURCE_DIR}/guest-mini/mini.cmake OPTIONAL)
+if(DISCO_SANITIZE)
+  return() # a kernel cannot run under ASan; the normal build has it
+endif()
+set(MINI_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(MINI_OUT ${CMAKE_BINARY_DIR}/tests/guest-mini)
+set(MINI_SOURCES boot.S main.c console.c lib.c acpi.c paging.c smp.c tests_common.c
+    test_atomic.c test_spinlock.c test_litmus.c test_ipi.c test_smc.c test_ramwalk.c)
+list(TRANSFORM MINI_SOURCES PREPEND ${MINI_DIR}/)
+# boot.S goes through the C compiler driver too (gcc preprocesses and
+# assembles .S files), so the project needs no ASM language.
+set_source_files_properties(${MINI_DIR}/boot.S PROPERTIES LANGUAGE C)
+
+function(disco_mini_kernel name)
+  add_executable(guest-${name} ${MINI_SOURCES})
+  set_target_properties(guest-${name} PROPERTIES
+    COMPILE_OPTIONS "" LINK_OPTIONS "" # not the project's (-D_GNU_SOURCE, sanitizers)
+    OUTPUT_NAME ${name}.elf RUNTIME_OUTPUT_DIRECTORY ${MINI_OUT}
+    LINK_DEPENDS ${MINI_DIR}/link.ld)
+  target_compile_options(guest-${name} PRIVATE
+    -Wall -Wextra -Werror -Wno-unused-parameter
+    -m64 -ffreestanding -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
+    -fcf-protection=none -mno-red-zone -mgeneral-regs-only ${ARGN})
+  target_link_options(guest-${name} PRIVATE
+    -nostdlib -static -no-pie -Wl,-T,${MINI_DIR}/link.ld -Wl,--build-id=none
+    -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments)
+  add_custom_command(TARGET guest-${name} POST_BUILD
+    COMMAND ${CMAKE_OBJCOPY} -O binary $<TARGET_FILE:guest-${name}> ${MINI_OUT}/${name}.bin
+    BYPRODUCTS ${MINI_OUT}/${name}.bin)
+endfunction()
+disco_mini_kernel(mini)
+disco_mini_kernel(mini-break -DBREAK)

@@ -1,0 +1,112 @@
+/*
+ * ramwalk: a pattern over all free guest RAM (every e820 RAM range minus
+ * the first 64 KiB and this image; mini.walk_mib limits it), handed from
+ * node to node. One walker CPU per guest node, node 0's first:
+ *   pass 0:       walker 0 writes pattern 0 into every 8-byte word;
+ *   pass i (>0):  walker i checks pattern i-1 and writes pattern i;
+ *   last pass:    walker 0 checks the last pattern.
+ * With one node, two CPUs of it take the roles. A pattern mixes the
+ * word's address and the pass, so a word that is stale, lost or landed in
+ * the wrong page shows. Under disco every page of the VM crosses between
+ * nodes at least twice, through every kind of home (placement numa homes
+ * each node's range on that node).
+ * -DBREAK: pass 0 skips the last word of every page.
+ */
+#include "mini.h"
+
+#define MAX_REPORT 4
+
+static struct {
+	int walker[MAX_NODES + 1], n_walkers;
+	uint32_t pass;
+	uint64_t limit_bytes, bytes, mismatches;
+	uint64_t bad_addr[MAX_REPORT], bad_value[MAX_REPORT], bad_want[MAX_REPORT];
+	uint32_t bad_pass[MAX_REPORT];
+	uint64_t pass_ms[MAX_NODES + 2];
+} run;
+
+static inline uint64_t pattern(uint64_t addr, uint32_t pass)
+{
+	uint64_t x = addr * 0x9e3779b97f4a7c15ull ^ (pass + 1) * 0xd1b54a32d192ed03ull;
+
+	return x ^ (x >> 29) ^ 0x8000000000000001ull;
+}
+
+static void walk(void *arg)
+{
+	uint32_t pass = run.pass;
+	bool check = pass > 0, write = pass < (uint32_t)run.n_walkers;
+	uint64_t left = run.limit_bytes, t0 = now_us();
+
+	for (int r = 0; r < boot.n_free && left; r++) {
+		uint64_t base = boot.free[r].base, size = boot.free[r].size;
+
+		if (size > left)
+			size = left;
+		left -= size;
+		for (uint64_t a = base; a < base + size; a += 8) {
+			volatile uint64_t *w = (volatile uint64_t *)a;
+
+			if (check) {
+				uint64_t want = pattern(a, pass - 1), got = *w;
+				if (got != want) {
+					uint64_t k = run.mismatches++;
+					if (k < MAX_REPORT) {
+						run.bad_addr[k] = a;
+						run.bad_value[k] = got;
+						run.bad_want[k] = want;
+						run.bad_pass[k] = pass;
+					}
+				}
+			}
+#ifdef BREAK
+			if (pass == 0 && (a & (PAGE_SIZE - 1)) == PAGE_SIZE - 8)
+				continue;
+#endif
+			if (write)
+				*w = pattern(a, pass);
+		}
+	}
+	run.pass_ms[pass] = (now_us() - t0) / 1000;
+}
+
+bool test_ramwalk(void)
+{
+	uint64_t free_bytes = 0, late;
+	char chain[160], times[160];
+	int cn = 0, tn = 0;
+
+	for (int i = 0; i < boot.n_free; i++)
+		free_bytes += boot.free[i].size;
+	run.limit_bytes = cmdline_u64("mini.walk_mib", 0) << 20;
+	if (!run.limit_bytes || run.limit_bytes > free_bytes)
+		run.limit_bytes = free_bytes;
+	run.n_walkers = 0;
+	for (int node = 0; node < boot.n_nodes; node++)
+		if (cpu_of_node(node) >= 0)
+			run.walker[run.n_walkers++] = cpu_of_node(node);
+	if (run.n_walkers < 2 && cpu_on_other_node(0) >= 0)
+		run.walker[run.n_walkers++] = cpu_on_other_node(0);
+	run.walker[run.n_walkers] = run.walker[0]; /* the last check */
+
+	for (int i = 0; i <= run.n_walkers; i++) {
+		int cpu = run.walker[i];
+
+		cn += snprintk(chain + cn, sizeof(chain) - cn, "%scpu%d(node %u)", i ? "->" : "", cpu,
+			       boot.cpu[cpu].node);
+		run.pass = (uint32_t)i;
+		if (!smp_run(1ull << cpu, walk, 0, 1000 * cmdline_u64("mini.test_timeout", 600), &late)) {
+			test_result("ramwalk", false, "pass %d on cpu %d did not finish", i, cpu);
+			return false;
+		}
+		tn += snprintk(times + tn, sizeof(times) - tn, "%s%lu", i ? "," : "", run.pass_ms[i]);
+	}
+	for (uint64_t k = 0; k < run.mismatches && k < MAX_REPORT; k++)
+		printk("mini: ramwalk mismatch: pass %u at %lx: found %lx want %lx\n", run.bad_pass[k],
+		       run.bad_addr[k], run.bad_value[k], run.bad_want[k]);
+	test_result("ramwalk", !run.mismatches,
+		    "mib=%lu of %lu free words=%lu walkers=%s mismatches=%lu pass_ms=%s",
+		    run.limit_bytes >> 20, free_bytes >> 20, run.limit_bytes / 8, chain, run.mismatches,
+		    times);
+	return !run.mismatches;
+}

@@ -1,0 +1,59 @@
+/*
+ * What the tests share: which two CPUs a two-CPU test uses, barriers and
+ * bounded waits, and the result line.
+ *
+ * Deadlines are local: every CPU computes its own from its own TSC
+ * (test_deadline() on that CPU), because under KVM each node's QEMU gives
+ * its vCPUs a TSC offset of its own. Every wait is bounded (mini.timeout,
+ * seconds, default 60), so a lost message makes a test FAIL instead of
+ * hanging the VM.
+ */
+#include <stdarg.h>
+
+#include "mini.h"
+
+struct pair test_pair(void)
+{
+	struct pair p = {0, cpu_on_other_node(0)};
+
+	return p;
+}
+
+uint64_t test_deadline(uint64_t seconds)
+{
+	if (!seconds)
+		seconds = cmdline_u64("mini.timeout", 60);
+	return now_us() + seconds * 1000000;
+}
+
+bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round, uint64_t deadline_us)
+{
+	__atomic_fetch_add(&b->arrived, 1, __ATOMIC_SEQ_CST);
+	while (READ_ONCE(b->arrived) < n * round) {
+		if (now_us() > deadline_us)
+			return false;
+		cpu_relax();
+	}
+	return true;
+}
+
+bool wait_ge32(volatile uint32_t *p, uint32_t v, uint64_t deadline_us)
+{
+	while (READ_ONCE(*p) < v) {
+		if (now_us() > deadline_us)
+			return false;
+		cpu_relax();
+	}
+	return true;
+}
+
+void test_result(const char *name, bool pass, const char *fmt, ...)
+{
+	char details[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	snprintk_va(details, sizeof(details), fmt, ap);
+	va_end(ap);
+	printk("mini: %s %s %s\n", name, pass ? "PASS" : "FAIL", details);
+}
