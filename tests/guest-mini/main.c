@@ -57,15 +57,12 @@ uint64_t cmdline_u64(const char *name, uint64_t dflt)
 	return x;
 }
 
-bool cmdline_selects(const char *test)
+static bool list_has(const char *list, const char *word)
 {
-	const char *v = cmdline_value("disco.run");
-	size_t n = strlen(test);
+	size_t n = strlen(word);
 
-	if (!v)
-		return true;
-	for (const char *p = v; *p && *p != ' ';) {
-		if (!strncmp(p, test, n) && (p[n] == ',' || p[n] == ' ' || !p[n]))
+	for (const char *p = list; *p && *p != ' ';) {
+		if (!strncmp(p, word, n) && (p[n] == ',' || p[n] == ' ' || !p[n]))
 			return true;
 		while (*p && *p != ' ' && *p != ',')
 			p++;
@@ -73,6 +70,21 @@ bool cmdline_selects(const char *test)
 			p++;
 	}
 	return false;
+}
+
+/* disco.run=LIST (scripts/run-vm.sh --run) names the tests to run; "all",
+ * no list, or a list naming none of them (run-vm.sh's default is the Linux
+ * guest's "coherence,bench") runs every test. */
+bool cmdline_selects(const char *test)
+{
+	const char *v = cmdline_value("disco.run");
+
+	if (!v || list_has(v, "all"))
+		return true;
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (list_has(v, tests[i].name))
+			return list_has(v, test);
+	return true;
 }
 
 /* ---- multiboot information ------------------------------------------------- */
@@ -234,6 +246,7 @@ void mini_main(uint32_t mbi)
 		finish(false);
 	}
 	calibrate_tsc();
+	boot.wait_limit_us = cmdline_u64("mini.timeout", 60) * 1000000;
 	smp_start_aps();
 	for (int i = 0; i < boot.n_cpus; i++) {
 		online += boot.cpu[i].online;

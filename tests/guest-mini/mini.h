@@ -55,6 +55,7 @@ struct boot_info {
 	uint8_t mem_node[MAX_RANGES];
 	uint16_t pm_timer_port, pm1a_cnt_port;
 	uint64_t tsc_per_ms;
+	uint64_t wait_limit_us;            /* mini.timeout: one wait for another CPU */
 	char cmdline[512];
 };
 extern struct boot_info boot;
@@ -182,11 +183,13 @@ struct round_barrier {
 	volatile uint32_t arrived;
 	uint8_t pad[60];
 };
-/* spin (no halt) until every participant reached @round; false on timeout */
-bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round, uint64_t deadline_us);
-/* wait until *p >= v (spin with pause); false at the deadline */
-bool wait_ge32(volatile uint32_t *p, uint32_t v, uint64_t deadline_us);
-uint64_t test_deadline(uint64_t seconds);
+/* Spin (no halt) until every participant reached @round; false when that
+ * takes longer than boot.wait_limit_us. */
+bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round);
+/* Spin until *p >= v; false after boot.wait_limit_us. */
+bool wait_ge32(volatile uint32_t *p, uint32_t v);
+/* The deadline of one wait that starts now, on this CPU's TSC. */
+static inline uint64_t wait_deadline(void) { return now_us() + boot.wait_limit_us; }
 void test_result(const char *name, bool pass, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * ipi: ping-pong of inter-processor interrupts between a CPU of the
  * master's node (A) and one of another node (B), mini.ipi_n rounds
- * (default 500). A sends vector VEC_PING to B and waits (halted) for the
+ * (default 200). A sends vector VEC_PING to B and waits (halted) for the
  * pong; B's handler counts the ping, sends EOI and answers with VEC_PONG,
  * which A's handler counts. Both directions cross nodes through disco's
  * interrupt routing (an IPI message to the node of the destination vCPU).
@@ -37,10 +37,10 @@ static void on_pong(void)
 
 static void ipi_worker(void *arg)
 {
-	uint64_t deadline = test_deadline(0);
-
 	if (this_cpu() == run.p.a) {
 		for (uint32_t r = 1; r <= run.n; r++) {
+			uint64_t deadline = wait_deadline();
+
 			if (ipi_send(run.p.b, VEC_PING))
 				run.pings_sent++;
 			while (READ_ONCE(run.pongs_received) < r) {
@@ -56,6 +56,9 @@ out:
 		mfence();
 		ipi_send(run.p.b, VEC_WAKE);
 	} else {
+		/* B: until A says stop (A's own waits are bounded) */
+		uint64_t deadline = now_us() + cmdline_u64("mini.test_timeout", 600) * 1000000;
+
 		while (!READ_ONCE(run.stop) && now_us() < deadline)
 			cpu_wait(); /* pings are handled in here */
 		lapic_drain_isr(); /* after a -DBREAK run: the vector left in service */
@@ -72,7 +75,7 @@ bool test_ipi(void)
 		test_result("ipi", false, "needs two CPUs");
 		return false;
 	}
-	run.n = (uint32_t)cmdline_u64("mini.ipi_n", 500);
+	run.n = (uint32_t)cmdline_u64("mini.ipi_n", 200);
 	irq_register(VEC_PING, on_ping);
 	irq_register(VEC_PONG, on_pong);
 	t0 = now_us();

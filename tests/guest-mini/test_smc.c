@@ -1,7 +1,7 @@
 /*
  * smc: cross-modifying code between a CPU of the master's node (A) and
  * one of another node (B). A page holds one function, "mov eax, imm32;
- * ret". The CPUs swap roles every round (mini.smc_n rounds, default 500):
+ * ret". The CPUs swap roles every round (mini.smc_n rounds, default 200):
  *   executor: calls the function, which must return the previous round's
  *             value (so its CPU has just run, and may have cached a
  *             translation of, the old code); says "ready"; waits for the
@@ -57,14 +57,13 @@ static void check(uint32_t got, uint32_t want, uint32_t r, int self)
 static void smc_worker(void *arg)
 {
 	int self = this_cpu();
-	uint64_t deadline = test_deadline(0);
 	bool is_a = self == run.p.a;
 
 	for (uint32_t r = run.base + 1; r <= run.base + run.n; r++) {
 		bool writer = (r & 1) == is_a; /* odd rounds: A writes */
 
 		if (writer) {
-			if (!wait_ge32(&smc_sync.ready, r, deadline))
+			if (!wait_ge32(&smc_sync.ready, r))
 				goto timeout;
 			uint32_t v = value(r);
 			__builtin_memcpy((void *)&code[1], &v, 4);
@@ -75,14 +74,14 @@ static void smc_worker(void *arg)
 			check(call(), value(r - 1), r, self);
 			WRITE_ONCE(smc_sync.ready, r);
 #ifndef BREAK
-			if (!wait_ge32(&smc_sync.done, r, deadline))
+			if (!wait_ge32(&smc_sync.done, r))
 				goto timeout;
 #endif
 			serialize();
 			check(call(), value(r), r, self);
 			/* the next round's writer waits for "ready": keep the
 			 * rounds in step even without the wait above */
-			if (!wait_ge32(&smc_sync.done, r, deadline))
+			if (!wait_ge32(&smc_sync.done, r))
 				goto timeout;
 		}
 	}
@@ -100,7 +99,7 @@ bool test_smc(void)
 		test_result("smc", false, "needs two CPUs");
 		return false;
 	}
-	run.n = (uint32_t)cmdline_u64("mini.smc_n", 500);
+	run.n = (uint32_t)cmdline_u64("mini.smc_n", 200);
 	run.base = smc_sync.done;
 	run.n &= ~1u; /* whole pairs of rounds: the code ends as A's last write */
 	bool done = smp_run(1ull << run.p.a | 1ull << run.p.b, smc_worker, 0,

@@ -2,7 +2,7 @@
  * spinlock: a ticket lock (LOCK XADD takes a ticket; the holder waits
  * until "serving" reaches it) protects a record of 1024 words that spans
  * two pages, plus its sequence number in a third page. Every CPU (every
- * node's) takes the lock mini.lock_n times (default 1000); inside it
+ * node's) takes the lock mini.lock_n times (default 500); inside it
  *   - counts itself in with LOCK INC of "inside" (must read 1: no one else
  *     inside),
  *   - checks that every word of the record equals the sequence number the
@@ -36,10 +36,12 @@ static struct {
 	bool timeout[MAX_CPUS];
 } run;
 
-static bool lock_acquire(uint32_t *ticket, uint64_t deadline)
+static bool lock_acquire(uint32_t *ticket)
 {
 	*ticket = __atomic_fetch_add(&lock.next, 1, __ATOMIC_SEQ_CST);
 #ifndef BREAK
+	uint64_t deadline = wait_deadline();
+
 	while (READ_ONCE(lock.serving) != *ticket) {
 		if (now_us() > deadline)
 			return false;
@@ -64,16 +66,16 @@ static void lock_release(uint32_t ticket)
 static void worker(void *arg)
 {
 	int self = this_cpu();
-	uint64_t deadline = test_deadline(0), i;
+	uint64_t i;
 
-	if (!round_barrier_wait(&meta.start, run.participants, 1, deadline)) {
+	if (!round_barrier_wait(&meta.start, run.participants, 1)) {
 		run.timeout[self] = true;
 		return;
 	}
 	for (i = 0; i < run.n; i++) {
 		uint32_t ticket;
 
-		if (!lock_acquire(&ticket, deadline)) {
+		if (!lock_acquire(&ticket)) {
 			run.timeout[self] = true;
 			break;
 		}
@@ -99,7 +101,7 @@ bool test_spinlock(void)
 	uint64_t mask = 0, late, total = 0;
 	uint32_t overlaps = 0, torn = 0, timeouts = 0;
 
-	run.n = cmdline_u64("mini.lock_n", 1000);
+	run.n = cmdline_u64("mini.lock_n", 500);
 	for (int i = 0; i < boot.n_cpus; i++)
 		if (boot.cpu[i].online) {
 			mask |= 1ull << i;

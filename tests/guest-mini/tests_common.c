@@ -2,11 +2,11 @@
  * What the tests share: which two CPUs a two-CPU test uses, barriers and
  * bounded waits, and the result line.
  *
- * Deadlines are local: every CPU computes its own from its own TSC
- * (test_deadline() on that CPU), because under KVM each node's QEMU gives
- * its vCPUs a TSC offset of its own. Every wait is bounded (mini.timeout,
- * seconds, default 60), so a lost message makes a test FAIL instead of
- * hanging the VM.
+ * Every wait for another CPU is bounded (mini.timeout, seconds, default
+ * 60, for each wait), so a lost store or interrupt makes a test FAIL
+ * instead of hanging the VM. Deadlines are local: a CPU computes its own
+ * from its own TSC (wait_deadline()), because under KVM each node's QEMU
+ * gives its vCPUs a TSC offset of its own.
  */
 #include <stdarg.h>
 
@@ -19,15 +19,10 @@ struct pair test_pair(void)
 	return p;
 }
 
-uint64_t test_deadline(uint64_t seconds)
+bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round)
 {
-	if (!seconds)
-		seconds = cmdline_u64("mini.timeout", 60);
-	return now_us() + seconds * 1000000;
-}
+	uint64_t deadline_us = wait_deadline();
 
-bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round, uint64_t deadline_us)
-{
 	__atomic_fetch_add(&b->arrived, 1, __ATOMIC_SEQ_CST);
 	while (READ_ONCE(b->arrived) < n * round) {
 		if (now_us() > deadline_us)
@@ -37,8 +32,10 @@ bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round, uin
 	return true;
 }
 
-bool wait_ge32(volatile uint32_t *p, uint32_t v, uint64_t deadline_us)
+bool wait_ge32(volatile uint32_t *p, uint32_t v)
 {
+	uint64_t deadline_us = wait_deadline();
+
 	while (READ_ONCE(*p) < v) {
 		if (now_us() > deadline_us)
 			return false;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# System test with the mini guest (tests/guest-mini/README.md): NODES node
+# processes on this machine (VCPUS each) run the mini kernel as the VM's
+# `kernel:` through scripts/run-vm.sh, and the console is checked.
+#
+#   mini_test.sh BUILD NODES [options]
+#     --vcpus N          vCPUs per node (default 1)
+#     --accel tcg|kvm    (default tcg); kvm: skipped (exit 77) only when
+#                        /dev/kvm does not exist
+#     --break            run mini-break.bin: every test must FAIL, the guest
+#                        must say result=fail and every node exit non-zero
+#                        (the guest resets the VM, on_reset: stop)
+#     --memory SIZE      guest RAM (default 64M)
+#     --dsm LINE         one line for the VM's dsm: block (e.g. "backing: memfd")
+#     --cmdline TEXT     mini knobs, e.g. "mini.atomic_n=2000 mini.walk_mib=8"
+#     --one-sided        the nodes' statistics must count pages read one-sided
+#                        (RDMA with dsm.backing memfd)
+#     --timeout S        for the whole VM (default 600)
+# Environment as for tests/system/make-config.sh (TRANSPORT=rdma ...).
+# Exit 0 when every check passed; the last line says what ran and how long.
+set -euo pipefail
+build=$(realpath "$1") nodes=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+vcpus=1 accel=tcg kernel=mini memory=64M dsm="" cmdline="" one_sided=0 timeout=600
+while [ $# -gt 0 ]; do
+	case $1 in
+	--vcpus) vcpus=$2; shift 2 ;;
+	--accel) accel=$2; shift 2 ;;
+	--break) kernel=mini-break; shift ;;
+	--memory) memory=$2; shift 2 ;;
+	--dsm) dsm=$2; shift 2 ;;
+	--cmdline) cmdline=$2; shift 2 ;;
+	--one-sided) one_sided=1; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	*) echo "mini_test: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+tests=(atomic spinlock mp sb ipi smc ramwalk)
+total=$((nodes * vcpus))
+
+if [ "$accel" = kvm ]; then
+	if [ ! -e /dev/kvm ]; then
+		echo "SKIP: /dev/kvm does not exist on this machine (no KVM: kernel module or hardware virtualization missing)"
+		exit 77
+	fi
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] ||
+		{ echo "FAIL: /dev/kvm exists but $(id -un) cannot open it read-write (group kvm?)"; exit 1; }
+fi
+bin=$build/tests/guest-mini/$kernel.bin
+[ -f "$bin" ] || { echo "FAIL: $bin is missing: build the project (make)"; exit 1; }
+
+tmp=$(mktemp -d /tmp/disco-mini.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+KERNEL=$bin CMDLINE="$cmdline" "$root/tests/system/make-config.sh" "$build" "$nodes" "$vcpus" \
+	"$memory" "$dsm" >"$tmp/cluster.yaml"
+
+start=$SECONDS
+set +e
+"$root/scripts/run-vm.sh" --build "$build" --out "$tmp/out" --quiet --timeout "$timeout" \
+	--accel "$accel" --run all "$tmp/cluster.yaml" >"$tmp/run.txt" 2>&1
+status=$?
+set -e
+took=$((SECONDS - start))
+console() { tr -d '\r' <"$tmp/out/console.log"; }
+fail() {
+	echo "FAIL: $*"
+	echo "---- config ----"; cat "$tmp/cluster.yaml"
+	echo "---- run-vm output ----"; cat "$tmp/run.txt"
+	echo "---- guest console ----"; console | tail -n 80
+	exit 1
+}
+[ -s "$tmp/out/console.log" ] || fail "no guest console output (run-vm exited $status after ${took}s)"
+console | grep "^mini: "
+console | grep -q "^mini: boot cpus=$total online=$total nodes=$nodes " ||
+	fail "the guest did not see $total vCPUs online on $nodes NUMA nodes"
+
+if [ "$kernel" = mini-break ]; then
+	for t in "${tests[@]}"; do
+		console | grep -q "^mini: $t FAIL" || fail "-DBREAK: test $t did not FAIL"
+	done
+	console | grep -q "^mini: result=fail" || fail "-DBREAK: no result=fail"
+	[ $status -ne 0 ] || fail "-DBREAK: run-vm exited 0 after a failed guest"
+	grep -q "VM stopped by guest-reset" "$tmp/out/n0.log" ||
+		fail "-DBREAK: the master did not stop on the guest's reset"
+	echo "PASS: the -DBREAK guest failed every test (${#tests[@]}) and stopped all $nodes nodes, ${took}s"
+	exit 0
+fi
+
+for t in "${tests[@]}"; do
+	console | grep -q "^mini: $t PASS" || fail "test $t did not PASS"
+done
+console | grep -q "^mini: summary tests=${#tests[@]} passed=${#tests[@]} failed=0 " ||
+	fail "the summary does not say ${#tests[@]} tests passed"
+console | grep -q "^mini: result=pass" || fail "no result=pass"
+[ $status -eq 0 ] || fail "run-vm exited $status"
+tail -n 1 "$tmp/run.txt" | grep -q "guest_exit=poweroff" || fail "the guest did not power off cleanly"
+if [ $one_sided -eq 1 ]; then
+	reads=$(cat "$tmp"/out/n*.stats | sed -n 's/^disco n[0-9]*: pages_read=\([0-9]*\)$/\1/p' |
+		awk '{ s += $1 } END { print s + 0 }')
+	grep -h "pages_read=" "$tmp"/out/n*.stats
+	[ "$reads" -gt 0 ] || fail "no page was read one-sided (pages_read=0 on every node)"
+	echo "mini_test: pages read one-sided: $reads"
+fi
+grep -h "page_faults\|pages_received\|ipis_sent" "$tmp"/out/n*.stats 2>/dev/null | head -n 12 || true
+echo "PASS: mini guest on $nodes nodes x $vcpus vCPUs ($accel${TRANSPORT:+, $TRANSPORT}${dsm:+, $dsm}): ${#tests[@]} tests passed in ${took}s"
