@@ -223,6 +223,30 @@ void __attribute__((noreturn)) mini_crash(void)
 		__asm__ volatile("cli; hlt");
 }
 
+/* ---- failure injection ------------------------------------------------------------- */
+
+/* mini.crash_mmio_exec=1: a CPU of another node than the BSP calls code
+ * in the local APIC's MMIO page. KVM cannot fetch instructions from MMIO
+ * and stops that vCPU with an internal error ("emulation failure"): the
+ * test that a failure of one node's accelerator stops the whole VM. (On
+ * TCG the bytes there run as code: do not use it there.) */
+static void exec_from_mmio(void *arg)
+{
+	((void (*)(void))phys(0xfee00800))();
+}
+
+static void crash_if_asked(void)
+{
+	int cpu = cpu_on_other_node(0);
+
+	if (!cmdline_u64("mini.crash_mmio_exec", 0) || cpu < 0)
+		return;
+	printk("mini: cpu %d (node %u) calls code in MMIO (mini.crash_mmio_exec)\n", cpu,
+	       boot.cpu[cpu].node);
+	smp_run(1ull << cpu, exec_from_mmio, 0, 60000, 0);
+	printk("mini: cpu %d came back from MMIO\n", cpu);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 void mini_main(uint32_t mbi)
@@ -267,6 +291,7 @@ void mini_main(uint32_t mbi)
 		failed++;
 	}
 
+	crash_if_asked();
 	t0 = now_us();
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		if (!cmdline_selects(tests[i].name))

@@ -10,6 +10,9 @@
 #     --break            run mini-break.bin: every test must FAIL, the guest
 #                        must say result=fail and every node exit non-zero
 #                        (the guest resets the VM, on_reset: stop)
+#     --crash-mmio-exec  (KVM) a CPU of the last node runs code in MMIO, which
+#                        KVM cannot: every node must stop within 60 s, exit
+#                        non-zero and name that node (host-error)
 #     --memory SIZE      guest RAM (default 64M)
 #     --dsm LINE         one line for the VM's dsm: block (e.g. "backing: memfd")
 #     --cmdline TEXT     mini knobs, e.g. "mini.atomic_n=2000 mini.walk_mib=8"
@@ -23,12 +26,13 @@ build=$(realpath "$1") nodes=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-vcpus=1 accel=tcg kernel=mini memory=64M dsm="" cmdline="" one_sided=0 timeout=600
+vcpus=1 accel=tcg kernel=mini memory=64M dsm="" cmdline="" one_sided=0 timeout=600 crash=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--vcpus) vcpus=$2; shift 2 ;;
 	--accel) accel=$2; shift 2 ;;
 	--break) kernel=mini-break; shift ;;
+	--crash-mmio-exec) crash=1; shift ;;
 	--memory) memory=$2; shift 2 ;;
 	--dsm) dsm=$2; shift 2 ;;
 	--cmdline) cmdline=$2; shift 2 ;;
@@ -53,9 +57,9 @@ bin=$build/tests/guest-mini/$kernel.bin
 
 tmp=$(mktemp -d /tmp/disco-mini.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+[ $crash -eq 0 ] || { cmdline+=" mini.crash_mmio_exec=1"; timeout=60; }
 KERNEL=$bin CMDLINE="$cmdline" "$root/tests/system/make-config.sh" "$build" "$nodes" "$vcpus" \
 	"$memory" "$dsm" >"$tmp/cluster.yaml"
-
 start=$SECONDS
 set +e
 "$root/scripts/run-vm.sh" --build "$build" --out "$tmp/out" --quiet --timeout "$timeout" \
@@ -76,6 +80,19 @@ console | grep "^mini: "
 console | grep -q "^mini: boot cpus=$total online=$total nodes=$nodes " ||
 	fail "the guest did not see $total vCPUs online on $nodes NUMA nodes"
 
+if [ $crash -eq 1 ]; then
+	last=n$((nodes - 1))
+	console | grep -q "^mini: cpu .* calls code in MMIO" || fail "the guest did not reach the crash"
+	grep -q "run-vm: timeout" "$tmp/run.txt" && fail "the VM did not stop within ${timeout}s after the crash"
+	[ $status -ne 0 ] || fail "run-vm exited 0 after a crashed vCPU"
+	for n in $(seq 0 $((nodes - 1))); do
+		grep -q "VM stopped by host-error on node $last" "$tmp/out/n$n.log" ||
+			fail "n$n did not stop naming the host-error on node $last"
+	done
+	grep -h "internal error\|VM stopped" "$tmp"/out/n*.log
+	echo "PASS: a vCPU KVM could not run on $last stopped all $nodes nodes in ${took}s"
+	exit 0
+fi
 if [ "$kernel" = mini-break ]; then
 	for t in "${tests[@]}"; do
 		console | grep -q "^mini: $t FAIL" || fail "-DBREAK: test $t did not FAIL"
