@@ -49,8 +49,10 @@ add_test(NAME mini_kvm_2_nodes COMMAND ${MINI_TEST} 2 --accel kvm --cmdline ${MI
 add_test(NAME mini_break_must_fail COMMAND ${MINI_TEST} 2 --break --cmdline "mini.timeout=10")
 # A vCPU that KVM cannot run (code in MMIO) on n1 stops every node.
 add_test(NAME mini_kvm_internal_error_stops_vm COMMAND ${MINI_TEST} 2 --accel kvm --crash-mmio-exec)
+# Without CAP_SYS_PTRACE a node may only handle user-mode faults: refused under KVM.
+add_test(NAME mini_kvm_refused_without_kernel_faults COMMAND ${MINI_TEST} 2 --accel kvm --no-ptrace)
 set_tests_properties(mini_tcg_2_nodes mini_tcg_4_nodes mini_kvm_2_nodes mini_break_must_fail
-  mini_kvm_internal_error_stops_vm
+  mini_kvm_internal_error_stops_vm mini_kvm_refused_without_kernel_faults
   PROPERTIES LABELS "system;mini" TIMEOUT 1200 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 # Over RDMA in the Soft-RoCE VM (tests/rdma/README.md): label rdma.
 add_test(NAME mini_rdma_2_nodes
