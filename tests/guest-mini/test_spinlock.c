@@ -2,7 +2,7 @@
  * spinlock: a ticket lock (LOCK XADD takes a ticket; the holder waits
  * until "serving" reaches it) protects a record of 1024 words that spans
  * two pages, plus its sequence number in a third page. Every CPU (every
- * node's) takes the lock mini.lock_n times (default 500); inside it
+ * node's) takes the lock mini.lock_n times (default 200); inside it
  *   - counts itself in with LOCK INC of "inside" (must read 1: no one else
  *     inside),
  *   - checks that every word of the record equals the sequence number the
@@ -101,7 +101,7 @@ bool test_spinlock(void)
 	uint64_t mask = 0, late, total = 0;
 	uint32_t overlaps = 0, torn = 0, timeouts = 0;
 
-	run.n = cmdline_u64("mini.lock_n", 500);
+	run.n = cmdline_u64("mini.lock_n", 200);
 	for (int i = 0; i < boot.n_cpus; i++)
 		if (boot.cpu[i].online) {
 			mask |= 1ull << i;
