@@ -42,7 +42,7 @@ disco_mini_kernel(mini-break -DBREAK)
 # instructions ~1000x slower than hardware (timed in docs/benchmarks.md).
 set(MINI_TEST ${MINI_DIR}/mini_test.sh ${CMAKE_BINARY_DIR})
 set(MINI_KVM_CMDLINE "mini.cx16=0 mini.atomic_n=1000 mini.lock_n=20 mini.litmus_n=50 mini.ipi_n=50 mini.smc_n=50 mini.walk_stride=512")
-set(MINI_RDMA_CMDLINE "mini.atomic_n=2000 mini.lock_n=50 mini.litmus_n=50 mini.ipi_n=50 mini.smc_n=50")
+set(MINI_RDMA_CMDLINE "mini.atomic_n=2000 mini.lock_n=20 mini.litmus_n=50 mini.ipi_n=50 mini.smc_n=50 mini.walk_mib=4")
 add_test(NAME mini_tcg_2_nodes COMMAND ${MINI_TEST} 2)
 add_test(NAME mini_tcg_4_nodes COMMAND ${MINI_TEST} 4 --memory 128M --cmdline "mini.lock_n=100")
 add_test(NAME mini_kvm_2_nodes COMMAND ${MINI_TEST} 2 --accel kvm --cmdline ${MINI_KVM_CMDLINE})

@@ -23,6 +23,8 @@
 #     --one-sided        the nodes' statistics must count pages read one-sided
 #                        (RDMA with dsm.backing memfd)
 #     --timeout S        for the whole VM (default 600)
+#     --out DIR          keep run-vm's logs (console, node logs, statistics)
+#                        in DIR instead of a temporary folder
 # Environment as for tests/system/make-config.sh (TRANSPORT=rdma ...).
 # Exit 0 when every check passed; the last line says what ran and how long.
 set -euo pipefail
@@ -31,7 +33,7 @@ shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 vcpus=1 accel=tcg kernel=mini memory=64M dsm="" cmdline="" one_sided=0 timeout=600 crash=0
-no_ptrace=0
+no_ptrace=0 out=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--vcpus) vcpus=$2; shift 2 ;;
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--cmdline) cmdline=$2; shift 2 ;;
 	--one-sided) one_sided=1; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
+	--out) out=$(realpath -m "$2"); shift 2 ;;
 	*) echo "mini_test: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -72,6 +75,7 @@ bin=$build/tests/guest-mini/$kernel.bin
 
 tmp=$(mktemp -d /tmp/disco-mini.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+if [ -n "$out" ]; then rm -rf "$out"; mkdir -p "$out"; ln -s "$out" "$tmp/out"; fi
 [ $crash -eq 0 ] || { cmdline+=" mini.crash_mmio_exec=1"; timeout=60; }
 KERNEL=$bin CMDLINE="$cmdline" "$root/tests/system/make-config.sh" "$build" "$nodes" "$vcpus" \
 	"$memory" "$dsm" >"$tmp/cluster.yaml"
