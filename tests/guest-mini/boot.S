@@ -86,16 +86,22 @@ enter_long_mode:
 
 	.code64
 entry64:
-	mov $0x10, %ax
-	mov %ax, %ds; mov %ax, %es; mov %ax, %ss
-	xor %ax, %ax
-	mov %ax, %fs; mov %ax, %gs
+	call load_data_segments
 	mov $boot_stack_top, %rsp
 	mov boot_mbi(%rip), %edi
 	call mini_main
 4:	cli
 	hlt
 	jmp 4b
+
+/* Flat data segments for long mode (on the caller's stack, which is fine:
+ * SS keeps its base 0). */
+load_data_segments:
+	mov $0x10, %ax
+	mov %ax, %ds; mov %ax, %es; mov %ax, %ss
+	xor %ax, %ax
+	mov %ax, %fs; mov %ax, %gs
+	ret
 
 /* ---- the AP trampoline (copied to TRAMPOLINE) ---------------------------- */
 	.code16
@@ -114,18 +120,11 @@ ap_trampoline:
 tramp32:
 	mov $0x10, %ax
 	mov %ax, %ds; mov %ax, %es; mov %ax, %ss
+	mov ap_boot_stack, %esp		/* below 4 GiB: the image's bss */
 	mov ap_cr3, %eax
 	mov %eax, %cr3
-	mov %cr4, %eax
-	or $(1 << 5), %eax
-	mov %eax, %cr4
-	mov $0xC0000080, %ecx
-	rdmsr
-	or $(1 << 8), %eax
-	wrmsr
-	mov %cr0, %eax
-	or $0x80000001, %eax
-	mov %eax, %cr0
+	mov $enter_long_mode, %eax	/* absolute: this code runs from a copy */
+	call *%eax
 	ljmp $0x08, $ap_entry64
 	.align 8
 tramp_gdt_ptr:
@@ -135,10 +134,7 @@ ap_trampoline_end:
 
 	.code64
 ap_entry64:
-	mov $0x10, %ax
-	mov %ax, %ds; mov %ax, %es; mov %ax, %ss
-	xor %ax, %ax
-	mov %ax, %fs; mov %ax, %gs
+	call load_data_segments
 	mov ap_boot_stack(%rip), %rsp
 	mov ap_boot_index(%rip), %edi
 	call ap_main

@@ -178,6 +178,13 @@ struct pair {
 	int a, b;                             /* CPU indices, on different nodes */
 };
 struct pair test_pair(void);
+/* test_pair() into *p, or false after printing "<test> FAIL needs two CPUs" */
+bool test_pair_ready(const char *test, struct pair *p);
+/* smp_run() of a test on @mask, bounded by mini.test_timeout */
+bool test_run(uint64_t mask, cpu_fn fn, uint64_t *late);
+static inline uint64_t pair_mask(struct pair p) { return 1ull << p.a | 1ull << p.b; }
+/* every online CPU, and how many */
+uint64_t online_mask(uint32_t *count);
 /* a sense-free barrier for @n CPUs: each round uses a new @round number */
 struct round_barrier {
 	volatile uint32_t arrived;

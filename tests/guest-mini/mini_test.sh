@@ -99,13 +99,18 @@ console | grep "^mini: " || true
 [ $no_ptrace -eq 1 ] || console | grep -q "^mini: boot cpus=$total online=$total nodes=$nodes " ||
 	fail "the guest did not see $total vCPUs online on $nodes NUMA nodes"
 
-if [ $no_ptrace -eq 1 ]; then
+# stopped_saying TEXT WHAT: the VM stopped in time, run-vm failed, and every
+# node's log has TEXT (else fail: "nN did not WHAT")
+stopped_saying() {
 	grep -q "run-vm: timeout" "$tmp/run.txt" && fail "the nodes did not stop within ${timeout}s"
 	[ $status -ne 0 ] || fail "run-vm exited 0"
 	for n in $(seq 0 $((nodes - 1))); do
-		grep -q "KVM needs a userfaultfd that also takes the kernel's faults" "$tmp/out/n$n.log" ||
-			fail "n$n did not refuse KVM with a user-mode-only userfaultfd"
+		grep -q "$1" "$tmp/out/n$n.log" || fail "n$n did not $2"
 	done
+}
+if [ $no_ptrace -eq 1 ]; then
+	stopped_saying "KVM needs a userfaultfd that also takes the kernel's faults" \
+		"refuse KVM with a user-mode-only userfaultfd"
 	grep -h "KVM needs" "$tmp"/out/n*.log | head -n 1
 	echo "PASS: without CAP_SYS_PTRACE every node refused KVM at start (${took}s)"
 	exit 0
@@ -113,12 +118,7 @@ fi
 if [ $crash -eq 1 ]; then
 	last=n$((nodes - 1))
 	console | grep -q "^mini: cpu .* calls code in MMIO" || fail "the guest did not reach the crash"
-	grep -q "run-vm: timeout" "$tmp/run.txt" && fail "the VM did not stop within ${timeout}s after the crash"
-	[ $status -ne 0 ] || fail "run-vm exited 0 after a crashed vCPU"
-	for n in $(seq 0 $((nodes - 1))); do
-		grep -q "VM stopped by host-error on node $last" "$tmp/out/n$n.log" ||
-			fail "n$n did not stop naming the host-error on node $last"
-	done
+	stopped_saying "VM stopped by host-error on node $last" "stop naming the host-error on node $last"
 	grep -h "internal error\|VM stopped" "$tmp"/out/n*.log
 	echo "PASS: a vCPU KVM could not run on $last stopped all $nodes nodes in ${took}s"
 	exit 0

@@ -99,12 +99,8 @@ bool test_atomic(void)
 	run.cx16 = (c >> 13) & 1 && cmdline_u64("mini.cx16", 1);
 	run.n = cmdline_u64("mini.atomic_n", 20000);
 	run.min_us = cmdline_u64("mini.atomic_ms", 200) * 1000;
-	for (int i = 0; i < boot.n_cpus; i++)
-		if (boot.cpu[i].online) {
-			mask |= 1ull << i;
-			run.participants++;
-		}
-	if (!smp_run(mask, worker, 0, 1000 * cmdline_u64("mini.test_timeout", 600), &late)) {
+	mask = online_mask(&run.participants);
+	if (!test_run(mask, worker, &late)) {
 		test_result("atomic", false, "cpus did not finish (mask %lx)", late);
 		return false;
 	}

@@ -70,17 +70,13 @@ bool test_ipi(void)
 	uint64_t late;
 	uint64_t t0;
 
-	run.p = test_pair();
-	if (run.p.b < 0) {
-		test_result("ipi", false, "needs two CPUs");
+	if (!test_pair_ready("ipi", &run.p))
 		return false;
-	}
 	run.n = (uint32_t)cmdline_u64("mini.ipi_n", 200);
 	irq_register(VEC_PING, on_ping);
 	irq_register(VEC_PONG, on_pong);
 	t0 = now_us();
-	bool done = smp_run(1ull << run.p.a | 1ull << run.p.b, ipi_worker, 0,
-			    1000 * cmdline_u64("mini.test_timeout", 600), &late);
+	bool done = test_run(pair_mask(run.p), ipi_worker, &late);
 	uint64_t us = now_us() - t0;
 	bool ok = done && !run.failed_round && run.pings_sent == run.n &&
 		  run.pings_received == run.n && run.pongs_sent == run.n &&

@@ -86,16 +86,12 @@ bool test_mp(void)
 {
 	uint64_t late;
 
-	run.p = test_pair();
-	if (run.p.b < 0) {
-		test_result("mp", false, "needs two CPUs");
+	if (!test_pair_ready("mp", &run.p))
 		return false;
-	}
 	run.rounds = rounds();
 	run.forbidden = run.timeouts = 0;
 	run.base = flag.v; /* rounds continue from a previous run's values */
-	bool done = smp_run(1ull << run.p.a | 1ull << run.p.b, mp_worker, 0,
-			    1000 * cmdline_u64("mini.test_timeout", 600), &late);
+	bool done = test_run(pair_mask(run.p), mp_worker, &late);
 	bool ok = done && !run.forbidden && !run.timeouts;
 
 	test_result("mp", ok, "cpus=%d(node %u),%d(node %u) rounds=%u forbidden=%u%s timeouts=%u%s",
@@ -139,16 +135,12 @@ bool test_sb(void)
 	uint64_t late;
 	uint32_t both_new = 0, a_old = 0, b_old = 0;
 
-	run.p = test_pair();
-	if (run.p.b < 0) {
-		test_result("sb", false, "needs two CPUs");
+	if (!test_pair_ready("sb", &run.p))
 		return false;
-	}
 	run.rounds = rounds();
 	run.forbidden = run.timeouts = 0;
 	run.base = sb_barrier.arrived / 2; /* the barrier counts rounds since boot */
-	bool done = smp_run(1ull << run.p.a | 1ull << run.p.b, sb_worker, 0,
-			    1000 * cmdline_u64("mini.test_timeout", 600), &late);
+	bool done = test_run(pair_mask(run.p), sb_worker, &late);
 	for (uint32_t i = 1; i <= run.rounds; i++) {
 		uint32_t r = run.base + i;
 		bool ao = seen[0][i] < r, bo = seen[1][i] < r;

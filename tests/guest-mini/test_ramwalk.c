@@ -112,7 +112,7 @@ bool test_ramwalk(void)
 		cn += snprintk(chain + cn, sizeof(chain) - cn, "%scpu%d(node %u)", i ? "->" : "", cpu,
 			       boot.cpu[cpu].node);
 		run.pass = (uint32_t)i;
-		if (!smp_run(1ull << cpu, walk, 0, 1000 * cmdline_u64("mini.test_timeout", 600), &late)) {
+		if (!test_run(1ull << cpu, walk, &late)) {
 			test_result("ramwalk", false, "pass %d on cpu %d did not finish", i, cpu);
 			return false;
 		}

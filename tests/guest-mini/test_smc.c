@@ -94,16 +94,12 @@ bool test_smc(void)
 {
 	uint64_t late;
 
-	run.p = test_pair();
-	if (run.p.b < 0) {
-		test_result("smc", false, "needs two CPUs");
+	if (!test_pair_ready("smc", &run.p))
 		return false;
-	}
 	run.n = (uint32_t)cmdline_u64("mini.smc_n", 200);
 	run.base = smc_sync.done;
 	run.n &= ~1u; /* whole pairs of rounds: the code ends as A's last write */
-	bool done = smp_run(1ull << run.p.a | 1ull << run.p.b, smc_worker, 0,
-			    1000 * cmdline_u64("mini.test_timeout", 600), &late);
+	bool done = test_run(pair_mask(run.p), smc_worker, &late);
 	bool ok = done && !run.errors && !run.timeouts;
 
 	if (run.errors)

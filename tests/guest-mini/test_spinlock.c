@@ -102,12 +102,8 @@ bool test_spinlock(void)
 	uint32_t overlaps = 0, torn = 0, timeouts = 0;
 
 	run.n = cmdline_u64("mini.lock_n", 200);
-	for (int i = 0; i < boot.n_cpus; i++)
-		if (boot.cpu[i].online) {
-			mask |= 1ull << i;
-			run.participants++;
-		}
-	if (!smp_run(mask, worker, 0, 1000 * cmdline_u64("mini.test_timeout", 600), &late)) {
+	mask = online_mask(&run.participants);
+	if (!test_run(mask, worker, &late)) {
 		test_result("spinlock", false, "cpus did not finish (mask %lx)", late);
 		return false;
 	}

@@ -19,6 +19,33 @@ struct pair test_pair(void)
 	return p;
 }
 
+bool test_pair_ready(const char *test, struct pair *p)
+{
+	*p = test_pair();
+	if (p->b >= 0)
+		return true;
+	test_result(test, false, "needs two CPUs");
+	return false;
+}
+
+bool test_run(uint64_t mask, cpu_fn fn, uint64_t *late)
+{
+	return smp_run(mask, fn, 0, 1000 * cmdline_u64("mini.test_timeout", 600), late);
+}
+
+uint64_t online_mask(uint32_t *count)
+{
+	uint64_t mask = 0;
+
+	*count = 0;
+	for (int i = 0; i < boot.n_cpus; i++)
+		if (boot.cpu[i].online) {
+			mask |= 1ull << i;
+			(*count)++;
+		}
+	return mask;
+}
+
 bool round_barrier_wait(struct round_barrier *b, uint32_t n, uint32_t round)
 {
 	uint64_t deadline_us = wait_deadline();
