@@ -18,6 +18,11 @@
 #     --qemu-arg ARG     one more argument for every node's QEMU (repeatable),
 #                        e.g. the test hooks: --qemu-arg -object
 #                        --qemu-arg disco-test-hooks,id=t,tb-invalidate=off
+#     --accel tcg|kvm    the nodes' accelerator (disco-node --accel; default tcg)
+#
+# The guest is the VM's `kernel:`: the default Linux guest, or the mini
+# test kernel (build/tests/guest-mini/mini.bin, tests/guest-mini/README.md),
+# whose `mini: result=pass` line counts like the Linux guest's.
 #
 # Exit status: 0 when every node exited 0 (guest powered off) and every
 # guest program passed; 1 otherwise. The console is in OUT/console.log and
@@ -25,7 +30,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() qemu_args=()
+build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() qemu_args=() accel=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vm) vm=$2; shift 2 ;;
@@ -36,7 +41,8 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
 	--qemu-arg) qemu_args+=("$2"); shift 2 ;;
-	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+	--accel) accel=(--accel "$2"); shift 2 ;;
+	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -78,7 +84,7 @@ trap cleanup EXIT
 
 master=${nodes[0]}
 for n in "${nodes[@]:1}"; do
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$n" --console null \
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$n" "${accel[@]}" --console null \
 		--stats "$out/$n.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		>"$out/$n.log" 2>&1 </dev/null &
 	pids+=($!)
@@ -86,13 +92,13 @@ done
 if [ $interactive -eq 1 ]; then
 	echo "run-vm: $vm_name on ${#nodes[@]} nodes (${nodes[*]}), $vcpus vCPUs; guest console follows (poweroff to end)"
 	set +e
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" "${accel[@]}" --console stdio \
 		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		2>"$out/$master.log"
 	set -e
 	master_pid=""
 else
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" "${accel[@]}" --console stdio \
 		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		>"$out/console.log" 2>"$out/$master.log" </dev/null &
 	master_pid=$!
@@ -130,7 +136,7 @@ coherence=not-run
 if [ $interactive -eq 0 ]; then
 	if grep -q "disco-guest: coherence PASS" "$out/console.log"; then coherence=pass
 	elif grep -q "disco-guest: coherence FAIL" "$out/console.log"; then coherence=fail; fi
-	grep -q "disco-guest: result=pass" "$out/console.log" || status=1
+	grep -q -e "disco-guest: result=pass" -e "mini: result=pass" "$out/console.log" || status=1
 fi
 [ "$coherence" != fail ] || status=1
 echo "vm=$vm_name nodes=${#nodes[@]} vcpus=$vcpus guest_exit=$guest_exit coherence=$coherence"

@@ -21,6 +21,8 @@
 #include "exec/exec-all.h"
 #include "sysemu/hostmem.h"
 #include "sysemu/tcg.h"
+#include "sysemu/kvm.h"
+#include <sys/syscall.h>
 #include "hw/core/cpu.h"
 #include "cpu.h"
 
@@ -165,6 +167,35 @@ static void disco_fatal(void *opaque, const char *message)
     disco_die("%s: stopping the VM", message);
 }
 
+/*
+ * Under KVM most accesses to guest RAM are made by the kernel (KVM maps a
+ * page into the guest, emulates an instruction, writes kvmclock), not by
+ * QEMU's user-mode code. A process without CAP_SYS_PTRACE may (since Linux
+ * 5.11, with vm.unprivileged_userfaultfd=0) only get a userfaultfd limited
+ * to user-mode faults, which the DSM then falls back to: KVM's faults on a
+ * missing page would fail instead of waiting for it ("KVM internal error
+ * ... emulation failure" on the first vCPU of another node). Refuse that
+ * at start, saying what to change.
+ */
+static void disco_check_kernel_faults(void)
+{
+    int fd;
+
+    if (!kvm_enabled()) {
+        return;
+    }
+    fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    if (errno == EPERM) {
+        disco_die("KVM needs a userfaultfd that also takes the kernel's faults on guest RAM, "
+                  "and this process may only get one for user-mode faults: run disco-node as "
+                  "root or with CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1");
+    }
+}
+
 void disco_ram_init_done(void)
 {
     struct dsm_placement placement;
@@ -185,6 +216,7 @@ void disco_ram_init_done(void)
         warn_report("disco: disco-test-hooks,tb-invalidate=off: translated user-mode code is "
                     "NOT invalidated when other nodes write it (test only)");
     }
+    disco_check_kernel_faults();
     cluster_vm_dsm_placement(disco.cfg, disco.vm, &placement);
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
