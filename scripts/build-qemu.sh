@@ -8,8 +8,10 @@
 # added when the machine has none), the patch series in
 # node-monitor/qemu/patches/ (applied in the order of its `series` file),
 # disco's QEMU-side files in node-monitor/qemu/src/ (copied to disco/ in the
-# QEMU tree, see its meson.build) and the project's static libraries from
-# BUILD (dsm, rpc, config, proto: `make` builds them first).
+# QEMU tree, see its meson.build), the device list node-monitor/qemu/
+# devices.mak (the PC machine plus virtio-blk and virtio-net; user-mode
+# networking from Debian's libslirp) and the project's static libraries
+# from BUILD (dsm, rpc, config, proto: `make` builds them first).
 #
 # Cache (outside the work tree, $DISCO_CACHE or ~/.cache/disco):
 #   qemu-src/<version>/          the unpacked source package, fetched once
@@ -25,6 +27,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 cache=${DISCO_CACHE:-$HOME/.cache/disco}
 patches=$root/node-monitor/qemu/patches
+devices=$root/node-monitor/qemu/devices.mak
 src=$root/node-monitor/qemu/src
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH  # Debian's python3 and meson, not a venv's
 
@@ -86,10 +89,12 @@ fi
 series=$(grep -v '^\s*\(#\|$\)' "$patches/series")
 configure_flags=(--meson=/usr/bin/meson --target-list=x86_64-softmmu
 	--without-default-features --without-default-devices
-	--enable-tcg --enable-kvm --enable-fdt=system
+	--enable-tcg --enable-kvm --enable-fdt=system --enable-slirp
+	--with-devices-x86_64=disco
 	--disable-werror --disable-docs --disable-install-blobs
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios)
-h1=$( (echo "${configure_flags[*]}"; for p in $series; do cat "$patches/$p"; done) | sha256sum | cut -c1-16)
+h1=$( (echo "${configure_flags[*]}"; cat "$devices"; for p in $series; do cat "$patches/$p"; done) |
+	sha256sum | cut -c1-16)
 h2=$( (echo "$h1"; cat "$src"/*; for l in "${libs[@]}"; do cat "$build/$l"; done;
        for h in "${headers[@]}"; do cat "$root/$h"; done; cat "$build/proto/vm.pb-c.h") |
       sha256sum | cut -c1-16)
@@ -110,6 +115,7 @@ if [ ! -f "$work/.configured" ]; then
 	for p in $series; do
 		patch -d "$work" -p1 --quiet --forward < "$patches/$p" || die "patch $p does not apply"
 	done
+	cp "$devices" "$work/configs/devices/x86_64-softmmu/disco.mak"
 	mkdir -p "$work/disco" "$work/build"
 	cp "$src"/* "$work/disco/"
 	mkdir -p "$work/disco/lib" "$work/disco/include"
