@@ -14,7 +14,9 @@
 #                                   vmn_vm, vmn_vcpus
 #   vmn_start NODE OUT [APPEND]     start NODE in the background: messages in
 #                                   OUT/NODE.log, statistics in OUT/NODE.stats;
-#                                   the master's console in OUT/console.log
+#                                   the master's console in OUT/console.log;
+#                                   QEMU gets "${vmn_qemu_extra[@]}" (each
+#                                   word's NODE replaced by the node's name)
 #   vmn_start_all OUT [APPEND]      every node, the master last
 #   vmn_follow OUT                  copy OUT/console.log to stdout as it grows
 #   vmn_unfollow                    stop doing that (after a last look)
@@ -27,6 +29,7 @@
 # Works under set -euo pipefail; nothing here exits.
 
 vmn_pids=()
+vmn_qemu_extra=()
 vmn_tail_pid=""
 declare -A vmn_pid=() vmn_rc=()
 
@@ -41,13 +44,17 @@ vmn_init() {
 }
 
 vmn_start() {
-	local node=$1 out=$2 append=${3:-}
+	local node=$1 out=$2 append=${3:-} w
 	local args=(--config "$vmn_config" ${vmn_vm_opt:+--vm "$vmn_vm_opt"} --node "$node"
 		--stats "$out/$node.stats" ${append:+--append "$append"})
+	if [ ${#vmn_qemu_extra[@]} -gt 0 ]; then
+		args+=(--)
+		for w in "${vmn_qemu_extra[@]}"; do args+=("${w//NODE/$node}"); done
+	fi
 	if [ "$node" = "$vmn_master" ]; then
-		"$vmn_bin" "${args[@]}" --console stdio >"$out/console.log" 2>"$out/$node.log" </dev/null &
+		"$vmn_bin" --console stdio "${args[@]}" >"$out/console.log" 2>"$out/$node.log" </dev/null &
 	else
-		"$vmn_bin" "${args[@]}" --console null >"$out/$node.log" 2>&1 </dev/null &
+		"$vmn_bin" --console null "${args[@]}" >"$out/$node.log" 2>&1 </dev/null &
 	fi
 	vmn_pid[$node]=$!
 	vmn_pids+=($!)
