@@ -83,8 +83,9 @@ rootfs_setup() {
 	# Console: a serial getty on ttyS0 comes from console=ttyS0 (systemd's
 	# getty generator). Network: DHCP on every NIC (QEMU's user-mode
 	# network answers it), unless ip= on the kernel command line sets one.
+	# (99-: after the files systemd-network-generator writes for ip=, 90-*)
 	mkdir -p "$r/etc/systemd/network"
-	printf '[Match]\nName=eth* en*\n\n[Network]\nDHCP=ipv4\n' >"$r/etc/systemd/network/80-disco-dhcp.network"
+	printf '[Match]\nName=eth* en*\n\n[Network]\nDHCP=ipv4\n' >"$r/etc/systemd/network/99-disco-dhcp.network"
 	chroot "$r" systemctl enable systemd-networkd.service systemd-network-generator.service
 	# Off: what a test VM does not need (no VGA console, no periodic
 	# maintenance, no FUSE, loop or device-mapper, no kernel debug file
