@@ -16,7 +16,7 @@
 #                                   OUT/NODE.log, statistics in OUT/NODE.stats;
 #                                   the master's console in OUT/console.log;
 #                                   QEMU gets "${vmn_qemu_extra[@]}" (each
-#                                   word's NODE replaced by the node's name)
+#                                   word's @NODE@ replaced by the node's name)
 #   vmn_start_all OUT [APPEND]      every node, the master last
 #   vmn_follow OUT                  copy OUT/console.log to stdout as it grows
 #   vmn_unfollow                    stop doing that (after a last look)
@@ -49,7 +49,7 @@ vmn_start() {
 		--stats "$out/$node.stats" ${append:+--append "$append"})
 	if [ ${#vmn_qemu_extra[@]} -gt 0 ]; then
 		args+=(--)
-		for w in "${vmn_qemu_extra[@]}"; do args+=("${w//NODE/$node}"); done
+		for w in "${vmn_qemu_extra[@]}"; do args+=("${w//@NODE@/$node}"); done
 	fi
 	if [ "$node" = "$vmn_master" ]; then
 		"$vmn_bin" --console stdio "${args[@]}" >"$out/console.log" 2>"$out/$node.log" </dev/null &
