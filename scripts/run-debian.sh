@@ -26,7 +26,8 @@
 #     --net-mib N      size of the network check, each way (default 16; 0 skips it)
 #     --exec COMMAND   after the checks, run COMMAND (bash -c) on the host with
 #                      DISCO_SSH_KEY, DISCO_SSH_HOST, DISCO_SSH_PORT,
-#                      DISCO_PATTERN, DISCO_MASTER_PID and DISCO_OUT set
+#                      DISCO_PATTERN, DISCO_MASTER_PID, DISCO_OUT, DISCO_CONFIG
+#                      and DISCO_BUILD set
 #                      (scripts/lib/debian-guest.sh reads them); exec= is its status
 #     --quiet          do not copy the console to stdout
 #
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--net-mib) net_mib=$2; shift 2 ;;
 	--exec) exec_cmd=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
-	-h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,37p' "$0"; exit 0 ;;
 	-*) echo "run-debian: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -123,6 +124,7 @@ if dg_wait_ssh "$(left)" "$master_pid"; then
 	if [ -n "$exec_cmd" ]; then
 		if DISCO_SSH_KEY=$key DISCO_SSH_HOST=$ssh_host DISCO_SSH_PORT=$ssh_port \
 			DISCO_PATTERN=$pattern DISCO_MASTER_PID=$master_pid DISCO_OUT=$out \
+			DISCO_CONFIG=$config DISCO_BUILD=$build \
 			timeout "$(left)" bash -c "$exec_cmd"; then
 			exec_result=" exec=pass"
 		else

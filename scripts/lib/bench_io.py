@@ -9,13 +9,18 @@
                                      forward to the guest's listener), send
                                      MIB MiB, half-close, wait until the guest
                                      closes: prints MB/s (10^6 bytes / s)
-  bench_io.py recv PORTFILE MIB      listen on 127.0.0.1 (port written to
-                                     PORTFILE), take one connection, read to
-                                     its end (must be MIB MiB): prints MB/s
-                                     from the first byte to the end
+  bench_io.py send - PORT            the same with what comes on stdin: prints
+                                     the bytes sent
+  bench_io.py recv PORTFILE MIB [ADDR] [sha256]
+                                     listen on ADDR (default 127.0.0.1; port
+                                     written to PORTFILE), take one connection,
+                                     read to its end (must be MIB MiB): prints
+                                     MB/s from the first byte to the end, or
+                                     the SHA-256 of what came
   bench_io.py fio FILE               fio's JSON output: "<MB/s> <IOPS> <MiB>" of
                                      its first job (read or write, whichever ran)
 """
+import hashlib
 import json
 import socket
 import sys
@@ -75,16 +80,32 @@ def send(port, mib):
     print("%.2f" % (mib * CHUNK / t / 1e6))
 
 
-def recv(portfile, mib):
+def send_stdin(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=300)
+    n = 0
+    while True:
+        b = sys.stdin.buffer.read(CHUNK)
+        if not b:
+            break
+        s.sendall(b)
+        n += len(b)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    s.close()
+    print(n)
+
+
+def recv(portfile, mib, addr="127.0.0.1", digest=False):
     ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
+    ls.bind((addr, 0))
     ls.listen(1)
     ls.settimeout(300)
     with open(portfile, "w") as f:
         f.write("%d\n" % ls.getsockname()[1])
     c, _ = ls.accept()
     c.settimeout(300)
-    n, t0 = 0, None
+    n, t0, h = 0, None, hashlib.sha256()
     while True:
         b = c.recv(CHUNK)
         if not b:
@@ -92,11 +113,13 @@ def recv(portfile, mib):
         if t0 is None:
             t0 = time.monotonic()
         n += len(b)
+        if digest:
+            h.update(b)
     t = time.monotonic() - t0 if t0 else 0
     c.close()
     if n != mib * CHUNK or t <= 0:
         raise SystemExit("received %d bytes, want %d" % (n, mib * CHUNK))
-    print("%.2f" % (n / t / 1e6))
+    print(h.hexdigest() if digest else "%.2f" % (n / t / 1e6))
 
 
 def fio(path):
@@ -110,10 +133,13 @@ def fio(path):
 def main(argv):
     if len(argv) >= 3 and argv[1] == "counters":
         counters(argv[2:])
+    elif len(argv) == 4 and argv[1] == "send" and argv[2] == "-":
+        send_stdin(int(argv[3]))
     elif len(argv) == 4 and argv[1] == "send":
         send(int(argv[2]), int(argv[3]))
-    elif len(argv) == 4 and argv[1] == "recv":
-        recv(argv[2], int(argv[3]))
+    elif 4 <= len(argv) <= 6 and argv[1] == "recv":
+        recv(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else "127.0.0.1",
+             len(argv) > 5 and argv[5] == "sha256")
     elif len(argv) == 3 and argv[1] == "fio":
         fio(argv[2])
     else:

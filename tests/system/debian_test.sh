@@ -64,7 +64,7 @@ else
 fi
 echo "$tap_note"
 
-"$here/make-debian-config.sh" "$build" "$nodes" "$vcpus" "$mem" "$tmp/disk.qcow2" >"$tmp/cluster.yaml"
+FWD_EXTRA=5001 "$here/make-debian-config.sh" "$build" "$nodes" "$vcpus" "$mem" "$tmp/disk.qcow2" >"$tmp/cluster.yaml"
 start=$SECONDS
 set +e
 "${in_ns[@]}" "$root/scripts/run-debian.sh" --build "$build" --out "$tmp/out" --quiet --timeout 1500 \
