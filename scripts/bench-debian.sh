@@ -21,12 +21,13 @@
 #             disk: sequential 1 MiB writes then reads of 128 MiB (libaio,
 #             depth 4), then 4 KiB random writes and reads for 10 s each
 #             (libaio, depth 8)
-#   net       64 MiB host -> guest (fio's net engine listening in the guest,
-#             reached through the master's port forward) and 64 MiB guest ->
-#             host (fio's net engine sending to user-mode networking's
-#             gateway 10.0.2.2, the host); plain TCP, no ssh (whose
-#             encryption would be what is measured); one guest process each
-#             way, no pipe
+#   net       64 MiB host -> guest (netcat listening in the guest, reached
+#             through the master's port forward, writing to /dev/null) and
+#             64 MiB guest -> host (head -c 64M /dev/zero | netcat, to
+#             user-mode networking's gateway 10.0.2.2, the host); plain TCP,
+#             no ssh (whose encryption would be what is measured); the guest's
+#             processes pinned to one vCPU together (fio's net engine counts
+#             short reads as whole ones and stops early)
 # Every disk and network test runs twice: pinned to vCPU 0 (the master's:
 # on the cluster the process, the device and the network are on one node)
 # and to vCPU 1 (on the cluster the other node's: every request, interrupt
@@ -142,8 +143,7 @@ run_once() {
 		dg_ssh root rm -f /var/tmp/fio.bin </dev/null
 
 		# network: host -> guest
-		dg_ssh root "systemd-run --unit=bench-net-in-$cpu --quiet fio --name=rx --ioengine=net \
-			--listen --port=5001 --protocol=tcp --rw=read --bs=64k --size=64M --cpus_allowed=$cpu" </dev/null
+		dg_ssh root "systemd-run --unit=bench-net-in-$cpu --quiet taskset -c $cpu sh -c 'nc -l 5001 >/dev/null'" </dev/null
 		for _ in $(seq 100); do dg_ssh root "ss -ltn | grep -q ':5001 '" </dev/null && break; sleep 0.2; done
 		counters >"$tmp/c0"
 		mbs=$(python3 "$py" send "$nc_port" 64)
@@ -157,8 +157,7 @@ run_once() {
 		for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 		port=$(cat "$tmp/port")
 		counters >"$tmp/c0"
-		dg_ssh root "fio --name=tx --ioengine=net --hostname=10.0.2.2 --port=$port --protocol=tcp \
-			--rw=write --bs=64k --size=64M --cpus_allowed=$cpu --output-format=terse" </dev/null >/dev/null ||
+		dg_ssh root "taskset -c $cpu sh -c 'head -c 64M /dev/zero | nc -N 10.0.2.2 $port'" </dev/null ||
 			die "guest -> host transfer failed"
 		wait "$rp" || die "the host did not receive 64 MiB from the guest"
 		counters >"$tmp/c1"

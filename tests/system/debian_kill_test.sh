@@ -65,6 +65,7 @@ sleep 2
 echo "the guest has written $c files; killing n1 (pid $n1) with SIGKILL"
 kill -KILL "$n1"
 killed=$SECONDS
+wait "$n1" 2>/dev/null || true
 while kill -0 "$n0" 2>/dev/null && [ $((SECONDS - killed)) -le 10 ]; do sleep 0.1; done
 kill -0 "$n0" 2>/dev/null && fail "the master still runs 10 s after n1 was killed"
 took=$((SECONDS - killed))
