@@ -4,7 +4,7 @@ BUILD ?= build
 SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test test-sanitize bench run compare clean
+.PHONY: all setup build debian-image test test-sanitize bench bench-debian run run-debian compare clean
 
 all: build
 
@@ -21,10 +21,15 @@ build: setup $(BUILD)/CMakeCache.txt
 	scripts/build-qemu.sh $(BUILD)
 	scripts/make-guest.sh $(BUILD)/guest
 
+# The Debian 12 guest: a root disk from Debian's packages (mmdebstrap, as
+# root), its kernel and initramfs, cached by a hash of the inputs.
+debian-image: build
+	scripts/make-debian-image.sh $(BUILD)/debian
+
 # All tests: units, simulator, SPIN model, process tests, system tests that
-# boot the guest across node processes; then the unit and simulator tests
+# boot the guests across node processes; then the unit and simulator tests
 # again under ASan+UBSan.
-test: build
+test: build debian-image
 	cd $(BUILD) && ctest --output-on-failure
 	$(MAKE) --no-print-directory test-sanitize
 
@@ -44,6 +49,15 @@ run: build
 # The guest workloads (boot, NUMA-local, read-shared, write-shared,
 # misplaced, xz) on one QEMU process and on the cluster with the static and
 # the disco policy, side by side: build/compare/compare.{md,csv,png,svg}.
+# Debian 12 across the two nodes of debian-2node.yaml, root disk and network
+# on the master: a login prompt on a terminal, else checks through ssh.
+run-debian: debian-image
+	scripts/run-debian.sh --build $(BUILD) cluster-config/examples/debian-2node.yaml
+
+# Debian on one QEMU process against 2 nodes: boot, disk and network ratios.
+bench-debian: debian-image
+	scripts/bench-debian.sh $(BUILD)
+
 compare: build
 	scripts/disco compare --build $(BUILD) --out $(BUILD)/compare
 

@@ -14,9 +14,12 @@ packages=(
 	spin                                    # Promela model of the protocol
 	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev  # patched QEMU 7.2
 	flex bison zlib1g-dev libfdt-dev                           #   (scripts/build-qemu.sh)
+	libslirp-dev                                               #   user-mode networking (vms[].nics)
 	seabios qemu-system-data                # guest firmware: bios.bin, linuxboot_dma.bin
 	busybox-static cpio                     # default guest initramfs (scripts/make-guest.sh)
 	xz-utils                                # the unmodified program of `disco compare` (copied into the guest)
+	mmdebstrap e2fsprogs qemu-utils         # Debian guest image (scripts/make-debian-image.sh), qemu-img
+	openssh-client iproute2                 # its tests: ssh into the guest, a tap in a network namespace
 	gnuplot-nox                             # charts of `scripts/disco compare`
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 )

@@ -14,6 +14,7 @@
  * translation here), and stop the VM when a fault cannot be served.
  */
 #include "qemu/osdep.h"
+#include <sys/syscall.h>
 #include "qemu/rcu.h"
 #include "qemu/madvise.h"
 #include "qemu/error-report.h"
@@ -196,6 +197,33 @@ static void disco_check_kernel_faults(void)
     }
 }
 
+/*
+ * The master's disks: the block layer's worker threads preadv/pwritev
+ * between the image and guest RAM, so a page that is not here faults
+ * inside the system call, in the kernel. userfaultfd serves kernel-mode
+ * faults only for a privileged process (root, CAP_SYS_PTRACE, or
+ * vm.unprivileged_userfaultfd=1); otherwise the DSM falls back to
+ * user-mode faults only and the system call would fail with EFAULT: the
+ * guest would see I/O errors. Refuse to start instead.
+ */
+static void disco_check_kernel_faults(void)
+{
+    int fd;
+
+    if (disco_nonmaster || !disco.vm->n_disks) {
+        return;
+    }
+    fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno == EPERM) {
+        disco_die("vm %s has disks, whose I/O threads read and write guest RAM inside system "
+                  "calls, and userfaultfd serves such faults only for a privileged process: "
+                  "run as root, give QEMU CAP_SYS_PTRACE, or set "
+                  "vm.unprivileged_userfaultfd=1", disco.vm->name);
+    }
+}
+
 void disco_ram_init_done(void)
 {
     struct dsm_placement placement;
@@ -257,10 +285,48 @@ void disco_ram_init_done(void)
     }
 }
 
+static void disco_print_counters(FILE *f, const char *prefix)
+{
+    struct dsm_stats s;
+
+    if (dsm_region_stats(disco.region, &s) == 0) {
+        dsm_stats_print(&s, prefix, f);
+    }
+    fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
+            "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
+            "%stb_invalidations=%" PRIu64 "\n%sguest_resets=%" PRIu32 "\n",
+            prefix, qatomic_read(&disco.n.ipis_sent), prefix,
+            qatomic_read(&disco.n.ipis_received), prefix, qatomic_read(&disco.n.io_forwarded),
+            prefix, qatomic_read(&disco.n.io_served), prefix,
+            qatomic_read(&disco.n.tb_invalidations), prefix, disco.reset_generation);
+}
+
+/* The counters so far, "key=value" lines (QOM property "counters" of the
+ * -object, read through QMP's qom-get while the VM runs: scripts/
+ * bench-debian.sh takes them before and after each I/O test). Main loop
+ * thread; dsm_region_stats() waits for the DSM loop thread, which never
+ * needs the BQL. */
+char *disco_ram_counters(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (!disco.region) {
+        return g_strdup("");
+    }
+    f = open_memstream(&buf, &len);
+    if (!f) {
+        return g_strdup("");
+    }
+    disco_print_counters(f, "");
+    fclose(f);
+    return buf; /* malloc'd: glib's g_free is free() */
+}
+
 void disco_ram_print_stats(void)
 {
     char prefix[96];
-    struct dsm_stats s;
     FILE *f = stderr;
 
     if (disco.stats_path) {
@@ -272,15 +338,7 @@ void disco_ram_print_stats(void)
         }
     }
     snprintf(prefix, sizeof(prefix), "disco %s: ", disco_node_name(disco.self));
-    if (dsm_region_stats(disco.region, &s) == 0) {
-        dsm_stats_print(&s, prefix, f);
-    }
-    fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
-            "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
-            "%stb_invalidations=%" PRIu64 "\n%sguest_resets=%" PRIu32 "\n",
-            prefix, disco.n.ipis_sent, prefix, disco.n.ipis_received, prefix,
-            disco.n.io_forwarded, prefix, disco.n.io_served, prefix, disco.n.tb_invalidations,
-            prefix, disco.reset_generation);
+    disco_print_counters(f, prefix);
     if (f != stderr) {
         fclose(f);
     }
