@@ -2,6 +2,7 @@
 # test_rpc_transport opens real sockets on 127.0.0.1 (ports derived from the
 # pid); tests/rdma/ runs the same program over Soft-RoCE (DISCO_TEST_TRANSPORT).
 set(DISCO_RPC_TESTS
+  test_log
   test_frame
   test_auth
   test_rpc_call
