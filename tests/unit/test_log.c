@@ -2,7 +2,7 @@
  * rpc/log.c: escaping of text a peer sent, the last-line-of-defence
  * escaping in disco_log(), and the rate limit for warnings an anonymous
  * client can trigger at will. stderr is redirected to a temporary file
- * while a test logs, and read back.
+ * while a test logs, and read back (raw_peer.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,39 +16,7 @@
 #include <cmocka.h>
 
 #include "rpc/log.h"
-
-static int saved_stderr = -1;
-static FILE *capture;
-
-static void capture_begin(void)
-{
-	capture = tmpfile();
-	assert_non_null(capture);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
-}
-
-/* Stop capturing; what was logged, in a static buffer. */
-static const char *capture_end(void)
-{
-	static char text[64 * 1024];
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	rewind(capture);
-	size_t n = fread(text, 1, sizeof(text) - 1, capture);
-	text[n] = '\0';
-	fclose(capture);
-	return text;
-}
-
-static int count_lines(const char *s)
-{
-	int n = 0;
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
+#include "raw_peer.h"
 
 static void test_escape(void **state)
 {
@@ -75,18 +43,18 @@ static void test_escape(void **state)
 static void test_log_line_is_one_line(void **state)
 {
 	disco_log_set_thread_node("n0");
-	capture_begin();
+	stderr_capture_begin();
 	disco_log(DISCO_LOG_WARN, "hello from %s", "evil\ndisco[n0]: info: node n1 up\x1b[0m\xff");
-	const char *out = capture_end();
+	const char *out = stderr_capture_end();
 	assert_string_equal(out, "disco[n0]: warn: hello from "
 				 "evil\\x0adisco[n0]: info: node n1 up\\x1b[0m\\xff\n");
 	/* A message longer than a line is cut, still ending in one newline. */
 	char huge[3000];
 	memset(huge, 'y', sizeof(huge) - 1);
 	huge[sizeof(huge) - 1] = '\0';
-	capture_begin();
+	stderr_capture_begin();
 	disco_log(DISCO_LOG_WARN, "%s", huge);
-	out = capture_end();
+	out = stderr_capture_end();
 	assert_int_equal(count_lines(out), 1);
 	assert_true(strlen(out) <= 1024);
 	assert_string_equal(out + strlen(out) - 4, "...\n");
@@ -99,18 +67,18 @@ static void test_rate_limit(void **state)
 	struct disco_log_limit lim = { 0 };
 
 	disco_log_set_thread_node("n0");
-	capture_begin();
+	stderr_capture_begin();
 	for (int i = 0; i < 1000; i++)
 		disco_log_limited(&lim, DISCO_LOG_WARN, "refusing connection %d", i);
 	disco_log_limit_flush(&lim); /* too early: nothing */
-	const char *out = capture_end();
+	const char *out = stderr_capture_end();
 	assert_string_equal(out, "disco[n0]: warn: refusing connection 0\n");
 
 	usleep(1100 * 1000);
-	capture_begin();
+	stderr_capture_begin();
 	disco_log_limit_flush(&lim);
 	disco_log_limit_flush(&lim); /* nothing left to say */
-	out = capture_end();
+	out = stderr_capture_end();
 	assert_int_equal(count_lines(out), 1);
 	assert_non_null(strstr(out, "disco[n0]: warn: 999 more like this in "));
 	assert_non_null(strstr(out, "not shown; the last: refusing connection 999\n"));
@@ -118,15 +86,15 @@ static void test_rate_limit(void **state)
 	/* The next line after a quiet second is printed at once, and counts
 	 * what came in between. */
 	usleep(1100 * 1000);
-	capture_begin();
+	stderr_capture_begin();
 	disco_log_limited(&lim, DISCO_LOG_WARN, "again");
 	disco_log_limited(&lim, DISCO_LOG_WARN, "again");
-	out = capture_end();
+	out = stderr_capture_end();
 	assert_string_equal(out, "disco[n0]: warn: again\n");
 	usleep(1100 * 1000);
-	capture_begin();
+	stderr_capture_begin();
 	disco_log_limited(&lim, DISCO_LOG_WARN, "third");
-	out = capture_end();
+	out = stderr_capture_end();
 	assert_non_null(strstr(out, "disco[n0]: warn: third (and 1 more like this in "));
 	assert_int_equal(count_lines(out), 1);
 }

@@ -40,10 +40,13 @@
 #include <uv.h>
 
 #include "bench.pb-c.h"
+#include "membership.pb-c.h"
+#include <sodium.h>
 #include "rpc/auth.h"
 #include "rpc/call.h"
 #include "rpc/verbs_transport.h" /* the connect request's private data */
 #include "rpc/tcp_transport.h"
+#include "raw_peer.h"
 
 #define MAXN 4
 
@@ -594,42 +597,6 @@ static void test_wrong_key(void **state)
 
 /* ---- hostile raw connections ---- */
 
-static int raw_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-/* Read until the other side closes; true if it did within @ms. */
-static bool raw_closed(int fd, int ms)
-{
-	int64_t dl = now_ms() + ms;
-	uint8_t buf[4096];
-	for (;;) {
-		int left = (int)(dl - now_ms());
-		if (left <= 0)
-			return false;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, left) <= 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n <= 0) {
-			if (n < 0 && errno != ECONNRESET)
-				print_message("raw socket: read: %s\n", strerror(errno));
-			return true;
-		}
-	}
-}
-
-static void raw_write(int fd, const void *b, size_t n)
-{
-	assert_int_equal(write(fd, b, n), (ssize_t)n);
-}
-
 static void count_frame(struct node *n, int peer, const struct rpc_frame_view *f) {}
 
 static void test_raw_connections(void **state)
@@ -727,6 +694,260 @@ static void test_raw_connections(void **state)
 	assert_int_equal(LOCKED(n[0], n[0]->down[1]) + LOCKED(n[1], n[1]->down[0]), 0);
 	assert_int_equal(rpc_transport_send(n[1]->t, 0, RPC_MSG_DSM, "ok", 2, NULL), 0);
 	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
+	node_finish(n[0], false);
+	node_finish(n[1], false);
+	free(cfg);
+}
+
+/* ---- impostors: a Hello that names a node which has not joined yet ---- */
+
+enum trick { BAD_PROOF, GARBAGE, EOF_AFTER_HELLO, REPLAY, N_TRICKS };
+static const char *const trick_names[] = { "bad proof", "garbage", "EOF", "replayed proof" };
+
+static void send_proof(int fd, const uint8_t *mac)
+{
+	Disco__AuthProof p = DISCO__AUTH_PROOF__INIT;
+	uint8_t buf[64];
+	p.mac.data = (uint8_t *)mac;
+	p.mac.len = RPC_AUTH_MAC_LEN;
+	raw_send_frame(fd, RPC_MSG_AUTH, buf, disco__auth_proof__pack(&p, buf));
+}
+
+/* An impostor without the key on member @m's port: Hello as node @claim,
+ * the member's Hello and proof back, then @trick; the member closes the
+ * connection. For REPLAY it first records a genuine proof on a connection
+ * of its own (as an eavesdropper would from a real node's), then replays
+ * it on a second one. */
+static void impostor(const struct cluster_config *cfg, int m, int claim, enum trick trick)
+{
+	struct rpc_auth a;
+	uint8_t proof[RPC_AUTH_PROOF_MAX], mac[RPC_AUTH_MAC_LEN];
+	long plen = 0;
+	int fd;
+
+	if (trick == REPLAY) {
+		fd = raw_connect(cfg->nodes[m].port);
+		assert_true(raw_hello(fd, cfg, claim, m, &a));
+		plen = rpc_auth_make_proof(&a, proof, sizeof(proof)); /* right for that connection */
+		assert_true(plen > 0);
+		close(fd);
+	}
+	fd = raw_connect(cfg->nodes[m].port);
+	assert_true(raw_hello(fd, cfg, claim, m, &a));
+	switch (trick) {
+	case BAD_PROOF:
+		randombytes_buf(mac, sizeof(mac));
+		send_proof(fd, mac);
+		break;
+	case GARBAGE:
+		raw_write(fd, "\xff\xfe garbage after a Hello\r\n", 26);
+		break;
+	case EOF_AFTER_HELLO:
+		shutdown(fd, SHUT_WR);
+		break;
+	case REPLAY:
+		raw_send_frame(fd, RPC_MSG_AUTH, proof, (size_t)plen);
+		break;
+	default:
+		break;
+	}
+	if (!raw_closed(fd, 3000 * time_scale))
+		fail_msg("member %d kept the connection after the %s", m, trick_names[trick]);
+	close(fd);
+}
+
+/*
+ * @count nodes but the last are up; impostors claim the last on every
+ * member with every trick, and leave one connection each that claims it
+ * and never proves anything. Nobody fails the node, its handshake error
+ * names the impostor's real address, and the real node joins at once,
+ * while the impostors still hold their claims (their proof deadline is
+ * 10 s here).
+ */
+static void impostor_then_real_node(int count)
+{
+	struct cluster_config *cfg = make_cfg(count, 0x11, 50, 3000);
+	struct node *n[MAXN];
+	int last = count - 1, idle[MAXN];
+	char word[64];
+
+	cfg->proof_timeout_ms = 10000 * time_scale;
+	for (int i = 0; i < last; i++)
+		n[i] = node_start(cfg, i);
+	assert_true(wait_all_up(n, last, 5000));
+	for (int m = 0; m < last; m++)
+		for (int k = 0; k < N_TRICKS; k++)
+			impostor(cfg, m, last, (enum trick)k);
+	snprintf(word, sizeof(word), "claims to be node n%d", last);
+	for (int m = 0; m < last; m++) {
+		struct rpc_auth a;
+		idle[m] = raw_connect(cfg->nodes[m].port);
+		assert_true(raw_hello(idle[m], cfg, last, m, &a));
+		assert_true(WAIT_UNTIL(n[m], handshake_error_has(n[m], last, word), 1000));
+		assert_true(handshake_error_has(n[m], last, "connection from 127.0.0.1:"));
+		assert_int_equal(LOCKED(n[m], n[m]->down[last]), 0);
+		assert_int_equal(rpc_transport_peer_state(n[m]->t, last), RPC_PEER_CONNECTING);
+	}
+	int64_t t0 = now_ms();
+	n[last] = node_start(cfg, last);
+	assert_true(wait_all_up(n, count, 5000));
+	int64_t dt = now_ms() - t0;
+	print_message("%d nodes: node n%d joined %" PRId64 " ms after it started, past %d "
+		      "impostors\n", count, last, dt, last * (N_TRICKS + 2));
+	assert_true(dt < 3000 * time_scale); /* not after the impostors' 10 s deadline */
+	/* The node is up: what the idle impostors say now is refused. */
+	for (int m = 0; m < last; m++) {
+		uint8_t mac[RPC_AUTH_MAC_LEN] = { 0 };
+		send_proof(idle[m], mac);
+		assert_true(raw_closed(idle[m], 3000 * time_scale));
+		close(idle[m]);
+	}
+	for (int i = 0; i < count; i++)
+		for (int j = 0; j < count; j++)
+			if (i != j)
+				assert_int_equal(LOCKED(n[i], n[i]->down[j]), 0);
+	assert_true(all_up(n, count));
+	n[0]->on_frame = count_frame;
+	assert_int_equal(rpc_transport_send(n[last]->t, 0, RPC_MSG_DSM, "ok", 2, NULL), 0);
+	assert_true(WAIT_UNTIL(n[0], n[0]->frames == 1, 2000));
+	for (int i = 0; i < count; i++)
+		node_finish(n[i], false);
+	free(cfg);
+}
+
+static void test_impostor_two_nodes(void **state)
+{
+	impostor_then_real_node(2);
+}
+
+static void test_impostor_three_nodes(void **state)
+{
+	impostor_then_real_node(3);
+}
+
+/* A cluster name with a newline and terminal escapes in a Hello: the log
+ * gets one line, with the bytes escaped; no forged line, no raw escape. */
+static void test_hostile_name_logged_escaped(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	struct node *n0 = node_start(cfg, 0);
+	Disco__Hello h = DISCO__HELLO__INIT;
+	uint8_t nonce[RPC_AUTH_NONCE_LEN] = { 0 }, buf[512];
+
+	h.protocol_version = RPC_FRAME_VERSION;
+	h.cluster_name = "evil\ndisco[n0]: info: node n1 (127.0.0.1:1): up over tcp\x1b[2J\x7f\xff";
+	h.node_name = "n1";
+	h.node_index = 1;
+	h.nonce.data = nonce;
+	h.nonce.len = sizeof(nonce);
+	stderr_capture_begin();
+	int fd = raw_connect(cfg->nodes[0].port);
+	raw_send_frame(fd, RPC_MSG_HELLO, buf, disco__hello__pack(&h, buf));
+	bool closed = raw_closed(fd, 2000 * time_scale);
+	close(fd);
+	const char *log = stderr_capture_end();
+	assert_true(closed);
+	int evil_lines = 0;
+	for (const char *line = log; *line;) {
+		const char *nl = strchr(line, '\n');
+		assert_non_null(nl);
+		assert_memory_equal(line, "disco[", 6); /* every line is one of ours */
+		for (const char *c = line; c < nl; c++)
+			assert_true(*c >= 0x20 && *c < 0x7f);
+		if (memmem(line, (size_t)(nl - line), "evil", 4))
+			evil_lines++;
+		line = nl + 1;
+	}
+	assert_int_equal(evil_lines, 1);
+	assert_non_null(strstr(log, "claims to be node n1: belongs to cluster \"evil\\x0adisco[n0]: "
+				    "info: node n1 (127.0.0.1:1): up over tcp\\x1b[2J\\x7f\\xff\""));
+	assert_null(strstr(log, "\ndisco[n0]: info: node n1 (127.0.0.1:1)"));
+	node_finish(n0, false);
+	free(cfg);
+}
+
+/* ---- connection slots: idle anonymous clients cannot keep a node out ---- */
+
+enum { FLOOD_SOURCES = 20, FLOOD_PER_SOURCE = 8 };
+
+struct churn {
+	int port;
+	volatile int stop;
+	int opened;
+	int fds[FLOOD_SOURCES][FLOOD_PER_SOURCE]; /* a ring per source */
+};
+
+static void source_ip(int i, char *buf, size_t len)
+{
+	snprintf(buf, len, "127.0.0.%d", 2 + i);
+}
+
+/* New idle connections, round robin over the sources, every 2 ms; each
+ * source keeps FLOOD_PER_SOURCE open. */
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	char ip[32];
+	for (int k = 0; !c->stop; k++) {
+		int src = k % FLOOD_SOURCES, slot = (k / FLOOD_SOURCES) % FLOOD_PER_SOURCE;
+		source_ip(src, ip, sizeof(ip));
+		if (c->fds[src][slot] >= 0)
+			close(c->fds[src][slot]);
+		c->fds[src][slot] = raw_connect_nowait(ip, "127.0.0.1", c->port);
+		c->opened++;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/*
+ * Every slot for anonymous connections is held by idle clients from 20
+ * addresses (160 connections for 128 slots), which keep opening new ones
+ * while the real node joins: it is in within hello_timeout_ms plus a
+ * second, and the log grows by a bounded number of lines (the warnings
+ * are counted, one line a second).
+ */
+static void test_anonymous_slots_full(void **state)
+{
+	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 3000);
+	static struct churn churn;
+	pthread_t th;
+	struct node *n[2];
+
+	memset(&churn, 0xff, sizeof(churn.fds));
+	churn.port = cfg->nodes[0].port;
+	churn.stop = 0;
+	churn.opened = 0;
+	n[0] = node_start(cfg, 0);
+	stderr_capture_begin();
+	for (int i = 0; i < FLOOD_SOURCES * FLOOD_PER_SOURCE; i++) {
+		char ip[32];
+		source_ip(i % FLOOD_SOURCES, ip, sizeof(ip));
+		churn.fds[i % FLOOD_SOURCES][i / FLOOD_SOURCES] = raw_connect_nowait(ip, "127.0.0.1",
+										     churn.port);
+	}
+	usleep(300 * 1000); /* node 0 accepted them all */
+	pthread_create(&th, NULL, churn_main, &churn);
+	int64_t t0 = now_ms();
+	n[1] = node_start(cfg, 1);
+	bool up = wait_all_up(n, 2, cfg->hello_timeout_ms + 1000);
+	int64_t dt = now_ms() - t0;
+	usleep(500 * 1000); /* the flood goes on a little longer */
+	churn.stop = 1;
+	pthread_join(th, NULL);
+	for (int s = 0; s < FLOOD_SOURCES; s++)
+		for (int k = 0; k < FLOOD_PER_SOURCE; k++)
+			if (churn.fds[s][k] >= 0)
+				close(churn.fds[s][k]);
+	const char *log = stderr_capture_end();
+	int lines = count_lines(log);
+	print_message("slots full: node n1 up after %" PRId64 " ms (hello timeout %u ms), %d "
+		      "more connections opened meanwhile, %d log lines\n",
+		      dt, cfg->hello_timeout_ms, churn.opened, lines);
+	assert_true(up);
+	assert_true(dt <= (int64_t)cfg->hello_timeout_ms + 1000 * time_scale);
+	assert_non_null(strstr(log, "evicting connection from 127.0.0.")); /* they were full */
+	assert_true(lines <= 30);
 	node_finish(n[0], false);
 	node_finish(n[1], false);
 	free(cfg);
@@ -1199,6 +1420,10 @@ int main(void)
 	};
 	const struct CMUnitTest tcp_only[] = {
 		cmocka_unit_test(test_raw_connections),
+		cmocka_unit_test(test_impostor_two_nodes),
+		cmocka_unit_test(test_impostor_three_nodes),
+		cmocka_unit_test(test_hostile_name_logged_escaped),
+		cmocka_unit_test(test_anonymous_slots_full),
 		cmocka_unit_test(test_tcp_has_no_reads),
 	};
 	const struct CMUnitTest rdma_only[] = {
