@@ -4,7 +4,9 @@ BUILD ?= build
 SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test test-sanitize bench run compare clean
+FUZZ_SECONDS ?= 600
+
+.PHONY: all setup build test sanitize-build test-sanitize fuzz bench run compare clean
 
 all: build
 
@@ -23,15 +25,25 @@ build: setup $(BUILD)/CMakeCache.txt
 
 # All tests: units, simulator, SPIN model, process tests, system tests that
 # boot the guest across node processes; then the unit and simulator tests
-# again under ASan+UBSan.
+# again under ASan+UBSan, and the fuzz targets for a minute each.
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 	$(MAKE) --no-print-directory test-sanitize
 
-test-sanitize: setup
-	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDISCO_SANITIZE=ON
+# The sanitizer build uses clang, whose libFuzzer the fuzz_* targets need
+# (tests/fuzz/); its tests are those labelled sanitize, fuzz_* included.
+sanitize-build: setup
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DDISCO_SANITIZE=ON
 	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+
+test-sanitize: sanitize-build
 	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L sanitize
+
+# The fuzz targets only, for FUZZ_SECONDS each (default 600).
+fuzz: sanitize-build
+	cd $(SANITIZE_BUILD) && DISCO_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		ctest --output-on-failure -L fuzz --timeout $$(( $(FUZZ_SECONDS) + 300 ))
 
 bench: build
 	scripts/bench-dsm.sh $(BUILD)

@@ -1,0 +1,51 @@
+# libFuzzer targets (tests/fuzz/), included by tests/CMakeLists.txt. They
+# are built when DISCO_FUZZ is on: a clang build with DISCO_SANITIZE (the
+# top CMakeLists.txt; `make test-sanitize` configures build-sanitize so),
+# where every library carries coverage instrumentation. Each runs as the
+# ctest test of its own name (labels fuzz, sanitize) for
+# DISCO_FUZZ_SECONDS from its seed corpus tests/fuzz/corpus/<name>/;
+# `make fuzz` runs them longer. What it finds is written under
+# build-sanitize/fuzz/<name>/.
+#
+# A new target (fuzz_dsm_engine is next): tests/fuzz/<name>.c defining
+# LLVMFuzzerTestOneInput, a seed folder tests/fuzz/corpus/<name>/, and one
+# disco_add_fuzzer(<name> LIBS ...) below.
+if(NOT DISCO_FUZZ)
+  return()
+endif()
+set(DISCO_FUZZ_SECONDS 60 CACHE STRING "How long each fuzz_* ctest test fuzzes, in seconds")
+set(DISCO_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+# disco_add_fuzzer(name LIBS libs... [SEEDS dirs...] [FLAGS libfuzzer flags...]
+#                  [WORKING_DIRECTORY dir])
+function(disco_add_fuzzer name)
+  cmake_parse_arguments(F "" "WORKING_DIRECTORY" "LIBS;SEEDS;FLAGS" ${ARGN})
+  add_executable(${name} ${DISCO_FUZZ_DIR}/${name}.c)
+  target_link_libraries(${name} PRIVATE ${F_LIBS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  if(NOT F_WORKING_DIRECTORY)
+    set(F_WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  endif()
+  add_test(NAME ${name}
+           COMMAND ${DISCO_FUZZ_DIR}/run-fuzzer.sh $<TARGET_FILE:${name}> ${DISCO_FUZZ_SECONDS}
+                   ${CMAKE_BINARY_DIR}/fuzz/${name} ${DISCO_FUZZ_DIR}/corpus/${name} ${F_SEEDS}
+                   -- ${F_FLAGS}
+           WORKING_DIRECTORY ${F_WORKING_DIRECTORY})
+  math(EXPR limit "${DISCO_FUZZ_SECONDS} + 120")
+  set_tests_properties(${name} PROPERTIES LABELS "fuzz;sanitize" TIMEOUT ${limit})
+endfunction()
+
+# The frame parser and the handshake over a loopback connection to a real
+# TCP transport. The transport logs every refusal: -close_fd_mask=2 sends
+# the target's stderr to /dev/null (libFuzzer's output and sanitizer
+# reports stay).
+disco_add_fuzzer(fuzz_frame_handshake LIBS disco_rpc FLAGS -close_fd_mask=2 -max_len=4096)
+
+# The config loader from a string; in the config corpus folder, so the
+# relative key files of the seeds (the corpus and the examples) resolve.
+disco_add_fuzzer(fuzz_config LIBS disco_config
+                 SEEDS ${CMAKE_SOURCE_DIR}/tests/config-corpus
+                       ${CMAKE_SOURCE_DIR}/cluster-config/examples
+                 FLAGS -max_len=16384
+                 WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/config-corpus)
