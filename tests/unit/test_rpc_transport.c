@@ -1353,10 +1353,14 @@ static struct rdma_cm_id *raw_cm_connect(struct rdma_event_channel *ec,
 
 /* Strangers on the RDMA CM: garbage or a wrong node index is rejected; a
  * client that names a real peer but never says Hello is dropped after
- * peer_timeout_ms without failing that peer, which then joins normally. */
+ * hello_timeout_ms without failing that peer; and while another such
+ * client holds its claim on node 1, the real node 1 joins at once (a
+ * connect request only claims a node: several may, and the first to prove
+ * the key gets it). */
 static void test_rdma_raw_connections(void **state)
 {
 	struct cluster_config *cfg = make_cfg(2, 0x11, 50, 600);
+	cfg->hello_timeout_ms = 3000 * time_scale;
 	struct node *n0 = node_start(cfg, 0);
 	struct rdma_event_channel *ec = rdma_create_event_channel();
 	int last;
@@ -1373,18 +1377,32 @@ static void test_rdma_raw_connections(void **state)
 	int64_t t0 = now_ms();
 	struct rdma_cm_id *id = raw_cm_connect(ec, cfg, &cd, sizeof(cd), &last);
 	assert_non_null(id);
-	assert_int_equal(raw_cm_wait(ec, 5000, NULL), RDMA_CM_EVENT_DISCONNECTED);
-	print_message("silent client dropped after %" PRId64 " ms (timeout 600)\n",
+	assert_int_equal(raw_cm_wait(ec, 6000, NULL), RDMA_CM_EVENT_DISCONNECTED);
+	int64_t dropped = now_ms() - t0;
+	print_message("silent client dropped after %" PRId64 " ms (hello timeout %u)\n", dropped,
+		      cfg->hello_timeout_ms);
+	assert_true(dropped >= 2900 * time_scale);
+	rdma_disconnect(id);
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+	assert_int_equal(LOCKED(n0, n0->down[1]), 0);
+	assert_int_equal(rpc_transport_peer_state(n0->t, 1), RPC_PEER_CONNECTING);
+	assert_true(handshake_error_has(n0, 1, "no Hello within"));
+
+	/* Another silent claim on node 1, held while the real node arrives. */
+	id = raw_cm_connect(ec, cfg, &cd, sizeof(cd), &last);
+	assert_non_null(id);
+	t0 = now_ms();
+	struct node *n1 = node_start(cfg, 1);
+	struct node *n[2] = { n0, n1 };
+	assert_true(wait_all_up(n, 2, 2000));
+	print_message("node 1 joined %" PRId64 " ms after it started, past a silent claim\n",
 		      now_ms() - t0);
 	rdma_disconnect(id);
 	rdma_destroy_qp(id);
 	rdma_destroy_id(id);
 	rdma_destroy_event_channel(ec);
 	assert_int_equal(LOCKED(n0, n0->down[1]), 0);
-	assert_int_equal(rpc_transport_peer_state(n0->t, 1), RPC_PEER_CONNECTING);
-	struct node *n1 = node_start(cfg, 1);
-	struct node *n[2] = { n0, n1 };
-	assert_true(wait_all_up(n, 2, 5000));
 	node_finish(n0, false);
 	node_finish(n1, false);
 	free(cfg);
