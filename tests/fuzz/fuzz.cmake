@@ -13,6 +13,7 @@
 if(NOT DISCO_FUZZ)
   return()
 endif()
+# `make test-sanitize` sets 60, `make fuzz` FUZZ_SECONDS (both reconfigure).
 set(DISCO_FUZZ_SECONDS 60 CACHE STRING "How long each fuzz_* ctest test fuzzes, in seconds")
 set(DISCO_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 

@@ -25,6 +25,11 @@
  * are echoed back, and one whose body starts with 'F' makes the owner
  * fail the peer, so the send path and fail_peer run too.
  *
+ * Thousands of connections a second would use up the loopback's port
+ * pairs for minutes (TIME_WAIT): the harness connects from, and the
+ * dialling transport connects to, one of LOOPBACKS addresses of
+ * 127.0.0.0/8 in turn, and closes its end with a reset.
+ *
  * Run with -close_fd_mask=2 (tests/fuzz/run-fuzzer.sh does): the
  * transport logs every refusal, and its lines go to /dev/null while
  * libFuzzer's own output and sanitizer reports stay visible.
@@ -50,8 +55,33 @@
 #include "rpc/frame.h"
 #include "rpc/transport.h"
 
+#define LOOPBACKS 32 /* 127.0.0.2 ... */
+
 static struct cluster_config cfg3, cfg2; /* modes 0-1, modes 2-3 */
-static int harness_listen_fd = -1;       /* node 0 of cfg2, for modes 2-3 */
+static int listen_fds[LOOPBACKS];        /* node 0 of cfg2 (modes 2-3), per address */
+static unsigned turn;                    /* which loopback address this input uses */
+
+static void loopback(unsigned i, char *buf, size_t len)
+{
+	snprintf(buf, len, "127.0.0.%u", 2 + i % LOOPBACKS);
+}
+
+static struct sockaddr_in loopback_addr(unsigned i, int port)
+{
+	char ip[32];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	loopback(i, ip, sizeof(ip));
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	return a;
+}
+
+/* Close with a reset: no TIME_WAIT left behind. */
+static void close_hard(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
 
 static int64_t now_ms(void)
 {
@@ -97,14 +127,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	make_cfg(&cfg3, 3);
 	make_cfg(&cfg2, 2);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				 .sin_port = htons((uint16_t)cfg2.nodes[0].port) };
-	int one = 1;
-	harness_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	setsockopt(harness_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(harness_listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(harness_listen_fd, 16) < 0)
-		abort();
+	for (unsigned i = 0; i < LOOPBACKS; i++) {
+		struct sockaddr_in a = loopback_addr(i, cfg2.nodes[0].port);
+		int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0)
+			abort();
+		listen_fds[i] = fd;
+	}
 	return 0;
 }
 
@@ -268,13 +298,18 @@ static void drive(struct run *r, int fd, const uint8_t *data, size_t len, size_t
 	}
 }
 
+/* Connect to 127.0.0.1:@port from this input's loopback address. */
 static int connect_to(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				 .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in src = loopback_addr(turn, 0);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) /* loopback: at once */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) { /* loopback: at once */
+		perror("fuzz: connect");
 		abort();
+	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
 }
@@ -285,7 +320,8 @@ static int accept_dial(struct run *r)
 	int64_t start = now_ms();
 	for (;;) {
 		uv_run(&r->loop, UV_RUN_NOWAIT);
-		int fd = accept4(harness_listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(listen_fds[turn % LOOPBACKS], NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0)
 			return fd;
 		if (now_ms() - start > 5000)
@@ -306,6 +342,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = data[1] % 64;
 	data += 2;
 	size -= 2;
+	turn++;
 
 	if (mode <= 1) {
 		run_open(&r, &cfg3, 0);
@@ -322,9 +359,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send_proof(fd, &a);
 		}
 	} else {
-		int stale;
-		while ((stale = accept4(harness_listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0)
-			close(stale); /* dials left over from the last input */
+		int stale, lfd = listen_fds[turn % LOOPBACKS];
+		while ((stale = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0)
+			close_hard(stale); /* dials left over from an earlier input */
+		loopback(turn, cfg2.nodes[0].address, sizeof(cfg2.nodes[0].address));
 		run_open(&r, &cfg2, 1);
 		fd = accept_dial(&r);
 		rpc_auth_init(&a, &cfg2, 0);
@@ -338,7 +376,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	drive(&r, fd, data, size, chunk);
-	close(fd);
+	close_hard(fd);
 	run_close(&r);
 	return 0;
 }

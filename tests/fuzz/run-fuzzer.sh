@@ -7,13 +7,12 @@
 #
 #   run-fuzzer.sh BINARY SECONDS WORKDIR SEED_DIR... [-- LIBFUZZER_FLAGS...]
 #
-# DISCO_FUZZ_SECONDS, when set, overrides SECONDS (`make fuzz` sets it).
 # A crash, a sanitizer report, a leak or a hang (-timeout) fails the run;
 # the input that did it is written to WORKDIR/crash-* (or leak-*,
 # timeout-*), and the log names it: once the bug is fixed, copy it into
 # the seed corpus as a regression.
 set -euo pipefail
-bin=$1 secs=${DISCO_FUZZ_SECONDS:-$2} work=$3
+bin=$1 secs=$2 work=$3
 shift 3
 seeds=() flags=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do

@@ -17,6 +17,9 @@
 
 #include <cmocka.h>
 
+#include <sodium.h>
+
+#include "membership.pb-c.h"
 #include "rpc/frame.h"
 
 static int64_t mono_ms(void)
@@ -143,6 +146,57 @@ bool raw_hello(int fd, const struct cluster_config *cfg, int claim, int member,
 		fail_msg("the member's Hello: %s", err);
 	n = raw_recv_frame(fd, 5000, &type, buf, sizeof(buf));
 	return n > 0 && type == RPC_MSG_AUTH;
+}
+
+void raw_send_proof(int fd, const uint8_t *mac)
+{
+	Disco__AuthProof p = DISCO__AUTH_PROOF__INIT;
+	uint8_t buf[64];
+	p.mac.data = (uint8_t *)mac;
+	p.mac.len = RPC_AUTH_MAC_LEN;
+	raw_send_frame(fd, RPC_MSG_AUTH, buf, disco__auth_proof__pack(&p, buf));
+}
+
+const char *const raw_trick_names[RAW_N_TRICKS] = { "bad proof", "garbage", "EOF",
+						    "replayed proof" };
+
+bool raw_impostor(const struct cluster_config *cfg, int m, int claim, enum raw_trick trick,
+		  int ms)
+{
+	struct rpc_auth a;
+	uint8_t proof[RPC_AUTH_PROOF_MAX], mac[RPC_AUTH_MAC_LEN];
+	long plen = 0;
+	int fd;
+
+	if (trick == RAW_REPLAY) {
+		fd = raw_connect(cfg->nodes[m].port);
+		assert_true(raw_hello(fd, cfg, claim, m, &a));
+		plen = rpc_auth_make_proof(&a, proof, sizeof(proof)); /* right for that connection */
+		assert_true(plen > 0);
+		close(fd);
+	}
+	fd = raw_connect(cfg->nodes[m].port);
+	assert_true(raw_hello(fd, cfg, claim, m, &a));
+	switch (trick) {
+	case RAW_BAD_PROOF:
+		randombytes_buf(mac, sizeof(mac));
+		raw_send_proof(fd, mac);
+		break;
+	case RAW_GARBAGE:
+		raw_write(fd, "\xff\xfe garbage after a Hello\r\n", 26);
+		break;
+	case RAW_EOF:
+		shutdown(fd, SHUT_WR);
+		break;
+	case RAW_REPLAY:
+		raw_send_frame(fd, RPC_MSG_AUTH, proof, (size_t)plen);
+		break;
+	default:
+		break;
+	}
+	bool closed = raw_closed(fd, ms);
+	close(fd);
+	return closed;
 }
 
 static int saved_stderr = -1;

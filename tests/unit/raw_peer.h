@@ -35,6 +35,28 @@ bool raw_closed(int fd, int ms);
 bool raw_hello(int fd, const struct cluster_config *cfg, int claim, int member,
 	       struct rpc_auth *a);
 
+/* An AuthProof frame carrying @mac (RPC_AUTH_MAC_LEN bytes). */
+void raw_send_proof(int fd, const uint8_t *mac);
+
+/* What an impostor does after its Hello. */
+enum raw_trick {
+	RAW_BAD_PROOF,   /* a proof of random bytes */
+	RAW_GARBAGE,     /* bytes that are no frame */
+	RAW_EOF,         /* it goes away */
+	RAW_REPLAY,      /* a genuine proof recorded on another connection */
+	RAW_N_TRICKS,
+};
+extern const char *const raw_trick_names[RAW_N_TRICKS];
+/*
+ * An impostor without the key on member @m's port: Hello as node @claim,
+ * the member's Hello and proof back, then @trick. True when the member
+ * closed the connection within @ms. For RAW_REPLAY it first records a
+ * genuine proof (computed with the key, as an eavesdropper would see a
+ * real node's) on a connection of its own, then replays it on a second.
+ */
+bool raw_impostor(const struct cluster_config *cfg, int m, int claim, enum raw_trick trick,
+		  int ms);
+
 /* Send what the process writes to stderr (the log) to a temporary file
  * until stderr_capture_end(), which returns it (a static buffer) and
  * writes it to the real stderr too, so a failing test's log is seen. */

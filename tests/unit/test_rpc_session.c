@@ -2,7 +2,8 @@
  * The session layer (rpc/session.h) against hostile clients: members of
  * a 2- and a 3-node cluster, each a session with its own loop thread in
  * this process, join while clients without the key pose as the node that
- * is still missing (a Hello naming it, then a bad proof, garbage or EOF).
+ * is still missing (a Hello naming it, then a bad proof, garbage, EOF or
+ * a replayed proof).
  * rpc_session_start() must return 0 on every member once the real node
  * arrives, never "a peer failed while joining". And a join that times out
  * names why the missing node's last handshake failed (here: a wrong key).
@@ -28,9 +29,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sodium.h>
-
-#include "membership.pb-c.h"
 #include "raw_peer.h"
 #include "rpc/frame.h"
 #include "rpc/session.h"
@@ -120,31 +118,6 @@ static void wait_listening(int port)
 	fail_msg("nobody listens on port %d", port);
 }
 
-/* Impostors on member @m's port, all claiming node @claim: a random proof,
- * garbage, EOF after the Hello. */
-static void impostors(const struct cluster_config *cfg, int m, int claim)
-{
-	for (int trick = 0; trick < 3; trick++) {
-		struct rpc_auth a;
-		int fd = raw_connect(cfg->nodes[m].port);
-		assert_true(raw_hello(fd, cfg, claim, m, &a));
-		if (trick == 0) {
-			Disco__AuthProof p = DISCO__AUTH_PROOF__INIT;
-			uint8_t mac[RPC_AUTH_MAC_LEN], buf[64];
-			randombytes_buf(mac, sizeof(mac));
-			p.mac.data = mac;
-			p.mac.len = sizeof(mac);
-			raw_send_frame(fd, RPC_MSG_AUTH, buf, disco__auth_proof__pack(&p, buf));
-		} else if (trick == 1) {
-			raw_write(fd, "\x01\x00\x10\x00garbage", 11);
-		} else {
-			shutdown(fd, SHUT_WR);
-		}
-		assert_true(raw_closed(fd, 3000));
-		close(fd);
-	}
-}
-
 static void join_past_impostors(int count)
 {
 	int ports[MAXN], last = count - 1;
@@ -158,7 +131,8 @@ static void join_past_impostors(int count)
 	for (int i = 0; i < last; i++)
 		wait_listening(ports[i]);
 	for (int i = 0; i < last; i++)
-		impostors(cfg, i, last);
+		for (int k = 0; k < RAW_N_TRICKS; k++)
+			assert_true(raw_impostor(cfg, i, last, (enum raw_trick)k, 3000));
 	member_start(&m[last], cfg, last);
 	for (int i = 0; i < count; i++) {
 		pthread_join(m[i].th, NULL);
@@ -167,7 +141,7 @@ static void join_past_impostors(int count)
 				 m[i].err);
 		assert_int_equal(rpc_session_peers_down(m[i].s), 0);
 	}
-	print_message("%d sessions joined past %d impostors\n", count, 3 * last);
+	print_message("%d sessions joined past %d impostors\n", count, RAW_N_TRICKS * last);
 	for (int i = 0; i < count; i++)
 		rpc_session_stop(m[i].s);
 	for (int i = 0; i < count; i++)

@@ -41,7 +41,6 @@
 
 #include "bench.pb-c.h"
 #include "membership.pb-c.h"
-#include <sodium.h>
 #include "rpc/auth.h"
 #include "rpc/call.h"
 #include "rpc/verbs_transport.h" /* the connect request's private data */
@@ -701,61 +700,6 @@ static void test_raw_connections(void **state)
 
 /* ---- impostors: a Hello that names a node which has not joined yet ---- */
 
-enum trick { BAD_PROOF, GARBAGE, EOF_AFTER_HELLO, REPLAY, N_TRICKS };
-static const char *const trick_names[] = { "bad proof", "garbage", "EOF", "replayed proof" };
-
-static void send_proof(int fd, const uint8_t *mac)
-{
-	Disco__AuthProof p = DISCO__AUTH_PROOF__INIT;
-	uint8_t buf[64];
-	p.mac.data = (uint8_t *)mac;
-	p.mac.len = RPC_AUTH_MAC_LEN;
-	raw_send_frame(fd, RPC_MSG_AUTH, buf, disco__auth_proof__pack(&p, buf));
-}
-
-/* An impostor without the key on member @m's port: Hello as node @claim,
- * the member's Hello and proof back, then @trick; the member closes the
- * connection. For REPLAY it first records a genuine proof on a connection
- * of its own (as an eavesdropper would from a real node's), then replays
- * it on a second one. */
-static void impostor(const struct cluster_config *cfg, int m, int claim, enum trick trick)
-{
-	struct rpc_auth a;
-	uint8_t proof[RPC_AUTH_PROOF_MAX], mac[RPC_AUTH_MAC_LEN];
-	long plen = 0;
-	int fd;
-
-	if (trick == REPLAY) {
-		fd = raw_connect(cfg->nodes[m].port);
-		assert_true(raw_hello(fd, cfg, claim, m, &a));
-		plen = rpc_auth_make_proof(&a, proof, sizeof(proof)); /* right for that connection */
-		assert_true(plen > 0);
-		close(fd);
-	}
-	fd = raw_connect(cfg->nodes[m].port);
-	assert_true(raw_hello(fd, cfg, claim, m, &a));
-	switch (trick) {
-	case BAD_PROOF:
-		randombytes_buf(mac, sizeof(mac));
-		send_proof(fd, mac);
-		break;
-	case GARBAGE:
-		raw_write(fd, "\xff\xfe garbage after a Hello\r\n", 26);
-		break;
-	case EOF_AFTER_HELLO:
-		shutdown(fd, SHUT_WR);
-		break;
-	case REPLAY:
-		raw_send_frame(fd, RPC_MSG_AUTH, proof, (size_t)plen);
-		break;
-	default:
-		break;
-	}
-	if (!raw_closed(fd, 3000 * time_scale))
-		fail_msg("member %d kept the connection after the %s", m, trick_names[trick]);
-	close(fd);
-}
-
 /*
  * @count nodes but the last are up; impostors claim the last on every
  * member with every trick, and leave one connection each that claims it
@@ -776,8 +720,10 @@ static void impostor_then_real_node(int count)
 		n[i] = node_start(cfg, i);
 	assert_true(wait_all_up(n, last, 5000));
 	for (int m = 0; m < last; m++)
-		for (int k = 0; k < N_TRICKS; k++)
-			impostor(cfg, m, last, (enum trick)k);
+		for (int k = 0; k < RAW_N_TRICKS; k++)
+			if (!raw_impostor(cfg, m, last, (enum raw_trick)k, 3000 * time_scale))
+				fail_msg("member %d kept the connection after the %s", m,
+					 raw_trick_names[k]);
 	snprintf(word, sizeof(word), "claims to be node n%d", last);
 	for (int m = 0; m < last; m++) {
 		struct rpc_auth a;
@@ -793,12 +739,12 @@ static void impostor_then_real_node(int count)
 	assert_true(wait_all_up(n, count, 5000));
 	int64_t dt = now_ms() - t0;
 	print_message("%d nodes: node n%d joined %" PRId64 " ms after it started, past %d "
-		      "impostors\n", count, last, dt, last * (N_TRICKS + 2));
+		      "impostors\n", count, last, dt, last * (RAW_N_TRICKS + 2));
 	assert_true(dt < 3000 * time_scale); /* not after the impostors' 10 s deadline */
 	/* The node is up: what the idle impostors say now is refused. */
 	for (int m = 0; m < last; m++) {
 		uint8_t mac[RPC_AUTH_MAC_LEN] = { 0 };
-		send_proof(idle[m], mac);
+		raw_send_proof(idle[m], mac);
 		assert_true(raw_closed(idle[m], 3000 * time_scale));
 		close(idle[m]);
 	}
