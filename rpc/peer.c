@@ -731,9 +731,7 @@ static void on_tick(uv_timer_t *h)
 			rpc_conn_fail(c, false, "connect not finished after %" PRIu64 " ms",
 				      now - c->opened_ms);
 		else if (!c->auth.hello_done)
-			rpc_conn_fail(c, false, "no Hello within %" PRIu32 " ms",
-				      c->dialled ? cfg->hello_timeout_ms
-						 : (uint32_t)(c->deadline_ms - c->opened_ms));
+			rpc_conn_fail(c, false, "no Hello within %" PRIu32 " ms", cfg->hello_timeout_ms);
 		else
 			rpc_conn_fail(c, false, "no AuthProof within %" PRIu32 " ms of the Hellos",
 				      cfg->proof_timeout_ms);
