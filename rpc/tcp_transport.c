@@ -124,8 +124,9 @@ static void on_listen_poll(uv_poll_t *h, int status, int events)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				disco_log(DISCO_LOG_ERROR, "accept: %s", strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK) /* e.g. EMFILE, again and again */
+				disco_log_limited(&t->peers.anon_log, DISCO_LOG_ERROR, "accept: %s",
+						  strerror(errno));
 			return;
 		}
 		set_nodelay(fd);
