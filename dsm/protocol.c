@@ -1082,8 +1082,12 @@ static void on_migrate(struct dsm_engine *e, const struct dsm_msg *m)
 		e->c.protocol_errors++;
 		return;
 	}
-	if (e->budget && !pg->reserved)
-		e->c.protocol_errors++; /* a move we did not accept: the frame was never ours */
+	if (e->budget && !pg->reserved) {
+		/* a move we did not accept (no OFFER we said yes to): taking it
+		 * could overrun the budget; the sender gets failed */
+		e->c.protocol_errors++;
+		return;
+	}
 	pg->reserved = false;
 	pg->replicated = false;
 	pg->is_home = true;
@@ -1142,6 +1146,7 @@ int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *m)
 	if (m->hops > 4 * DSM_MAX_NODES)
 		return -ELOOP;
 
+	uint64_t errors_before = e->c.protocol_errors;
 	acct_begin(e, m->page);
 	switch (m->kind) {
 	case DSM_MSG_READ_REQ:
@@ -1184,7 +1189,7 @@ int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *m)
 		break;
 	}
 	event_end(e);
-	return 0;
+	return e->c.protocol_errors == errors_before ? 0 : -EPROTO;
 }
 
 /* ---- peer failure -------------------------------------------------------- */

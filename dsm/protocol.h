@@ -195,9 +195,12 @@ void dsm_engine_destroy(struct dsm_engine *e);
 /* A local thread faulted on @page. */
 void dsm_engine_local_fault(struct dsm_engine *e, uint64_t page, bool is_write);
 
-/* A message arrived. Returns 0, or -EINVAL for a message that is malformed
- * for this engine (unknown kind, page or node out of range): the caller
- * should treat its sender as faulty. */
+/* A message arrived. Returns 0; -EINVAL for a message that is malformed
+ * for this engine (unknown kind, page or node out of range); -ELOOP for
+ * one forwarded too often; -EPROTO for one that makes no sense in the
+ * page's current state (counted in protocol_errors; a correct peer never
+ * sends one: the simulator checks that). On any error the caller should
+ * treat the sender as faulty and fail it. */
 int dsm_engine_receive(struct dsm_engine *e, const struct dsm_msg *msg);
 
 /* Move @page's home from this node to @target (policy decision). Returns

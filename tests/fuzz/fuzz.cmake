@@ -6,10 +6,9 @@
 # `make fuzz` runs them longer. What it finds is written under
 # build-sanitize/fuzz/<name>/.
 #
-# A new target (fuzz_dsm_engine is next): tests/fuzz/<name>.c defining
-# LLVMFuzzerTestOneInput, a seed folder tests/fuzz/corpus/<name>/, and one
-# disco_add_fuzzer(<name> LIBS ... INSTRUMENT ...) below (for the engine:
-# LIBS disco_dsm_protocol, INSTRUMENT disco_dsm_protocol disco_proto).
+# A new target: tests/fuzz/<name>.c defining LLVMFuzzerTestOneInput, a
+# seed folder tests/fuzz/corpus/<name>/, and one
+# disco_add_fuzzer(<name> LIBS ... INSTRUMENT ...) below.
 if(NOT DISCO_FUZZ)
   return()
 endif()
@@ -54,6 +53,14 @@ endfunction()
 disco_add_fuzzer(fuzz_frame_handshake LIBS disco_rpc
                  INSTRUMENT disco_rpc disco_proto disco_config
                  FLAGS -close_fd_mask=2 -max_len=4096)
+
+# The DSM message decoder (dsm/wire.c) and the protocol engine, driven by
+# frames from peers, local faults, home moves, evictions and lost peers.
+# wire.c's header is the region's internal one.
+disco_add_fuzzer(fuzz_dsm_engine LIBS disco_dsm
+                 INSTRUMENT disco_dsm_protocol disco_dsm
+                 FLAGS -max_len=2048)
+target_include_directories(fuzz_dsm_engine PRIVATE ${CMAKE_SOURCE_DIR}/dsm)
 
 # The config loader from a string; in the config corpus folder, so the
 # relative key files of the seeds (the corpus and the examples) resolve.

@@ -454,6 +454,34 @@ static void test_replicated_hint_travels_with_shared_grants(void **state)
 	assert_false(dsm_engine_replicated(nodes[2].e, 6)); /* not marked */
 }
 
+/* A peer that sends what no correct peer would (found by fuzz_dsm_engine:
+ * MIGRATEs that nobody offered, which used to be adopted and ran the node
+ * over its budget): the engine refuses it, says -EPROTO so the runtime
+ * fails the peer, and the node's frames stay within its budget. */
+static void test_unoffered_migrate_is_refused(void **state)
+{
+	(void)state;
+	setup_budgets(5, 5, 5);
+	struct dsm_engine *e = nodes[1].e; /* homes 1, 4, 7 */
+	struct dsm_msg m = {
+		.kind = DSM_MSG_MIGRATE, .page = 0, .src = 2, .dst = 1,
+		.dir_state = DSM_DIR_HOME_EXCL, .flags = DSM_MSG_F_DATA,
+	};
+
+	clear(&nodes[1]);
+	assert_int_equal(dsm_engine_receive(e, &m), -EPROTO);
+	assert_false(dsm_engine_is_home(e, 0));
+	assert_int_equal(nodes[1].n_acts, 0);
+	m.page = 3;
+	assert_int_equal(dsm_engine_receive(e, &m), -EPROTO);
+	assert_int_equal(dsm_engine_frames_used(e), 3);
+	assert_int_equal(dsm_engine_counters(e)->protocol_errors, 2);
+	/* a message a correct peer could send still goes through */
+	m = (struct dsm_msg){ .kind = DSM_MSG_READ_REQ, .page = 1, .src = 0, .dst = 1,
+			      .requester = 0, .req_id = 1 };
+	assert_int_equal(dsm_engine_receive(e, &m), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +497,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_accepted_home_cannot_be_evicted_and_lost_offerer_frees_it,
 					  teardown),
 		cmocka_unit_test_teardown(test_replicated_hint_travels_with_shared_grants, teardown),
+		cmocka_unit_test_teardown(test_unoffered_migrate_is_refused, teardown),
 	};
 	return cmocka_run_group_tests_name("dsm_protocol_budget", tests, NULL, NULL);
 }
