@@ -109,9 +109,9 @@ stopped_saying() {
 	done
 }
 if [ $no_ptrace -eq 1 ]; then
-	stopped_saying "KVM needs a userfaultfd that also takes the kernel's faults" \
+	stopped_saying "KVM reads and writes guest RAM inside the kernel, and this process may only get a userfaultfd for user-mode faults" \
 		"refuse KVM with a user-mode-only userfaultfd"
-	grep -h "KVM needs" "$tmp"/out/n*.log | head -n 1
+	grep -h "KVM reads and writes guest RAM" "$tmp"/out/n*.log | head -n 1
 	echo "PASS: without CAP_SYS_PTRACE every node refused KVM at start (${took}s)"
 	exit 0
 fi
