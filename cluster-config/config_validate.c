@@ -140,5 +140,7 @@ int cfg_validate(struct cfg_ctx *c)
 	for (int v = 0; v < c->cfg->n_vms; v++)
 		if ((r = check_vm(c, v)) < 0)
 			return r;
-	return cfg_validate_devices(c);
+	if ((r = cfg_validate_devices(c)) < 0)
+		return r;
+	return cfg_validate_ports(c);
 }
