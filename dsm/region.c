@@ -50,6 +50,7 @@ static void fill_stats(struct dsm_region *r, struct dsm_stats *out)
 	if (r->policy)
 		out->policy = *dsm_policy_counters(r->policy);
 	out->pages_present = dsm_memory_present_pages(&r->mem);
+	out->pages_homed = dsm_engine_home_frames(r->engine);
 }
 
 struct stats_call {

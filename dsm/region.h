@@ -61,6 +61,7 @@ struct dsm_stats {
 	 * changed while the first one ran. */
 	uint64_t pages_granted_by_read, pages_read, page_rereads;
 	uint64_t pages_present; /* pages mapped at this node now */
+	uint64_t pages_homed;   /* of those, pages this node is the home of */
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 
