@@ -61,7 +61,9 @@ struct dsm_stats {
 	 * changed while the first one ran. */
 	uint64_t pages_granted_by_read, pages_read, page_rereads;
 	uint64_t pages_present; /* pages mapped at this node now */
-	uint64_t pages_homed;   /* of those, pages this node is the home of */
+	/* The engine's frame accounting (budgets): pages this node is the
+	 * home of, and copies it holds of pages homed elsewhere. */
+	uint64_t pages_homed, pages_cached;
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 

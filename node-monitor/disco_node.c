@@ -32,6 +32,7 @@
 #include "cluster-config/cluster_config.h"
 #include "qemu_cmdline.h"
 #include "qemu_run.h"
+#include "vm_query.h"
 
 #define EXIT_GUEST_FAILED 1
 #define EXIT_BAD_SETUP 2
@@ -70,7 +71,8 @@ static void usage(FILE *f)
 		"  --dry-run            print the QEMU command line and exit\n"
 		"  --argv-lines         with --dry-run: one argument per line, unquoted\n"
 		"  --help               this text\n"
-		"Queries for scripts (need --config, not --node; print and exit):\n"
+		"Queries for scripts (need --config, not --node; print and exit; the same as\n"
+		"`disco config nodes|vm|vcpus|forward`):\n"
 		"  --list-nodes         the VM's nodes, master first, one per line\n"
 		"  --print-vm           the VM's name\n"
 		"  --print-vcpus        the VM's vCPU count\n"
@@ -98,11 +100,6 @@ static void list_names(char *buf, size_t len, int n,
 static const char *node_name(const struct cluster_config *cfg, int i)
 {
 	return cfg->nodes[i].name;
-}
-
-static const char *vm_name(const struct cluster_config *cfg, int i)
-{
-	return cfg->vms[i].name;
 }
 
 /* 0 on success, 1 for --help, -EINVAL after printing what is wrong. */
@@ -206,34 +203,6 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	return 0;
 }
 
-/* The VM to run: --vm, or the only one. -ENOENT after printing. */
-static int pick_vm(const struct cluster_config *cfg, const struct cli *c)
-{
-	char names[2048];
-	int i;
-
-	list_names(names, sizeof(names), cfg->n_vms, vm_name, cfg);
-	if (cfg->n_vms == 0) {
-		fprintf(stderr, "%s: %s defines no VMs; add one under \"vms:\" (docs/config.md)\n", c->who,
-			c->config);
-		return -ENOENT;
-	}
-	if (!c->vm) {
-		if (cfg->n_vms == 1)
-			return 0;
-		fprintf(stderr, "%s: %s defines %d VMs; choose one with --vm NAME: %s\n", c->who,
-			c->config, cfg->n_vms, names);
-		return -ENOENT;
-	}
-	i = cluster_config_find_vm(cfg, c->vm);
-	if (i < 0) {
-		fprintf(stderr, "%s: no VM named \"%s\" in %s; the VMs are %s\n", c->who, c->vm,
-			c->config, names);
-		return -ENOENT;
-	}
-	return i;
-}
-
 /* @name searched in $PATH when it has no '/'; into @out (PATH_MAX). */
 static void search_path(const char *name, char *out, size_t len)
 {
@@ -306,45 +275,16 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 	return -ENOENT;
 }
 
-/* --list-nodes, --print-vm, --print-vcpus, --print-forward: for scripts
- * that start every node (scripts/run-vm.sh, scripts/run-debian.sh).
- * Returns the exit status. */
+/* --list-nodes, --print-vm, --print-vcpus, --print-forward: kept for
+ * scripts written before `disco config nodes|vm|vcpus|forward`, which
+ * answer the same (vm_query.c). Returns the exit status. */
 static int query(const struct cluster_config *cfg, const struct cli *c)
 {
-	const struct cluster_vm *vm;
-	int i = pick_vm(cfg, c);
-
-	if (i < 0)
-		return EXIT_BAD_SETUP;
-	vm = &cfg->vms[i];
-	switch (c->query) {
-	case QUERY_LIST_NODES:
-		printf("%s\n", cfg->nodes[vm->master_node].name);
-		for (int n = 0; n < cfg->n_nodes; n++)
-			if (n != vm->master_node && (vm->node_mask & (1ULL << n)))
-				printf("%s\n", cfg->nodes[n].name);
-		break;
-	case QUERY_PRINT_VM:
-		printf("%s\n", vm->name);
-		break;
-	case QUERY_PRINT_FORWARD:
-		for (int n = 0; n < vm->n_nics; n++)
-			for (int f = 0; f < vm->nics[n].n_hostfwd; f++) {
-				const struct cluster_hostfwd *h = &vm->nics[n].hostfwd[f];
-
-				if (h->protocol == CLUSTER_FWD_TCP && h->guest_port == c->forward_port) {
-					printf("%s %d\n", h->host, h->host_port);
-					return 0;
-				}
-			}
-		fprintf(stderr, "disco-node: VM %s forwards no host port to guest TCP port %d\n",
-			vm->name, c->forward_port);
-		return 1;
-	default:
-		printf("%d\n", vm->vcpus);
-		break;
-	}
-	return 0;
+	static const enum vm_query q[] = {
+		[QUERY_LIST_NODES] = VM_QUERY_NODES, [QUERY_PRINT_VM] = VM_QUERY_NAME,
+		[QUERY_PRINT_VCPUS] = VM_QUERY_VCPUS, [QUERY_PRINT_FORWARD] = VM_QUERY_FORWARD,
+	};
+	return vm_query(cfg, c->vm, q[c->query], c->forward_port, c->who);
 }
 
 /* The guest memory this node may come to hold must fit this machine: a
@@ -437,7 +377,7 @@ int main(int argc, char **argv)
 			names);
 		goto out;
 	}
-	vmi = pick_vm(cfg, &c);
+	vmi = vm_query_pick(cfg, c.vm, c.who);
 	if (vmi < 0)
 		goto out;
 	vm = &cfg->vms[vmi];

@@ -12,6 +12,10 @@
 #ifndef DISCO_NODE_QEMU_RUN_H
 #define DISCO_NODE_QEMU_RUN_H
 
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
 /*
  * Start @argv (argv[0] is the binary's path; no PATH search) and wait for
  * it. Returns 0 with its wait status in @wstatus once it has ended, or a
@@ -21,5 +25,23 @@
  * stderr when a second signal makes disco-node kill QEMU.
  */
 int qemu_run(char *const *argv, const char *kill_note, int *wstatus);
+
+/* Where a spawned QEMU's standard streams go (-1: inherited). */
+struct qemu_spawn_io {
+	int stdin_fd, stdout_fd, stderr_fd;
+	bool own_group; /* a process group of its own */
+};
+
+/*
+ * Start @argv as a child without waiting for it (discod, which runs many):
+ * fork, PR_SET_PDEATHSIG(SIGKILL), @io's redirections (may be NULL), the
+ * signal mask @child_mask, exec. Returns 0 with its pid in *@pid once the
+ * exec succeeded, or the negative errno of fork, a redirection or exec
+ * (the failed child is reaped). PR_SET_PDEATHSIG fires when the *thread*
+ * that forked ends, so call it from a thread that lives as long as the
+ * child should.
+ */
+int qemu_spawn(char *const *argv, const struct qemu_spawn_io *io, const sigset_t *child_mask,
+	       pid_t *pid);
 
 #endif

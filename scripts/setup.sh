@@ -22,6 +22,8 @@ packages=(
 	openssh-client iproute2                 # its tests: ssh into the guest, a tap in a network namespace
 	gnuplot-nox                             # charts of `scripts/disco compare`
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
+	libjansson-dev libmicrohttpd-dev        # discod: QMP (JSON) to its QEMUs, /metrics over HTTP
+	prometheus                              # promtool checks discod's /metrics (its server is not started)
 )
 
 # A key file must be readable by its owner only; git checks the demo key
@@ -46,5 +48,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool of the prometheus package is wanted: keep its service from
+# starting while it installs (invoke-rc.d and deb-systemd-invoke ask
+# policy-rc.d), unless the machine already has a policy.
+guard=""
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+	guard=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$guard" >/dev/null
+	$sudo chmod 755 "$guard"
+fi
+rc=0
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+[ -z "$guard" ] || $sudo rm -f "$guard"
+[ $rc -eq 0 ] || exit $rc
 echo "setup: done"

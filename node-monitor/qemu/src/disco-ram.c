@@ -296,11 +296,11 @@ static void disco_print_live_counters(FILE *f)
     struct dsm_stats s;
 
     if (dsm_region_stats(disco.region, &s) == 0) {
-        fprintf(f, "pages_homed=%" PRIu64 "\nevictions=%" PRIu64 "\nwritebacks=%" PRIu64
-                "\nuffd_events=%" PRIu64 "\nfault_send_wait_ns=%" PRIu64
+        fprintf(f, "pages_homed=%" PRIu64 "\npages_cached=%" PRIu64 "\nevictions=%" PRIu64
+                "\nwritebacks=%" PRIu64 "\nuffd_events=%" PRIu64 "\nfault_send_wait_ns=%" PRIu64
                 "\nfault_install_ns=%" PRIu64 "\n",
-                s.pages_homed, s.engine.evictions, s.engine.writebacks, s.uffd_events,
-                s.fault_send_wait_ns, s.fault_install_ns);
+                s.pages_homed, s.pages_cached, s.engine.evictions, s.engine.writebacks,
+                s.uffd_events, s.fault_send_wait_ns, s.fault_install_ns);
         for (int b = 0; b < DSM_LATENCY_BUCKETS; b++) {
             fprintf(f, "fault_latency_us_bucket:%d=%" PRIu64 "\n", b, s.fault_latency_us[b]);
         }
