@@ -186,14 +186,15 @@ static int listen_unix(struct discod *d)
 			strerror(errno));
 		return -errno;
 	}
-	if (d->opt.socket_group) {
-		struct group *g = getgrnam(d->opt.socket_group);
-
-		if (!g || chown(d->socket_path, (uid_t)-1, g->gr_gid) < 0 ||
-		    chmod(d->socket_path, 0660) < 0) {
+	struct group *g = d->opt.socket_group ? getgrnam(d->opt.socket_group) : NULL;
+	if (d->opt.socket_group && !g)
+		disco_log(DISCO_LOG_WARN,
+			  "discod: --socket-group %s: no such group; %s stays 0600 (its owner only)",
+			  d->opt.socket_group, d->socket_path);
+	if (g) {
+		if (chown(d->socket_path, (uid_t)-1, g->gr_gid) < 0 || chmod(d->socket_path, 0660) < 0) {
 			fprintf(stderr, "discod %s: cannot give %s to group %s: %s\n", d->opt.node,
-				d->socket_path, d->opt.socket_group,
-				g ? strerror(errno) : "no such group");
+				d->socket_path, d->opt.socket_group, strerror(errno));
 			close(fd);
 			return -EINVAL;
 		}
