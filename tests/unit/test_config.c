@@ -165,13 +165,16 @@ static void test_local_4node(void **state)
 	cluster_config_free(cfg);
 }
 
-/* The rack template names the real key under /etc, which this machine
- * need not have: parse it with the demo key in its place. */
-static struct cluster_config *load_rack_8node(void)
+/* The rack templates name the real key under /etc, which this machine
+ * need not have: parse them with the demo key in its place. */
+static struct cluster_config *load_rack(const char *name)
 {
-	char yaml[8192], err[1024] = "";
+	char yaml[8192], err[1024] = "", path[4200];
 	struct cluster_config *cfg = NULL;
-	FILE *f = fopen(EX "rack-8node.yaml", "r");
+	FILE *f;
+
+	snprintf(path, sizeof(path), EX "%s", name);
+	f = fopen(path, "r");
 	size_t n;
 	char *at;
 
@@ -185,14 +188,32 @@ static struct cluster_config *load_rack_8node(void)
 	char with_demo_key[8192 + 256];
 	snprintf(with_demo_key, sizeof(with_demo_key), "%.*skey_file: %slocal.key%s", (int)(at - yaml),
 		 yaml, EX, at + strlen("key_file: /etc/disco/cluster.key"));
-	if (cluster_config_load_string(with_demo_key, "rack-8node.yaml", &cfg, err, sizeof(err)) != 0)
-		fail_msg("rack-8node.yaml: %s", err);
+	if (cluster_config_load_string(with_demo_key, name, &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", name, err);
 	return cfg;
+}
+
+/* docs/deploy.md's rack: two VMs sharing n1, each at its own ports. */
+static void test_rack_4node(void **state)
+{
+	struct cluster_config *cfg = load_rack("rack-4node.yaml");
+
+	assert_int_equal(cfg->n_nodes, 4);
+	assert_int_equal(cfg->n_vms, 2);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(cfg->nodes[i].control_port, 7399);
+		assert_int_equal(cfg->nodes[i].metrics_port, 9470);
+	}
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[0], 1), 7501);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 1), 7510);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 3), 7512);
+	assert_int_equal(cfg->vms[1].master_node, 2);
+	cluster_config_free(cfg);
 }
 
 static void test_rack_8node(void **state)
 {
-	struct cluster_config *cfg = load_rack_8node();
+	struct cluster_config *cfg = load_rack("rack-8node.yaml");
 	const struct cluster_vm *vm = &cfg->vms[0];
 
 	assert_string_equal(cfg->name, "rack-8node");
@@ -817,6 +838,7 @@ int main(void)
 		cmocka_unit_test(test_transport_names),
 		cmocka_unit_test(test_daemon_keys_and_vm_ports),
 		cmocka_unit_test(test_vm_view),
+		cmocka_unit_test(test_rack_4node),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
