@@ -60,8 +60,8 @@ static void usage(FILE *f)
 		"  --config FILE        cluster file (docs/config.md)\n"
 		"  --node NAME          this machine's node in the cluster file\n"
 		"  --vm NAME            the VM to run (may be left out when the file has one VM)\n"
-		"  --qemu PATH          patched QEMU binary (default: $DISCO_QEMU, else\n"
-		"                       ../qemu/qemu-system-x86_64 next to disco-node, built by make)\n"
+		"  --qemu PATH          patched QEMU binary (default: $DISCO_QEMU, else the one\n"
+		"                       installed (../lib/disco) or built (make) with disco-node)\n"
 		"  --accel tcg|kvm      accelerator (default tcg: multi-threaded TCG)\n"
 		"  --console stdio|null|socket:PATH\n"
 		"                       guest serial console on the master node (default stdio);\n"
@@ -238,25 +238,12 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 		search_path(env, out, len);
 		from = "$DISCO_QEMU";
 	} else {
-		char exe[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		char *slash;
+		int r = qemu_default_path(out, len);
 
-		if (n < 0) {
-			fprintf(stderr, "disco-node %s: cannot find my own executable (/proc/self/exe: %s); "
-				"give the QEMU binary with --qemu PATH\n", c->node, strerror(errno));
-			return -ENOENT;
-		}
-		exe[n] = '\0';
-		for (int up = 0; up < 2; up++) { /* drop "/disco-node", then "/node-monitor" */
-			slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-		}
-		if (snprintf(out, len, "%s/qemu/qemu-system-x86_64", exe) >= (int)len) {
-			fprintf(stderr, "disco-node %s: path of the default QEMU binary too long; "
-				"give it with --qemu PATH\n", c->node);
-			return -ENAMETOOLONG;
+		if (r < 0) {
+			fprintf(stderr, "disco-node %s: cannot find the default QEMU: %s; give it with "
+				"--qemu PATH\n", c->node, strerror(-r));
+			return r;
 		}
 		from = "default";
 	}

@@ -20,8 +20,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -167,4 +169,26 @@ int qemu_run(char *const *argv, const char *note, int *wstatus)
 	child_pid = 0;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r;
+}
+
+int qemu_default_path(char *out, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')))
+		*slash = '\0'; /* the program's folder */
+	if (snprintf(out, len, "%s/../lib/disco/qemu-system-x86_64", exe) >= (int)len)
+		return -ENAMETOOLONG;
+	if (access(out, F_OK) == 0)
+		return 0;
+	if ((slash = strrchr(exe, '/')))
+		*slash = '\0'; /* the build tree */
+	if (snprintf(out, len, "%s/qemu/qemu-system-x86_64", exe) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
 }

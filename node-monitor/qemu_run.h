@@ -44,4 +44,15 @@ struct qemu_spawn_io {
 int qemu_spawn(char *const *argv, const struct qemu_spawn_io *io, const sigset_t *child_mask,
 	       pid_t *pid);
 
+/*
+ * The patched QEMU that belongs to the running program (disco-node,
+ * discod) into @out: PREFIX/lib/disco/qemu-system-x86_64 when the program
+ * is installed in PREFIX/bin (make install, the Debian package), else
+ * BUILD/qemu/qemu-system-x86_64 for a program in BUILD/node-monitor (the
+ * link scripts/build-qemu.sh makes). Returns 0, or -errno when the
+ * program's own path cannot be read or @out is too small; whether the file
+ * exists is the caller's check.
+ */
+int qemu_default_path(char *out, size_t len);
+
 #endif

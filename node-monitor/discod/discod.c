@@ -116,30 +116,19 @@ static int parse_args(int argc, char **argv, struct discod_opts *o)
 	return 0;
 }
 
-/* The QEMU: --qemu, $DISCO_QEMU, or ../qemu/qemu-system-x86_64 (the build
- * tree) or ../lib/disco/qemu-system-x86_64 (installed) next to discod. */
+/* The QEMU: --qemu, $DISCO_QEMU, or the one installed or built with discod
+ * (qemu_default_path()). */
 static int find_qemu(struct discod *d)
 {
 	const char *env = getenv("DISCO_QEMU");
-	char exe[PATH_MAX];
-	ssize_t n;
+	int r;
 
 	if (d->opt.qemu || (env && *env)) {
 		snprintf(d->qemu, sizeof(d->qemu), "%s", d->opt.qemu ? d->opt.qemu : env);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n < 0)
-			return -errno;
-		exe[n] = '\0';
-		*strrchr(exe, '/') = '\0';
-		snprintf(d->qemu, sizeof(d->qemu), "%.4000s/../lib/disco/qemu-system-x86_64", exe);
-		if (access(d->qemu, X_OK) != 0) {
-			char *up = strrchr(exe, '/');
-
-			if (up)
-				*up = '\0';
-			snprintf(d->qemu, sizeof(d->qemu), "%.4000s/qemu/qemu-system-x86_64", exe);
-		}
+	} else if ((r = qemu_default_path(d->qemu, sizeof(d->qemu))) < 0) {
+		fprintf(stderr, "discod %s: cannot find the default QEMU: %s; give it with --qemu PATH\n",
+			d->opt.node, strerror(-r));
+		return r;
 	}
 	if (access(d->qemu, X_OK) != 0) {
 		fprintf(stderr,
