@@ -47,7 +47,7 @@ static int only_local(const char *dir, char *node, size_t len)
 	if (!dh) {
 		fprintf(stderr,
 			"disco: no discod runs on this machine (%s: %s); start one (systemctl start "
-			"disco-node@NODE, docs/deploy.md) or ask another node's with --tcp --node NODE\n",
+			"discod@NODE, docs/deploy.md) or ask another node's with --tcp --node NODE\n",
 			dir, strerror(errno));
 		return CLI_UNREACHABLE;
 	}
@@ -67,7 +67,7 @@ static int only_local(const char *dir, char *node, size_t len)
 	if (n == 0)
 		fprintf(stderr,
 			"disco: no discod runs on this machine (no discod-NODE.sock in %s); start one "
-			"(systemctl start disco-node@NODE, docs/deploy.md) or ask another node's with "
+			"(systemctl start discod@NODE, docs/deploy.md) or ask another node's with "
 			"--tcp --node NODE\n",
 			dir);
 	else
