@@ -64,15 +64,16 @@ static int only_local(const char *dir, char *node, size_t len)
 	closedir(dh);
 	if (n == 1)
 		return CLI_OK;
-	if (n == 0)
+	if (n == 0) {
 		fprintf(stderr,
 			"disco: no discod runs on this machine (no discod-NODE.sock in %s); start one "
 			"(systemctl start discod@NODE, docs/deploy.md) or ask another node's with "
 			"--tcp --node NODE\n",
 			dir);
-	else
-		fprintf(stderr, "disco: %d daemons run on this machine (%s): choose one with --node NODE\n",
-			n, found);
+		return CLI_UNREACHABLE;
+	}
+	fprintf(stderr, "disco: %d daemons run on this machine (%s): choose one with --node NODE\n",
+		n, found);
 	return CLI_USAGE;
 }
 

@@ -63,3 +63,17 @@ add_test(NAME system_debian_kill_non_master
          COMMAND ${SYSTEST}/debian_kill_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_debian_2_nodes system_debian_4_nodes system_debian_kill_non_master
                      PROPERTIES LABELS "system;debian" TIMEOUT 2400 RUN_SERIAL TRUE)
+
+# The Debian package (scripts/make-deb.sh) installed with apt-get, with its
+# dependencies, into a fresh Debian 12 (mmdebstrap), and run there. Needs
+# root and Debian's archive; 77 (skipped, saying why) without root.
+add_test(NAME deb_package_installs
+         COMMAND ${SYSTEST}/deb_package_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(deb_package_installs PROPERTIES LABELS "system" TIMEOUT 1200
+                     SKIP_RETURN_CODE 77)
+
+# discod and disco on bad input and failures: exit statuses and messages
+# (no guest boots; QEMU is never started).
+add_test(NAME discod_cli_errors
+         COMMAND ${SYSTEST}/discod_cli_errors_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(discod_cli_errors PROPERTIES LABELS "process" TIMEOUT 120)
