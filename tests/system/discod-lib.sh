@@ -11,7 +11,8 @@
 #   dl_daemon NODE [CONFIG]         starts discod NODE (log dl_tmp/discod-NODE.log),
 #                                   waits for its socket; its pid in dl_pid[NODE]
 #   dl_disco ARGS...                the disco command against dl_tmp/cluster.yaml
-#                                   and the daemons' run dir
+#                                   and the daemons' run dir (asking discod
+#                                   $DL_NODE when set)
 #   dl_metrics_url NODE             http://127.0.0.1:PORT/metrics of NODE
 # Every daemon this file started is sent SIGTERM at exit (then SIGKILL), so
 # no QEMU is left behind (discod stops its QEMUs; they die with it anyway).
@@ -112,7 +113,8 @@ dl_daemon() {
 }
 
 dl_disco() {
-	"$dl_build/node-monitor/disco" --config "$dl_tmp/cluster.yaml" --run-dir "$dl_run" "$@"
+	"$dl_build/node-monitor/disco" --config "$dl_tmp/cluster.yaml" --run-dir "$dl_run" \
+		${DL_NODE:+--node "$DL_NODE"} "$@"
 }
 
 dl_metrics_url() {
