@@ -77,3 +77,15 @@ set_tests_properties(deb_package_installs PROPERTIES LABELS "system" TIMEOUT 120
 add_test(NAME discod_cli_errors
          COMMAND ${SYSTEST}/discod_cli_errors_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(discod_cli_errors PROPERTIES LABELS "process" TIMEOUT 120)
+
+# discod's /metrics during a VM's run, checked with promtool; fault
+# counters grow; the VM started with `disco vm start`.
+add_test(NAME discod_metrics_promtool
+         COMMAND ${SYSTEST}/discod_metrics_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(discod_metrics_promtool PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
+# Three daemons, two VMs sharing n1, started at once with disco; a QEMU of
+# one killed: that VM stops (node named), the other passes.
+add_test(NAME system_two_vms_one_cluster
+         COMMAND ${SYSTEST}/two_vms_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_two_vms_one_cluster PROPERTIES LABELS "system" TIMEOUT 2400 RUN_SERIAL TRUE)
