@@ -33,7 +33,9 @@
  * table, the command queue, the connection count). It is a leaf lock:
  * never held across a socket call, a fork, a wait or a callback into
  * another module; a thread that needs the main thread posts a command and
- * waits on `cmd_done` (which releases `mu`).
+ * waits on `cmd_done` (which releases `mu`). `refused_mu`
+ * (discod_serve.c) guards the rate limit of refused connections' log
+ * lines; also a leaf, held only to log, never together with `mu`.
  */
 #ifndef DISCO_DISCOD_H
 #define DISCO_DISCOD_H
@@ -158,6 +160,9 @@ void discod_free_node_report(Disco__NodeReport *r);
 
 /* discod_serve.c: a connection thread for @fd (tcp: needs the handshake). */
 void discod_serve(struct discod *d, int fd, bool tcp, const char *from);
+/* Logs how many refused connections the rate limit held back, once their
+ * second is over (the sampler calls it every second). */
+void discod_serve_log_flush(void);
 
 /* discod_cluster.c: the requests that involve other nodes. */
 int discod_cluster_status(struct discod *d, Disco__ControlReply *reply);

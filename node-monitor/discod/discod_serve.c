@@ -7,15 +7,29 @@
  * key) or could open the local socket (its file permissions) may do
  * everything; nothing is served before that, not even a status, because
  * a status names the VMs and where they run. A refused connection costs
- * one log line with its address and why.
+ * one log line with its address and why, through a rate limit (rpc/log.h:
+ * at most one line a second, the rest counted), since anyone who can
+ * reach the control port can cause them; `refused_mu` makes the limit
+ * usable from every connection thread (a leaf lock, held only to log).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "discod.h"
 #include "rpc/log.h"
+
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct disco_log_limit refused_limit;
+
+void discod_serve_log_flush(void)
+{
+	pthread_mutex_lock(&refused_mu);
+	disco_log_limit_flush(&refused_limit);
+	pthread_mutex_unlock(&refused_mu);
+}
 
 static void reply_error(struct control_conn *c, int error, const char *message)
 {
@@ -140,8 +154,10 @@ void discod_serve(struct discod *d, int fd, bool tcp, const char *from)
 	if (tcp) {
 		r = control_accept_tcp(d->cfg, d->self, &c, DISCOD_IO_TIMEOUT_MS, &role, err, sizeof(err));
 		if (r < 0) {
-			disco_log(DISCO_LOG_WARN, "discod: control connection from %s refused: %s", from,
-				  err);
+			pthread_mutex_lock(&refused_mu);
+			disco_log_limited(&refused_limit, DISCO_LOG_WARN,
+					  "discod: control connection from %s refused: %s", from, err);
+			pthread_mutex_unlock(&refused_mu);
 			goto out;
 		}
 		snprintf(who, sizeof(who), "%s (%s)", role[0] ? role : "disco command", from);

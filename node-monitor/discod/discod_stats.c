@@ -151,6 +151,7 @@ static void *sampler(void *p)
 		int64_t t0 = discod_now_ms();
 
 		sample_vms(d);
+		discod_serve_log_flush();
 		if (t0 >= next_probe) {
 			probe_peers(d);
 			next_probe = t0 + DISCOD_PROBE_S * 1000;

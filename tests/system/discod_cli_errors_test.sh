@@ -12,7 +12,8 @@
 #   - an unknown VM, asked of the config or of the daemon: 5, listing the VMs;
 #   - bad command lines: 2;
 #   - garbage on the control port: the connection is refused, the daemon
-#     logs it once and keeps serving;
+#     logs it and keeps serving; a burst of 30 gives a few lines (rate
+#     limit) and a count of the others;
 #   - discod itself: an unknown node, a world-readable key, a second
 #     daemon of the same node: exit 2, each with its message.
 # No guest boots here: QEMU is never started.
@@ -81,6 +82,25 @@ assert data == b"", "the daemon answered garbage with %r" % data
 PY
 grep -q "control connection from 127.0.0.1:[0-9]* refused: bad frame" "$dl_tmp/discod-n0.log" ||
 	{ cat "$dl_tmp/discod-n0.log"; echo "FAIL: n0 did not log the bad frame"; exit 1; }
+# a burst of 30 refused connections: a few lines, the rest counted
+before=$(grep -c "refused" "$dl_tmp/discod-n0.log")
+/usr/bin/python3 - "$port" <<'PY'
+import socket, sys
+for _ in range(30):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    try:
+        s.sendall(b"\x00\x00\x10\x00" + b"B" * 64)
+        s.recv(100)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+PY
+sleep 2.5 # the sampler flushes the count once its second is over
+lines=$(( $(grep -c "refused" "$dl_tmp/discod-n0.log") - before ))
+grep -qE "[0-9]+ more like this in [0-9.]+ s not shown" "$dl_tmp/discod-n0.log" ||
+	{ cat "$dl_tmp/discod-n0.log"; echo "FAIL: the burst's count was not logged"; exit 1; }
+[ "$lines" -le 8 ] || { cat "$dl_tmp/discod-n0.log"; echo "FAIL: 30 refused connections gave $lines log lines"; exit 1; }
+echo "ok: 30 refused connections: $lines log lines, the rest counted"
 expect_exit 3 "n0 +up" dl_disco --node n0 status
 
 echo "== discod itself"
