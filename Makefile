@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Thin wrapper around CMake so a fresh clone needs only `make test` / `make run`.
 # scripts/setup.sh installs whatever Debian packages are missing first.
 BUILD ?= build

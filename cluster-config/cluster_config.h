@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Cluster configuration: one YAML file describes a cluster (its members,
  * how they authenticate, how they talk) and the virtual machines that span

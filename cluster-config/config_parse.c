@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tree walk of a cluster file, part 1: the top level, the cluster block
  * and the node list. (VMs are in config_parse_vm.c.)

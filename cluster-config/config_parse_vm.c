@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tree walk of a cluster file, part 2: the vms list and each VM's dsm
  * block.

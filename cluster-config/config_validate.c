@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Cross-field checks on a parsed cluster file: the rules that relate two
  * or more values, which no single field's parser can see.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM region: public API, life cycle, and the region's side of the
  * session (see region.h for the model, region_internal.h for its parts).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM library API: a region of memory shared coherently by one process
  * on every node of a cluster. Any process can use it (the stress and bench

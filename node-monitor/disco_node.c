@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-node: the node monitor, one per machine of the cluster. It starts
  * this machine's share of a distributed VM, which is one patched QEMU

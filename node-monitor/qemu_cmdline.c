@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Builds the QEMU command line of one node (see qemu_cmdline.h for the
  * contract and node-monitor/README.md for why each flag is there).

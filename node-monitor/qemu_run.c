@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Fork, exec and wait for QEMU (see qemu_run.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Running this node's QEMU as a child of disco-node and waiting for it.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The cluster session: one loop thread and one transport per node process,
  * shared by every client (rpc/session.h has the model, the type ranges and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A node's session with its cluster: the layer between the transports
  * (rpc/transport.h) and everything that talks over them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The session's internals, shared by session.c (life cycle, loop,
  * dispatch, barriers) and session_probe.c (the round-trip probe client).

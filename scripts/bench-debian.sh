@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Debian benchmark: the Debian 12 guest (scripts/make-debian-image.sh) on
 # ONE QEMU process against 2 node processes (1 vCPU each, the disk and the
 # network on the master), in one run, alternating. The single box is the

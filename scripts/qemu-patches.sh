@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Work on disco's QEMU patch series (node-monitor/qemu/patches) as git
 # commits on top of Debian's QEMU source (node-monitor/README.md, "Changing
 # the QEMU patches").

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boots the Debian 12 guest (scripts/make-debian-image.sh) of a cluster
 # config across its nodes on THIS machine, one disco-node (one QEMU) each.
 #

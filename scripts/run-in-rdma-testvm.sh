@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # run-in-rdma-testvm.sh [--build DIR] [--timeout SECONDS] -- CMD [ARG...]
 #
 # Runs CMD in the Soft-RoCE test VM (scripts/make-rdma-testvm.sh; see

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Starts every node of a VM of a cluster config on THIS machine (one
 # disco-node, hence one QEMU, per node), shows the guest console, waits for
 # the VM to end, prints each node's statistics and one summary line:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs, with apt-get, the Debian packages disco needs to build and test,
 # and only those that are missing. Idempotent: a second run does nothing.
 set -euo pipefail

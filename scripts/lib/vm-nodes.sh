@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by scripts/run-vm.sh, scripts/run-debian.sh, scripts/bench-debian.sh
 # and the Debian system tests: start every node of a VM on THIS machine (one
 # disco-node, hence one QEMU, each), follow the console, wait with a

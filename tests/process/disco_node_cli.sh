@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # disco-node's command line: every mistake exits 2 with a message saying
 # what is wrong (and nothing is started); --dry-run prints the QEMU command
 # line for a valid setup; a QEMU that fails or is killed gives exit 1 and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Process tests: real member processes talking over 127.0.0.1.
 add_test(NAME dsm_stress_4_processes
          COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000)

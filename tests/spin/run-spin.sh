@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Verify the SPIN model of the DSM protocol (tests/spin/dsm.pml).
 #
 # usage: run-spin.sh [--spin PATH] [--expect-fail] [--bitstate] BUILD_DIR [-DNAME[=VALUE]...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The guest checks of the Debian system tests, run by scripts/run-debian.sh
 # --exec once ssh answers (it sets DISCO_SSH_*, DISCO_PATTERN,
 # DISCO_MASTER_PID, DISCO_OUT, DISCO_CONFIG, DISCO_BUILD):

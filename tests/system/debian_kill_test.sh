@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: SIGKILL of the non-master node while the Debian guest writes
 # to its root disk (on a fresh qcow2 overlay of the image).
 #   - the master stops within 10 s, exits non-zero and names the lost node;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System tests: the default guest (scripts/make-guest.sh) booted by the
 # patched QEMU (scripts/build-qemu.sh) across node processes on this
 # machine. `make build` produces both before ctest runs; each test needs

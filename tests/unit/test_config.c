@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of cluster-config through its public API: the three example
  * files load with the fields they promise, defaults are filled in, node

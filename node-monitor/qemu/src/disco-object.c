@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * `-object disco,id=ID,config=FILE,node=NAME,vm=NAME[,stats=FILE]`: makes
  * this QEMU process node NAME of the spanning VM described in the cluster

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Guest RAM under the DSM. At machine-init-done (BQL held, before the
  * first reset and vm_start) the memory backends' RAMBlocks (one, or one per
