@@ -7,8 +7,8 @@
 # prometheus package), carry the VM's series with the node and vm labels
 # (state running, vCPUs, the fault latency histogram, pages, the session
 # peer up), the other daemon seen up, and the VM's fault counters must grow
-# between the two scrapes on both nodes. `disco stats` prints the VM's
-# rates. After the guest powers off, the metrics show the VM stopped.
+# between the two scrapes on both nodes. `disco stats --watch` prints the
+# VM's rates twice. After the guest powers off, the metrics show the VM stopped.
 #   discod_metrics_test.sh BUILD
 set -euo pipefail
 . "$(dirname "$0")/discod-lib.sh"
@@ -75,8 +75,10 @@ for n in n0 n1; do
 	echo "$n: $(grep -c '^disco_' "$dl_tmp/$n.2") samples, promtool clean; faults of m $f1 -> $f2"
 	[ "$f2" -gt "$f1" ] || fail "m's fault counters on $n did not grow between two scrapes 8 s apart ($f1 -> $f2)"
 done
-dl_disco stats >"$dl_tmp/stats.txt" 2>&1 || fail "disco stats exited $?: $(cat "$dl_tmp/stats.txt")"
-grep -q "m" "$dl_tmp/stats.txt" || fail "disco stats does not show m"
+dl_disco stats --watch --interval 1 --count 2 >"$dl_tmp/stats.txt" 2>&1 ||
+	fail "disco stats --watch exited $?: $(cat "$dl_tmp/stats.txt")"
+[ "$(grep -cE '^m +n1 ' "$dl_tmp/stats.txt")" -eq 2 ] ||
+	{ cat "$dl_tmp/stats.txt"; fail "disco stats --watch --count 2 did not show m on n1 twice"; }
 cat "$dl_tmp/stats.txt"
 
 # The guest passes and powers off; the VM is then stopped in the metrics.

@@ -90,3 +90,9 @@ set_tests_properties(discod_metrics_promtool PROPERTIES LABELS "system" TIMEOUT 
 add_test(NAME system_two_vms_one_cluster
          COMMAND ${SYSTEST}/two_vms_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_two_vms_one_cluster PROPERTIES LABELS "system" TIMEOUT 2400 RUN_SERIAL TRUE)
+
+# A daemon killed: its QEMU dies with it, its VM stops on the other node
+# naming it, status names the daemon down, a new daemon restarts nothing.
+add_test(NAME discod_daemon_killed
+         COMMAND ${SYSTEST}/discod_killed_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(discod_daemon_killed PROPERTIES LABELS "system" TIMEOUT 600 RUN_SERIAL TRUE)
