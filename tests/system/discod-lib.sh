@@ -14,6 +14,11 @@
 #                                   and the daemons' run dir (asking discod
 #                                   $DL_NODE when set)
 #   dl_metrics_url NODE             http://127.0.0.1:PORT/metrics of NODE
+#   dl_vm_line VM NODE              VM's line of `disco status` for NODE (and
+#                                   the reason line under it, if any)
+#   dl_fail MESSAGE                 FAIL: MESSAGE, then the status, every
+#                                   daemon's log, the tails of every QEMU's
+#                                   log and console; exits 1
 # Every daemon this file started is sent SIGTERM at exit (then SIGKILL), so
 # no QEMU is left behind (discod stops its QEMUs; they die with it anyway).
 
@@ -121,6 +126,23 @@ dl_metrics_url() {
 	local port
 	port=$(sed -n "s/.*name: $1,.*metrics_port: \([0-9]*\).*/\1/p" "$dl_tmp/cluster.yaml")
 	echo "http://127.0.0.1:$port/metrics"
+}
+
+dl_vm_line() {
+	dl_disco status 2>/dev/null | awk -v vm="vm $1:" -v node="$2" '
+		index($0, vm) == 1 { on = 1; next } /^vm / { on = 0 }
+		found && /^              / { print; exit } found { exit }
+		on && $1 == node { print; found = 1 }'
+}
+
+dl_fail() {
+	local f
+	echo "FAIL: $*"
+	dl_disco status || true
+	for f in "$dl_tmp"/discod-*.log; do echo "---- $f"; cat "$f"; done
+	for f in "$dl_run"/n*/*/qemu.log; do echo "---- $f (last 15 lines)"; tail -n 15 "$f"; done
+	for f in "$dl_run"/n*/*/console.log; do echo "---- $f (last 40 lines)"; tail -n 40 "$f"; done
+	exit 1
 }
 
 # expect_exit WANT PATTERN CMD...: CMD exits WANT and its stderr+stdout

@@ -20,18 +20,7 @@ DL_NODE=n0 # several daemons on this machine: the one disco asks
 dl_daemon n0
 dl_daemon n1
 
-fail() {
-	echo "FAIL: $*"
-	dl_disco status || true
-	for n in n0 n1; do echo "---- discod $n"; cat "$dl_tmp/discod-$n.log"; done
-	for f in "$dl_run"/n*/k/qemu.log; do echo "---- $f"; tail -n 10 "$f"; done
-	exit 1
-}
-vm_line() { # the status line of VM k on node $1
-	dl_disco status 2>/dev/null | awk -v node="$1" '
-		index($0, "vm k:") == 1 { on = 1; next } /^vm / { on = 0 }
-		on && $1 == node { print; getline; print; exit }'
-}
+fail() { dl_fail "$@"; }
 
 dl_disco vm start k || fail "disco vm start k exited $?"
 qemu1=$(sed -n 's/.*vm k: qemu pid \([0-9]*\) started.*/\1/p' "$dl_tmp/discod-n1.log" | tail -n 1)
@@ -46,7 +35,7 @@ while kill -0 "$qemu1" 2>/dev/null; do
 	sleep 0.2
 done
 echo "n1's QEMU ended $((SECONDS - t0)) s after its daemon was killed"
-until [[ "$(vm_line n0)" =~ failed ]]; do
+until [[ "$(dl_vm_line k n0)" =~ failed ]]; do
 	[ $((SECONDS - t0)) -lt 60 ] || fail "k did not stop on n0 within 60 s of n1's daemon dying"
 	sleep 1
 done
@@ -59,7 +48,7 @@ echo "$status"
 grep -qE "^n1 +DOWN .*discod n1 \(127.0.0.1:[0-9]+\) is not reachable" <<<"$status" ||
 	fail "status does not show n1's daemon down, named"
 grep -qE "^n0 +up" <<<"$status" || fail "n0's daemon does not serve"
-grep -q "node n1 lost" <<<"$(vm_line n0)" || fail "k's stop on n0 does not name n1"
+grep -q "node n1 lost" <<<"$(dl_vm_line k n0)" || fail "k's stop on n0 does not name n1"
 
 echo "== a new discod n1"
 dl_daemon n1

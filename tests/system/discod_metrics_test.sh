@@ -23,13 +23,7 @@ command -v promtool >/dev/null || { echo "FAIL: promtool not found: run scripts/
 dl_daemon n0
 dl_daemon n1
 
-fail() {
-	echo "FAIL: $*"
-	dl_disco status || true
-	for n in n0 n1; do echo "---- discod $n"; cat "$dl_tmp/discod-$n.log"; done
-	echo "---- console (last 30 lines)"; tail -n 30 "$dl_run/n0/m/console.log" 2>/dev/null || true
-	exit 1
-}
+fail() { dl_fail "$@"; }
 scrape() { # NODE OUT
 	/usr/bin/python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
 		"$(dl_metrics_url "$1")" >"$2" || fail "GET $(dl_metrics_url "$1") failed"

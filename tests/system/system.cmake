@@ -73,26 +73,24 @@ add_test(NAME deb_package_installs
 set_tests_properties(deb_package_installs PROPERTIES LABELS "system" TIMEOUT 1200
                      SKIP_RETURN_CODE 77)
 
+# The rack tests (tests/system/discod-lib.sh): discod daemons on this
+# machine driven by the disco command.
+function(disco_rack_test name script labels timeout)
+  add_test(NAME ${name} COMMAND ${SYSTEST}/${script} ${CMAKE_BINARY_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${timeout})
+  if(labels STREQUAL "system")
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
+endfunction()
 # discod and disco on bad input and failures: exit statuses and messages
 # (no guest boots; QEMU is never started).
-add_test(NAME discod_cli_errors
-         COMMAND ${SYSTEST}/discod_cli_errors_test.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(discod_cli_errors PROPERTIES LABELS "process" TIMEOUT 120)
-
+disco_rack_test(discod_cli_errors discod_cli_errors_test.sh process 120)
 # discod's /metrics during a VM's run, checked with promtool; fault
 # counters grow; the VM started with `disco vm start`.
-add_test(NAME discod_metrics_promtool
-         COMMAND ${SYSTEST}/discod_metrics_test.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(discod_metrics_promtool PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
-
+disco_rack_test(discod_metrics_promtool discod_metrics_test.sh system 1500)
 # Three daemons, two VMs sharing n1, started at once with disco; a QEMU of
 # one killed: that VM stops (node named), the other passes.
-add_test(NAME system_two_vms_one_cluster
-         COMMAND ${SYSTEST}/two_vms_test.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(system_two_vms_one_cluster PROPERTIES LABELS "system" TIMEOUT 2400 RUN_SERIAL TRUE)
-
+disco_rack_test(system_two_vms_one_cluster two_vms_test.sh system 2400)
 # A daemon killed: its QEMU dies with it, its VM stops on the other node
 # naming it, status names the daemon down, a new daemon restarts nothing.
-add_test(NAME discod_daemon_killed
-         COMMAND ${SYSTEST}/discod_killed_test.sh ${CMAKE_BINARY_DIR})
-set_tests_properties(discod_daemon_killed PROPERTIES LABELS "system" TIMEOUT 600 RUN_SERIAL TRUE)
+disco_rack_test(discod_daemon_killed discod_killed_test.sh system 600)

@@ -27,17 +27,7 @@ portb=$(dl_port_block 2)
 } >"$dl_tmp/cluster.yaml"
 for n in n0 n1 n2; do dl_daemon $n; done
 
-fail() {
-	echo "FAIL: $*"
-	dl_disco status || true
-	for n in n0 n1 n2; do echo "---- discod $n"; cat "$dl_tmp/discod-$n.log"; done
-	for f in "$dl_run"/n*/*/qemu.log; do echo "---- $f"; tail -n 15 "$f"; done
-	for v in a b; do
-		echo "---- console of $v (last 40 lines)"
-		tail -n 40 "$dl_run/n$([ $v = a ] && echo 0 || echo 1)/$v/console.log" 2>/dev/null || true
-	done
-	exit 1
-}
+fail() { dl_fail "$@"; }
 # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
 wait_for() {
 	local limit=$1 what=$2 t0=$SECONDS
@@ -48,11 +38,6 @@ wait_for() {
 	done
 }
 console_has() { tr -d '\r' <"$dl_run/$1/$2/console.log" 2>/dev/null | grep -q -- "$3"; }
-vm_line() { # the status line of VM $1 on node $2
-	dl_disco status 2>/dev/null | awk -v vm="vm $1:" -v node="$2" '
-		index($0, vm) == 1 { on = 1; next } /^vm / { on = 0 }
-		on && $1 == node { print; exit }'
-}
 
 echo "== both VMs started at once"
 t0=$SECONDS
@@ -68,10 +53,10 @@ status=$(dl_disco status) || fail "disco status exited $? with both VMs running"
 echo "$status"
 grep -qE "^n1 +up .*a\(running\).*b\(running\)|^n1 +up .*b\(running\).*a\(running\)" <<<"$status" ||
 	fail "status does not show a and b running on n1"
-[[ "$(vm_line a n0)" =~ running.*0-0 ]] || fail "a's vCPU 0 is not shown running on n0"
-[[ "$(vm_line a n1)" =~ running.*1-1 ]] || fail "a's vCPU 1 is not shown running on n1"
-[[ "$(vm_line b n1)" =~ running.*0-0 ]] || fail "b's vCPU 0 is not shown running on n1"
-[[ "$(vm_line b n2)" =~ running.*1-1 ]] || fail "b's vCPU 1 is not shown running on n2"
+[[ "$(dl_vm_line a n0)" =~ running.*0-0 ]] || fail "a's vCPU 0 is not shown running on n0"
+[[ "$(dl_vm_line a n1)" =~ running.*1-1 ]] || fail "a's vCPU 1 is not shown running on n1"
+[[ "$(dl_vm_line b n1)" =~ running.*0-0 ]] || fail "b's vCPU 0 is not shown running on n1"
+[[ "$(dl_vm_line b n2)" =~ running.*1-1 ]] || fail "b's vCPU 1 is not shown running on n2"
 
 echo "== a's shell runs disco-coherence through disco vm console"
 wait_for 600 "shell prompt on a's console" console_has n0 a "Enter 'help' for a list"
@@ -79,14 +64,14 @@ echo 'disco-coherence && echo "coherence-ok-$((6 * 7))"' |
 	dl_disco vm console a --linger 1 >"$dl_tmp/console-a.txt" 2>&1 || fail "disco vm console a exited $?"
 wait_for 900 "coherence PASS on a" console_has n0 a "coherence-ok-42"
 echo "a: disco-coherence passed at $((SECONDS - t0)) s"
-[[ "$(vm_line b n1)" =~ running ]] || fail "b is not running while a ran its check"
+[[ "$(dl_vm_line b n1)" =~ running ]] || fail "b is not running while a ran its check"
 
 echo "== kill -9 of a's QEMU on n1"
 pid=$(sed -n 's/.*vm a: qemu pid \([0-9]*\) started.*/\1/p' "$dl_tmp/discod-n1.log" | tail -n 1)
 [ -n "$pid" ] || fail "discod n1 logged no QEMU pid for a"
 kill -KILL "$pid"
 killed=$SECONDS
-stopped_on_n0() { [[ "$(vm_line a n0)" =~ failed|stopped ]]; }
+stopped_on_n0() { [[ "$(dl_vm_line a n0)" =~ failed|stopped ]]; }
 wait_for 60 "stop of a on n0 after its n1 was killed" stopped_on_n0
 echo "a stopped on n0 $((SECONDS - killed)) s after the kill"
 status=$(dl_disco status) || true
@@ -96,14 +81,14 @@ grep -qE "^vm a: failed" <<<"$a_n1" || fail "status does not show vm a failed"
 grep -qE "n1 .*failed" <<<"$a_n1" || fail "a's QEMU on n1 is not shown failed"
 grep -qE "signal 9|SIGKILL|Killed" <<<"$a_n1" || fail "a's failure on n1 does not say it was killed"
 grep -A1 -E "^ +n0 " <<<"$a_n1" | grep -q "n1" || fail "a's stop on n0 does not name n1"
-[[ "$(vm_line b n1)" =~ running ]] || fail "b stopped with a"
-[[ "$(vm_line b n2)" =~ running ]] || fail "b stopped on n2 with a"
+[[ "$(dl_vm_line b n1)" =~ running ]] || fail "b stopped with a"
+[[ "$(dl_vm_line b n2)" =~ running ]] || fail "b stopped on n2 with a"
 
 echo "== b goes on and passes"
 wait_for 1200 "coherence result on b" console_has n1 b "disco-guest: result="
 console_has n1 b "disco-guest: coherence PASS" || fail "b's disco-coherence did not pass"
 console_has n1 b "disco-guest: result=pass" || fail "b's guest did not report result=pass"
-b_down() { [[ "$(vm_line b n2)" =~ stopped ]] && [[ "$(vm_line b n1)" =~ stopped ]]; }
+b_down() { [[ "$(dl_vm_line b n2)" =~ stopped ]] && [[ "$(dl_vm_line b n1)" =~ stopped ]]; }
 wait_for 120 "b powered off on n1 and n2" b_down
 status=$(dl_disco status) || fail "disco status exited $? after b powered off (a daemon down?)"
 grep -q "3 daemons up" <<<"$status" || fail "the daemons do not all serve after the VMs ended"
