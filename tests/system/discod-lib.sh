@@ -137,6 +137,7 @@ dl_vm_line() {
 
 dl_fail() {
 	local f
+	shopt -s nullglob
 	echo "FAIL: $*"
 	dl_disco status || true
 	for f in "$dl_tmp"/discod-*.log; do echo "---- $f"; cat "$f"; done
