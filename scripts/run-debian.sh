@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
 	--net-mib) net_mib=$2; shift 2 ;;
 	--exec) exec_cmd=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
-	-h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,38p' "$0"; exit 0 ;;
 	-*) echo "run-debian: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac

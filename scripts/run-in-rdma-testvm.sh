@@ -28,7 +28,7 @@ timeout_s=${DISCO_RDMA_VM_TIMEOUT:-600}
 qemu=${DISCO_RDMA_VM_QEMU:-/usr/bin/qemu-system-x86_64}
 
 usage() {
-	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+	sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 	exit "${1:-2}"
 }
 die() {

@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
 	--quiet) quiet=1; shift ;;
 	--qemu-arg) qemu_args+=("$2"); shift 2 ;;
 	--accel) accel=(--accel "$2"); shift 2 ;;
-	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,30p' "$0"; exit 0 ;;
 	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac

@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--spin) spin=$2; shift 2 ;;
 	--expect-fail) expect_fail=1; shift ;;
 	--bitstate) bitstate=1; shift ;;
-	-h|--help) sed -n '2,/^set -e/p' "$0" | sed -e 's/^# \{0,1\}//' -e '$d'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -e/p' "$0" | sed -e 's/^# \{0,1\}//' -e '$d'; exit 0 ;;
 	-*) echo "run-spin.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
