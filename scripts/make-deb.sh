@@ -83,6 +83,7 @@ Architecture: $arch
 Maintainer: disco maintainers <disco@localhost>
 Installed-Size: $size
 Depends: $shlibs, seabios, qemu-system-data, passwd
+Recommends: bash-completion
 Section: admin
 Priority: optional
 Description: distributed virtual machine monitor: one VM across a cluster

@@ -26,6 +26,7 @@ packages=(
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 	libjansson-dev libmicrohttpd-dev        # discod: QMP (JSON) to its QEMUs, /metrics over HTTP
 	prometheus                              # promtool checks discod's /metrics (its server is not started)
+	bash-completion                         # the test of disco's completion (packaging/bash-completion)
 )
 
 # A key file must be readable by its owner only; git checks the demo key

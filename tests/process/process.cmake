@@ -16,3 +16,8 @@ add_test(NAME tools_reject_bad_arguments
          COMMAND ${CMAKE_SOURCE_DIR}/tests/process/cli_errors.sh
                  $<TARGET_FILE:disco-dsm-stress> $<TARGET_FILE:disco-dsm-bench>)
 set_tests_properties(tools_reject_bad_arguments PROPERTIES LABELS "process" TIMEOUT 120)
+
+# bash completion of the disco command (packaging/bash-completion/disco)
+add_test(NAME disco_bash_completion
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/process/completion_test.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(disco_bash_completion PROPERTIES LABELS "process" TIMEOUT 60)
