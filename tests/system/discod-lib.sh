@@ -55,8 +55,10 @@ PY
 }
 
 dl_cluster() {
-	local nodes=$1 key=${2:-$dl_root/cluster-config/examples/local.key} i
+	local nodes=$1 key=${2:-$dl_tmp/local.key} i
 	local -a p
+	# the demo key, 0600 whatever mode the checkout gave it
+	[ -n "${2:-}" ] || install -m 0600 "$dl_root/cluster-config/examples/local.key" "$key"
 	mapfile -t p < <(dl_ports $((nodes * 3)))
 	echo "cluster:"
 	echo "  name: discod-test"
