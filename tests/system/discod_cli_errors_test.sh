@@ -7,8 +7,9 @@
 #     --tcp): 3, naming the node and its socket or address;
 #   - `vm start` while one of the VM's daemons is down: 3, naming that
 #     node, and no QEMU left running on the node that is up;
-#   - a wrong key over --tcp: 4 ("wrong key"), and the daemon logs the
-#     refused connection; an unreadable key: 4;
+#   - a wrong key over --tcp: 4 ("wrong key"), for a status and for a
+#     start (nothing started), and the daemon logs the refused connection;
+#     a world-readable key: 4; another user on the 0600 local socket: 4;
 #   - an unknown VM, asked of the config or of the daemon: 5, listing the VMs;
 #   - bad command lines: 2;
 #   - garbage on the control port: the connection is refused, the daemon
@@ -50,6 +51,20 @@ expect_exit 4 "discod n0 \(127.0.0.1:[0-9]+\): wrong key \(bad HMAC\)" \
 	"$dl_build/node-monitor/disco" --config "$dl_tmp/other.yaml" --tcp --node n0 status
 grep -q "control connection from 127.0.0.1:[0-9]* refused" "$dl_tmp/discod-n0.log" ||
 	{ cat "$dl_tmp/discod-n0.log"; echo "FAIL: n0 did not log the refused key"; exit 1; }
+# nothing reaches a VM with the wrong key: a start is refused, nothing runs
+expect_exit 4 "discod n0 \(127.0.0.1:[0-9]+\): wrong key \(bad HMAC\)" \
+	"$dl_build/node-monitor/disco" --config "$dl_tmp/other.yaml" --tcp --node n0 vm start sys
+[ -z "$(pgrep -P "${dl_pid[n0]}" || true)" ] || { echo "FAIL: a start with the wrong key started a QEMU"; exit 1; }
+# the local socket is 0600 root: another user cannot use it
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	chmod 0711 "$dl_tmp" "$dl_run"
+	expect_exit 4 "discod n0 \($dl_run/discod-n0.sock\): permission denied on .*run as root, or as a member of the socket's group" \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$dl_build/node-monitor/disco" --run-dir "$dl_run" --node n0 status
+	chmod 0700 "$dl_tmp"
+else
+	echo "(not root: the socket's permission check is not exercised)"
+fi
 chmod 644 "$dl_tmp/other.key"
 expect_exit 4 "key_file: .*other.key\" is open to group or others \(mode 0644\)" \
 	"$dl_build/node-monitor/disco" --config "$dl_tmp/other.yaml" --tcp --node n0 status
