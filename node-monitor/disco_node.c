@@ -45,9 +45,6 @@ struct cli {
 	enum node_console console;
 	const char *console_path;
 	bool console_given, dry_run, argv_lines;
-	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS,
-	       QUERY_PRINT_FORWARD } query;
-	int forward_port;                /* --print-forward GUEST_PORT */
 	char *const *extra;
 	int n_extra;
 	char who[CLUSTER_NAME_MAX + 16]; /* log prefix: "disco-node NODE" */
@@ -72,14 +69,9 @@ static void usage(FILE *f)
 		"  --dry-run            print the QEMU command line and exit\n"
 		"  --argv-lines         with --dry-run: one argument per line, unquoted\n"
 		"  --help               this text\n"
-		"Queries for scripts (need --config, not --node; print and exit; the same as\n"
-		"`disco config nodes|vm|vcpus|forward`):\n"
-		"  --list-nodes         the VM's nodes, master first, one per line\n"
-		"  --print-vm           the VM's name\n"
-		"  --print-vcpus        the VM's vCPU count\n"
-		"  --print-forward PORT where the master forwards guest TCP port PORT:\n"
-		"                       \"HOST HOST_PORT\" (exit 1 when no NIC forwards it)\n"
 		"  -- ARGS...           passed to QEMU after the generated arguments\n\n"
+		"Answers about a VM for scripts (its nodes, name, vCPUs, forwarded ports):\n"
+		"`disco config nodes|vm|vcpus|forward`.\n"
 		"Exit status: 0 guest exited cleanly, 1 QEMU failed or was killed,\n"
 		"2 bad arguments, config, QEMU binary or guest files (nothing started).\n");
 }
@@ -112,9 +104,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{"accel", required_argument, 0, 'a'},  {"console", required_argument, 0, 'C'},
 		{"stats", required_argument, 0, 's'},  {"append", required_argument, 0, 'A'},
 		{"dry-run", no_argument, 0, 'd'},      {"help", no_argument, 0, 'h'},
-		{"list-nodes", no_argument, 0, 'L'},   {"print-vm", no_argument, 0, 'P'},
-		{"print-vcpus", no_argument, 0, 'V'},  {"argv-lines", no_argument, 0, 'l'},
-		{"print-forward", required_argument, 0, 'F'},
+		{"argv-lines", no_argument, 0, 'l'},
 		{0, 0, 0, 0},
 	};
 	const char *last_optarg = NULL;
@@ -132,22 +122,6 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 'd': c->dry_run = true; break;
 		case 'l': c->argv_lines = true; break;
 		case 'h': return 1;
-		case 'L': c->query = QUERY_LIST_NODES; break;
-		case 'P': c->query = QUERY_PRINT_VM; break;
-		case 'V': c->query = QUERY_PRINT_VCPUS; break;
-		case 'F': {
-			char *end;
-			long p = strtol(optarg, &end, 10);
-
-			if (*end || end == optarg || p < 1 || p > 65535) {
-				fprintf(stderr, "disco-node: --print-forward: expected a port in 1..65535, got \"%s\"\n",
-					optarg);
-				return -EINVAL;
-			}
-			c->query = QUERY_PRINT_FORWARD;
-			c->forward_port = (int)p;
-			break;
-		}
 		case 'a':
 			if (!strcmp(optarg, "tcg")) {
 				c->accel = NODE_ACCEL_TCG;
@@ -194,7 +168,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	}
 	c->extra = argv + optind;
 	c->n_extra = argc - optind;
-	if (!c->config || (!c->node && c->query == QUERY_NONE)) {
+	if (!c->config || !c->node) {
 		fprintf(stderr, "disco-node: %s is required (see --help)\n",
 			!c->config ? "--config FILE" : "--node NAME");
 		return -EINVAL;
@@ -261,18 +235,6 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 		"QEMU (scripts/build-qemu.sh), or give another with --qemu PATH or $DISCO_QEMU\n",
 		c->node, out, from, why);
 	return -ENOENT;
-}
-
-/* --list-nodes, --print-vm, --print-vcpus, --print-forward: kept for
- * scripts written before `disco config nodes|vm|vcpus|forward`, which
- * answer the same (vm_query.c). Returns the exit status. */
-static int query(const struct cluster_config *cfg, const struct cli *c)
-{
-	static const enum vm_query q[] = {
-		[QUERY_LIST_NODES] = VM_QUERY_NODES, [QUERY_PRINT_VM] = VM_QUERY_NAME,
-		[QUERY_PRINT_VCPUS] = VM_QUERY_VCPUS, [QUERY_PRINT_FORWARD] = VM_QUERY_FORWARD,
-	};
-	return vm_query(cfg, c->vm, q[c->query], c->forward_port, c->who);
 }
 
 /* The guest memory this node may come to hold must fit this machine: a
@@ -353,10 +315,6 @@ int main(int argc, char **argv)
 	if (cluster_config_load(c.config, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_BAD_SETUP;
-	}
-	if (c.query != QUERY_NONE) {
-		ret = query(cfg, &c);
-		goto out;
 	}
 	node = cluster_config_find_node(cfg, c.node);
 	if (node < 0) {

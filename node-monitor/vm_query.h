@@ -2,9 +2,9 @@
 /*
  * Answers about one VM of a cluster file, for scripts that start its
  * nodes (scripts/run-vm.sh, scripts/lib/vm-nodes.sh, run-debian.sh):
- * `disco config nodes|vm|vcpus|forward` and disco-node's older
- * --list-nodes, --print-vm, --print-vcpus, --print-forward, which share
- * this code. Each prints one answer on stdout.
+ * `disco config nodes|vm|vcpus|forward` (which replaced disco-node's
+ * --list-nodes and --print-* flags), and disco-node's choice of the VM
+ * (vm_query_pick()). Each query prints one answer on stdout.
  */
 #ifndef DISCO_NODE_VM_QUERY_H
 #define DISCO_NODE_VM_QUERY_H

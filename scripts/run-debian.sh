@@ -72,7 +72,7 @@ done
 . "$root/scripts/lib/debian-guest.sh"
 vmn_init "$node_bin" "$config" "$vm" ||
 	{ echo "run-debian: cannot read the nodes of the VM from $config" >&2; exit 2; }
-read -r ssh_host ssh_port < <("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-forward 22) ||
+read -r ssh_host ssh_port < <("$build/node-monitor/disco" config forward 22 ${vm:+--vm "$vm"} "$config") ||
 	{ echo "run-debian: the VM forwards no host port to the guest's ssh (port 22): add a hostfwd to its user NIC" >&2; exit 2; }
 dg_init "$key" "$ssh_host" "$ssh_port" "$pattern"
 

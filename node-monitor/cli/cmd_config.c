@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +95,13 @@ int cmd_config(const struct cli_global *g, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	r = vm_query(cfg, vm, queries[q].q, port, "disco config");
+	/* not chosen: a file of several VMs needs --vm (a usage error); a
+	 * named VM that is not there, or a file without VMs, is no such VM */
+	bool must_choose = !vm && cfg->n_vms > 1;
 	cluster_config_free(cfg);
-	return r == 2 ? CLI_NO_VM : r;
+	if (r == 2)
+		return must_choose ? CLI_USAGE : CLI_NO_VM;
+	return r;
 }
 
 int cmd_compare(const struct cli_global *g, int argc, char **argv)
