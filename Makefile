@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Thin wrapper around CMake so a fresh clone needs only `make test` / `make run`.
 # scripts/setup.sh installs whatever Debian packages are missing first.
 BUILD ?= build
@@ -73,6 +74,18 @@ bench-debian: debian-image
 
 compare: build
 	scripts/disco compare --build $(BUILD) --out $(BUILD)/compare
+
+# The programs, the patched QEMU (PREFIX/lib/disco), discod's systemd unit,
+# bash completion and the documentation under PREFIX (DESTDIR for staging):
+# docs/deploy.md.
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, $(BUILD)/disco_<version>_<arch>.deb (scripts/make-deb.sh):
+# `apt install ./disco_*.deb` on a Debian 12 machine.
+deb: build
+	scripts/make-deb.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD)

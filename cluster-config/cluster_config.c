@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Entry points of the cluster-config module: load a file or string, free,
  * look up by name, and the initial page-home function.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Cluster configuration: one YAML file describes a cluster (its members,
  * how they authenticate, how they talk) and the virtual machines that span
@@ -44,6 +45,10 @@ struct cluster_node {
 	int port;          /* 1..65535 */
 	enum cluster_transport transport;
 	struct cluster_rdma rdma; /* valid when transport == RDMA */
+	/* discod, the node's daemon (docs/deploy.md); 0: not configured */
+	int control_port;            /* its authenticated control port on @address */
+	int metrics_port;            /* its Prometheus /metrics (HTTP) port */
+	char metrics_address[256];   /* where /metrics listens; default @address */
 };
 
 /* What a guest reset (reboot, triple fault) does to a VM. */
@@ -135,6 +140,9 @@ struct cluster_vm {
 	struct cluster_disk *disks;
 	int n_nics;                            /* 0..CLUSTER_MAX_NICS */
 	struct cluster_nic *nics;
+	int port;                              /* vms[i].port: the k-th of the VM's nodes (in
+						  node order) listens on port + k; 0 (default):
+						  each node's own port */
 };
 
 struct cluster_config {
@@ -205,6 +213,23 @@ int cluster_vm_numa_range(const struct cluster_config *cfg, const struct cluster
 int cluster_vm_node_vcpus(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
 			  int *first, int *count);
 int cluster_vm_vcpu_node(const struct cluster_config *cfg, const struct cluster_vm *vm, int cpu);
+
+/* The TCP port (or RDMA CM port) node @node listens on for VM @vm's
+ * session: vms[].port + k for the VM's k-th node, or the node's own port
+ * when the VM has none. -EINVAL when @node takes no part in @vm. */
+int cluster_vm_node_port(const struct cluster_config *cfg, const struct cluster_vm *vm, int node);
+
+/*
+ * The cluster as VM @vm sees it: a config of that VM alone, whose nodes
+ * are the VM's nodes only (in the order of `nodes`, renumbered from 0),
+ * each at the port cluster_vm_node_port() gives it. The spanning VM's
+ * session joins exactly these nodes, so VMs on different nodes of one
+ * cluster, or on the same nodes with their own ports, run side by side
+ * (architecture.md, "Several VMs on one cluster"). Everything else (name,
+ * key, timeouts, the VM's settings and devices) is copied; free with
+ * cluster_config_free(). 0, -EINVAL (no such VM) or -ENOMEM.
+ */
+int cluster_config_vm_view(const struct cluster_config *cfg, int vm, struct cluster_config **out);
 
 const char *cluster_transport_name(enum cluster_transport t);
 const char *cluster_disk_format_name(enum cluster_disk_format f);

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * disco-config-check: validate a cluster file and print what it describes.
+ * disco config check: validate a cluster file and print what it describes
+ * (the disco command's subcommand; config_check.h).
  *
  * Meant for a person editing a cluster file: either the one error line
  * (the same one every disco program would print) or a summary short enough
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "cluster_config.h"
+#include "config_check.h"
 
 #define SHOW_NODES 16
 #define SHOW_VMS 3
@@ -24,7 +27,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: disco-config-check [--no-host] FILE\n"
+		"usage: disco config check [--no-host] FILE\n"
 		"Parse and validate a disco cluster file (see docs/config.md) and print\n"
 		"a summary, or the first error as FILE:LINE:COL: FIELD: MESSAGE.\n"
 		"Also checks, on this host, each VM's disk images (exist, format) and\n"
@@ -62,6 +65,10 @@ static void print_nodes(const struct cluster_config *cfg)
 		const struct cluster_node *n = &cfg->nodes[i];
 
 		printf("  %-12s %s:%d", n->name, n->address, n->port);
+		if (n->control_port)
+			printf("  discod control %d", n->control_port);
+		if (n->metrics_port)
+			printf(", metrics %s:%d", n->metrics_address, n->metrics_port);
 		if (n->transport == CLUSTER_TRANSPORT_RDMA)
 			printf("  rdma %s port %d gid %d", n->rdma.device, n->rdma.port,
 			       n->rdma.gid_index);
@@ -89,7 +96,10 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 		}
 		printf("%s%s:%d", shown > 1 ? " " : "", cfg->nodes[i].name, vm->vcpus_per_node[i]);
 	}
-	printf("), master %s\n", cfg->nodes[vm->master_node].name);
+	printf("), master %s", cfg->nodes[vm->master_node].name);
+	if (vm->port)
+		printf(", ports %d..%d", vm->port, vm->port + __builtin_popcountll(vm->node_mask) - 1);
+	printf("\n");
 	printf("    dsm placement %s, policy %s, fault timeout %" PRIu32 " ms, backing %s\n",
 	       placement_name(cfg, d, pl, sizeof(pl)),
 	       d->policy == DSM_POLICY_DISCO ? "disco" : "static", d->fault_timeout_ms,
@@ -141,7 +151,7 @@ static void print_summary(const struct cluster_config *cfg)
 		printf("  ... and %d more\n", cfg->n_vms - SHOW_VMS);
 }
 
-int main(int argc, char **argv)
+int disco_config_check(int argc, char **argv)
 {
 	struct cluster_config *cfg;
 	char err[8192];

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Error messages of the cluster-config module: the field path, the one-line
  * message format and quoting of the values we found. A message is always

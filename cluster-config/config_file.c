@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Files a cluster file refers to: where relative paths point and the
  * pre-shared key.

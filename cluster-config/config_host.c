@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * cluster_vm_check_host(): the checks of a VM's devices that look at the
  * host its master runs on (see cluster_config.h). Loading never opens a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Private interface between the files of the cluster-config module.
  *
@@ -163,5 +164,9 @@ int cfg_parse_disks(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster
 int cfg_parse_nics(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
 int cfg_validate(struct cfg_ctx *c);                                  /* config_validate.c */
 int cfg_validate_devices(struct cfg_ctx *c);          /* config_validate_devices.c */
+/* nodes[i].control_port, metrics_port, metrics_address (config_ports.c) */
+int cfg_parse_node_daemon(struct cfg_ctx *c, const yaml_node_t *node, struct cluster_node *n);
+/* every port a node's programs listen on is used once (config_ports.c) */
+int cfg_validate_ports(struct cfg_ctx *c);
 
 #endif

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tree walk of a cluster file, part 1: the top level, the cluster block
  * and the node list. (VMs are in config_parse_vm.c.)
@@ -18,7 +19,9 @@ static const char *const cluster_keys[] = {"name",         "transport",       "a
 					   "heartbeat_ms", "peer_timeout_ms", "connect_timeout_ms",
 					   "hello_timeout_ms", "proof_timeout_ms", "loop", NULL};
 static const char *const auth_keys[] = {"key_file", NULL};
-static const char *const node_keys[] = {"name", "address", "port", "transport", "rdma", NULL};
+static const char *const node_keys[] = {"name",         "address",      "port",
+					"transport",    "rdma",         "control_port",
+					"metrics_port", "metrics_address", NULL};
 static const char *const rdma_keys[] = {"device", "port", "gid_index", NULL};
 static const char *const loop_keys[] = {"poll_us", "poll_linger_us", "poll_yield", "priority",
 					NULL};
@@ -151,7 +154,7 @@ static int parse_node(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_no
 	    (r = parse_address(c, m, n)) < 0 ||
 	    (r = cfg_get_int(c, m, "port", true, 1, 65535, &n->port)) < 0 ||
 	    (r = cfg_get_choice(c, m, "transport", false, transports, &transport)) < 0 ||
-	    (r = parse_rdma(c, m, &n->rdma)) < 0)
+	    (r = parse_rdma(c, m, &n->rdma)) < 0 || (r = cfg_parse_node_daemon(c, m, n)) < 0)
 		return r;
 	n->transport = (enum cluster_transport)transport;
 	return 0;

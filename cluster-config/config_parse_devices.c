@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tree walk of a cluster file, part 3: a VM's guest devices, the lists
  * vms[i].disks (virtio-blk) and vms[i].nics (virtio-net).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tree walk of a cluster file, part 2: the vms list and each VM's dsm
  * block.
@@ -19,7 +20,7 @@
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
 				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
-				      "on_reset", "housekeeping", "disks", "nics", NULL};
+				      "on_reset", "housekeeping", "disks", "nics", "port", NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
@@ -267,7 +268,8 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = cfg_get_choice(c, m, "on_reset", false, reset_actions, &on_reset)) < 0 ||
 	    (r = cfg_get_choice(c, m, "housekeeping", false, housekeepers, &housekeeping)) < 0 ||
 	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_disks(c, m, vm)) < 0 ||
-	    (r = cfg_parse_nics(c, m, vm)) < 0)
+	    (r = cfg_parse_nics(c, m, vm)) < 0 ||
+	    (r = cfg_get_int(c, m, "port", false, 1, 65535, &vm->port)) < 0)
 		return r;
 	vm->on_reset = (enum cluster_reset_action)on_reset;
 	vm->housekeeping = (enum cluster_housekeeping)housekeeping;

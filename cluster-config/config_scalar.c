@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Syntax of the scalar values in a cluster file: integers, memory sizes,
  * names and network addresses. Pure string functions with no YAML and no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Cross-field checks on a parsed cluster file: the rules that relate two
  * or more values, which no single field's parser can see.
@@ -140,5 +141,7 @@ int cfg_validate(struct cfg_ctx *c)
 	for (int v = 0; v < c->cfg->n_vms; v++)
 		if ((r = check_vm(c, v)) < 0)
 			return r;
-	return cfg_validate_devices(c);
+	if ((r = cfg_validate_devices(c)) < 0)
+		return r;
+	return cfg_validate_ports(c);
 }

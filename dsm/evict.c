@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The eviction clock: see evict.h for the rules. One byte per page: the
  * reference bit, the "replicated" hint, and whether the hand already spared

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Victim choice for evictions under a memory budget: a clock (second
  * chance) over the pages of a region, as a pure data structure (no

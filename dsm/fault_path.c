@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM fault path, run entirely by the session's loop thread.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Minimum hold (dsm.min_hold_us): a page this node got writable stays here
  * at least that long; DSM messages for it wait meanwhile, in arrival

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A node's copy of the region's pages: mapping, adopting and watching the
  * memory, and every change of what is mapped (dsm/memory.h).

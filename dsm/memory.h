@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A node's copy of the region's pages, and the only code that maps or
  * unmaps them (dsm/memory.c). Internal to dsm/.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One-sided page transfer: a requester reads a page's bytes out of the
  * home's memory with RDMA READ instead of the home copying them into a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Disco's page placement policy: see policy.h for the rules. Per page it
  * keeps three bytes: how often this node moved the page away, whether it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Disco's page placement policy (Bugnion et al., SOSP '97, section 4.2.3,
  * after Verghese et al., ASPLOS '96), as a pure decision function: no

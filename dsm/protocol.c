@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The coherence protocol engine: single writer / multiple readers with
  * invalidation, home-based directory, sequential consistency.

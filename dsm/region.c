@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM region: public API, life cycle, and the region's side of the
  * session (see region.h for the model, region_internal.h for its parts).
@@ -50,6 +51,9 @@ static void fill_stats(struct dsm_region *r, struct dsm_stats *out)
 	if (r->policy)
 		out->policy = *dsm_policy_counters(r->policy);
 	out->pages_present = dsm_memory_present_pages(&r->mem);
+	out->pages_homed = dsm_engine_home_frames(r->engine);
+	uint64_t used = dsm_engine_frames_used(r->engine);
+	out->pages_cached = used > out->pages_homed ? used - out->pages_homed : 0;
 }
 
 struct stats_call {

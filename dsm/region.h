@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM library API: a region of memory shared coherently by one process
  * on every node of a cluster. Any process can use it (the stress and bench
@@ -61,6 +62,9 @@ struct dsm_stats {
 	 * changed while the first one ran. */
 	uint64_t pages_granted_by_read, pages_read, page_rereads;
 	uint64_t pages_present; /* pages mapped at this node now */
+	/* The engine's frame accounting (budgets): pages this node is the
+	 * home of, and copies it holds of pages homed elsewhere. */
+	uint64_t pages_homed, pages_cached;
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The region's internals, shared by region.c (API, life cycle, the
  * session client), fault_path.c (the loop thread's hot path), hold.c

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The DSM's own settings: where pages start (placement), whether and how
  * their homes move (policy and its knobs), how a node keeps its copy

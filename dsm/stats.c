@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Reading and printing DSM statistics (struct dsm_stats, region.h).
  */

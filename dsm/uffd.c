@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * userfaultfd plumbing for the DSM runtime (see uffd.h). Debian 12's
  * headers (Linux 6.1) know MISSING, WP, MINOR and CONTINUE; the one newer

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Thin wrappers over the userfaultfd ioctls the DSM runtime uses: MISSING
  * and write-protect registration, UFFDIO_COPY (optionally mapping the page

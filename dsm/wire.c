@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Conversion between the engine's struct dsm_msg and the protobuf
  * DsmMessage of proto/dsm.proto. Unpacking uses a bump allocator over the

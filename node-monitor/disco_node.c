@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-node: the node monitor, one per machine of the cluster. It starts
  * this machine's share of a distributed VM, which is one patched QEMU
@@ -32,6 +33,7 @@
 #include "cluster-config/cluster_config.h"
 #include "qemu_cmdline.h"
 #include "qemu_run.h"
+#include "vm_query.h"
 
 #define EXIT_GUEST_FAILED 1
 #define EXIT_BAD_SETUP 2
@@ -43,9 +45,6 @@ struct cli {
 	enum node_console console;
 	const char *console_path;
 	bool console_given, dry_run, argv_lines;
-	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS,
-	       QUERY_PRINT_FORWARD } query;
-	int forward_port;                /* --print-forward GUEST_PORT */
 	char *const *extra;
 	int n_extra;
 	char who[CLUSTER_NAME_MAX + 16]; /* log prefix: "disco-node NODE" */
@@ -59,8 +58,8 @@ static void usage(FILE *f)
 		"  --config FILE        cluster file (docs/config.md)\n"
 		"  --node NAME          this machine's node in the cluster file\n"
 		"  --vm NAME            the VM to run (may be left out when the file has one VM)\n"
-		"  --qemu PATH          patched QEMU binary (default: $DISCO_QEMU, else\n"
-		"                       ../qemu/qemu-system-x86_64 next to disco-node, built by make)\n"
+		"  --qemu PATH          patched QEMU binary (default: $DISCO_QEMU, else the one\n"
+		"                       installed (../lib/disco) or built (make) with disco-node)\n"
 		"  --accel tcg|kvm      accelerator (default tcg: multi-threaded TCG)\n"
 		"  --console stdio|null|socket:PATH\n"
 		"                       guest serial console on the master node (default stdio);\n"
@@ -70,13 +69,9 @@ static void usage(FILE *f)
 		"  --dry-run            print the QEMU command line and exit\n"
 		"  --argv-lines         with --dry-run: one argument per line, unquoted\n"
 		"  --help               this text\n"
-		"Queries for scripts (need --config, not --node; print and exit):\n"
-		"  --list-nodes         the VM's nodes, master first, one per line\n"
-		"  --print-vm           the VM's name\n"
-		"  --print-vcpus        the VM's vCPU count\n"
-		"  --print-forward PORT where the master forwards guest TCP port PORT:\n"
-		"                       \"HOST HOST_PORT\" (exit 1 when no NIC forwards it)\n"
 		"  -- ARGS...           passed to QEMU after the generated arguments\n\n"
+		"Answers about a VM for scripts (its nodes, name, vCPUs, forwarded ports):\n"
+		"`disco config nodes|vm|vcpus|forward`.\n"
 		"Exit status: 0 guest exited cleanly, 1 QEMU failed or was killed,\n"
 		"2 bad arguments, config, QEMU binary or guest files (nothing started).\n");
 }
@@ -100,11 +95,6 @@ static const char *node_name(const struct cluster_config *cfg, int i)
 	return cfg->nodes[i].name;
 }
 
-static const char *vm_name(const struct cluster_config *cfg, int i)
-{
-	return cfg->vms[i].name;
-}
-
 /* 0 on success, 1 for --help, -EINVAL after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct cli *c)
 {
@@ -114,9 +104,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{"accel", required_argument, 0, 'a'},  {"console", required_argument, 0, 'C'},
 		{"stats", required_argument, 0, 's'},  {"append", required_argument, 0, 'A'},
 		{"dry-run", no_argument, 0, 'd'},      {"help", no_argument, 0, 'h'},
-		{"list-nodes", no_argument, 0, 'L'},   {"print-vm", no_argument, 0, 'P'},
-		{"print-vcpus", no_argument, 0, 'V'},  {"argv-lines", no_argument, 0, 'l'},
-		{"print-forward", required_argument, 0, 'F'},
+		{"argv-lines", no_argument, 0, 'l'},
 		{0, 0, 0, 0},
 	};
 	const char *last_optarg = NULL;
@@ -134,22 +122,6 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 'd': c->dry_run = true; break;
 		case 'l': c->argv_lines = true; break;
 		case 'h': return 1;
-		case 'L': c->query = QUERY_LIST_NODES; break;
-		case 'P': c->query = QUERY_PRINT_VM; break;
-		case 'V': c->query = QUERY_PRINT_VCPUS; break;
-		case 'F': {
-			char *end;
-			long p = strtol(optarg, &end, 10);
-
-			if (*end || end == optarg || p < 1 || p > 65535) {
-				fprintf(stderr, "disco-node: --print-forward: expected a port in 1..65535, got \"%s\"\n",
-					optarg);
-				return -EINVAL;
-			}
-			c->query = QUERY_PRINT_FORWARD;
-			c->forward_port = (int)p;
-			break;
-		}
 		case 'a':
 			if (!strcmp(optarg, "tcg")) {
 				c->accel = NODE_ACCEL_TCG;
@@ -196,7 +168,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	}
 	c->extra = argv + optind;
 	c->n_extra = argc - optind;
-	if (!c->config || (!c->node && c->query == QUERY_NONE)) {
+	if (!c->config || !c->node) {
 		fprintf(stderr, "disco-node: %s is required (see --help)\n",
 			!c->config ? "--config FILE" : "--node NAME");
 		return -EINVAL;
@@ -204,34 +176,6 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	snprintf(c->who, sizeof(c->who), "disco-node%s%.*s", c->node ? " " : "", CLUSTER_NAME_MAX,
 		 c->node ? c->node : "");
 	return 0;
-}
-
-/* The VM to run: --vm, or the only one. -ENOENT after printing. */
-static int pick_vm(const struct cluster_config *cfg, const struct cli *c)
-{
-	char names[2048];
-	int i;
-
-	list_names(names, sizeof(names), cfg->n_vms, vm_name, cfg);
-	if (cfg->n_vms == 0) {
-		fprintf(stderr, "%s: %s defines no VMs; add one under \"vms:\" (docs/config.md)\n", c->who,
-			c->config);
-		return -ENOENT;
-	}
-	if (!c->vm) {
-		if (cfg->n_vms == 1)
-			return 0;
-		fprintf(stderr, "%s: %s defines %d VMs; choose one with --vm NAME: %s\n", c->who,
-			c->config, cfg->n_vms, names);
-		return -ENOENT;
-	}
-	i = cluster_config_find_vm(cfg, c->vm);
-	if (i < 0) {
-		fprintf(stderr, "%s: no VM named \"%s\" in %s; the VMs are %s\n", c->who, c->vm,
-			c->config, names);
-		return -ENOENT;
-	}
-	return i;
 }
 
 /* @name searched in $PATH when it has no '/'; into @out (PATH_MAX). */
@@ -269,25 +213,12 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 		search_path(env, out, len);
 		from = "$DISCO_QEMU";
 	} else {
-		char exe[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		char *slash;
+		int r = qemu_default_path(out, len);
 
-		if (n < 0) {
-			fprintf(stderr, "disco-node %s: cannot find my own executable (/proc/self/exe: %s); "
-				"give the QEMU binary with --qemu PATH\n", c->node, strerror(errno));
-			return -ENOENT;
-		}
-		exe[n] = '\0';
-		for (int up = 0; up < 2; up++) { /* drop "/disco-node", then "/node-monitor" */
-			slash = strrchr(exe, '/');
-			if (slash)
-				*slash = '\0';
-		}
-		if (snprintf(out, len, "%s/qemu/qemu-system-x86_64", exe) >= (int)len) {
-			fprintf(stderr, "disco-node %s: path of the default QEMU binary too long; "
-				"give it with --qemu PATH\n", c->node);
-			return -ENAMETOOLONG;
+		if (r < 0) {
+			fprintf(stderr, "disco-node %s: cannot find the default QEMU: %s; give it with "
+				"--qemu PATH\n", c->node, strerror(-r));
+			return r;
 		}
 		from = "default";
 	}
@@ -304,47 +235,6 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 		"QEMU (scripts/build-qemu.sh), or give another with --qemu PATH or $DISCO_QEMU\n",
 		c->node, out, from, why);
 	return -ENOENT;
-}
-
-/* --list-nodes, --print-vm, --print-vcpus, --print-forward: for scripts
- * that start every node (scripts/run-vm.sh, scripts/run-debian.sh).
- * Returns the exit status. */
-static int query(const struct cluster_config *cfg, const struct cli *c)
-{
-	const struct cluster_vm *vm;
-	int i = pick_vm(cfg, c);
-
-	if (i < 0)
-		return EXIT_BAD_SETUP;
-	vm = &cfg->vms[i];
-	switch (c->query) {
-	case QUERY_LIST_NODES:
-		printf("%s\n", cfg->nodes[vm->master_node].name);
-		for (int n = 0; n < cfg->n_nodes; n++)
-			if (n != vm->master_node && (vm->node_mask & (1ULL << n)))
-				printf("%s\n", cfg->nodes[n].name);
-		break;
-	case QUERY_PRINT_VM:
-		printf("%s\n", vm->name);
-		break;
-	case QUERY_PRINT_FORWARD:
-		for (int n = 0; n < vm->n_nics; n++)
-			for (int f = 0; f < vm->nics[n].n_hostfwd; f++) {
-				const struct cluster_hostfwd *h = &vm->nics[n].hostfwd[f];
-
-				if (h->protocol == CLUSTER_FWD_TCP && h->guest_port == c->forward_port) {
-					printf("%s %d\n", h->host, h->host_port);
-					return 0;
-				}
-			}
-		fprintf(stderr, "disco-node: VM %s forwards no host port to guest TCP port %d\n",
-			vm->name, c->forward_port);
-		return 1;
-	default:
-		printf("%d\n", vm->vcpus);
-		break;
-	}
-	return 0;
 }
 
 /* The guest memory this node may come to hold must fit this machine: a
@@ -426,10 +316,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return EXIT_BAD_SETUP;
 	}
-	if (c.query != QUERY_NONE) {
-		ret = query(cfg, &c);
-		goto out;
-	}
 	node = cluster_config_find_node(cfg, c.node);
 	if (node < 0) {
 		list_names(names, sizeof(names), cfg->n_nodes, node_name, cfg);
@@ -437,7 +323,7 @@ int main(int argc, char **argv)
 			names);
 		goto out;
 	}
-	vmi = pick_vm(cfg, &c);
+	vmi = vm_query_pick(cfg, c.vm, c.who);
 	if (vmi < 0)
 		goto out;
 	vm = &cfg->vms[vmi];

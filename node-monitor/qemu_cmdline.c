@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Builds the QEMU command line of one node (see qemu_cmdline.h for the
  * contract and node-monitor/README.md for why each flag is there).
@@ -401,14 +402,21 @@ static void add_serial(struct argv_builder *b, const struct cluster_vm *vm, int 
 {
 	if (node == vm->master_node && o->console == NODE_CONSOLE_SOCKET) {
 		char *path = qemu_opt_escape(o->console_path);
+		char *log = o->console_log ? qemu_opt_escape(o->console_log) : NULL;
 
-		if (!path) {
+		if (!path || (o->console_log && !log)) {
+			free(path);
 			b->error = -ENOMEM;
 			return;
 		}
 		add(b, "-chardev");
-		addf(b, "socket,id=con0,path=%s,server=on,wait=off", path);
+		if (log)
+			addf(b, "socket,id=con0,path=%s,server=on,wait=off,logfile=%s,logappend=on", path,
+			     log);
+		else
+			addf(b, "socket,id=con0,path=%s,server=on,wait=off", path);
 		free(path);
+		free(log);
 		add(b, "-serial");
 		add(b, "chardev:con0");
 		return;

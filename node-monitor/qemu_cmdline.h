@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The QEMU command line of one node of a distributed VM.
  *
@@ -36,6 +37,8 @@ struct node_qemu_opts {
 	enum node_accel accel;
 	enum node_console console; /* used on the master only; others get -serial null */
 	const char *console_path;  /* NODE_CONSOLE_SOCKET: the socket's path */
+	const char *console_log;   /* NODE_CONSOLE_SOCKET: NULL, or a file QEMU copies the
+				      console's output to (discod keeps each VM's there) */
 	const char *stats;         /* NULL or a file for the disco object's statistics */
 	const char *append;        /* NULL or text appended to the VM's kernel cmdline */
 	char *const *extra;        /* n_extra arguments added at the end, verbatim */

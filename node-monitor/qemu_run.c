@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Fork, exec and wait for QEMU (see qemu_run.h).
  *
@@ -20,8 +21,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -55,18 +58,65 @@ static void forward_signal(int sig)
 }
 
 static void __attribute__((noreturn)) child(char *const *argv, int report_fd, pid_t parent,
-					    const sigset_t *mask)
+					    const sigset_t *mask, const struct qemu_spawn_io *io)
 {
 	int err;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
+	if (io) {
+		if ((io->stdin_fd >= 0 && dup2(io->stdin_fd, STDIN_FILENO) < 0) ||
+		    (io->stdout_fd >= 0 && dup2(io->stdout_fd, STDOUT_FILENO) < 0) ||
+		    (io->stderr_fd >= 0 && dup2(io->stderr_fd, STDERR_FILENO) < 0)) {
+			err = errno;
+			while (write(report_fd, &err, sizeof(err)) < 0 && errno == EINTR)
+				;
+			_exit(127);
+		}
+		/* a new process group: a terminal's Ctrl-C meant for the
+		 * supervisor does not reach every VM at once */
+		if (io->own_group)
+			setpgid(0, 0);
+	}
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	execv(argv[0], argv);
 	err = errno;
 	while (write(report_fd, &err, sizeof(err)) < 0 && errno == EINTR)
 		;
 	_exit(127);
+}
+
+int qemu_spawn(char *const *argv, const struct qemu_spawn_io *io, const sigset_t *child_mask,
+	       pid_t *out)
+{
+	int fds[2], exec_err = 0;
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(fds[0]);
+		close(fds[1]);
+		return -e;
+	}
+	if (pid == 0)
+		child(argv, fds[1], parent, child_mask, io);
+	close(fds[1]);
+	do /* EOF: exec succeeded (the pipe is close-on-exec) */
+		n = read(fds[0], &exec_err, sizeof(exec_err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == (ssize_t)sizeof(exec_err)) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -exec_err;
+	}
+	*out = pid;
+	return 0;
 }
 
 /* Forward the signals of forwarded[] that are not ignored (a program
@@ -89,9 +139,8 @@ static int install_handlers(void)
 int qemu_run(char *const *argv, const char *note, int *wstatus)
 {
 	sigset_t block, old;
-	int fds[2], exec_err = 0, r;
-	pid_t parent = getpid(), pid;
-	ssize_t n;
+	int r;
+	pid_t pid;
 
 	sigemptyset(&block);
 	for (int i = 0; i < N_FORWARDED; i++)
@@ -101,30 +150,13 @@ int qemu_run(char *const *argv, const char *note, int *wstatus)
 	kill_note_len = note ? strlen(note) : 0;
 	signals_seen = 0;
 	r = install_handlers();
-	if (r == 0 && pipe2(fds, O_CLOEXEC) < 0)
-		r = -errno;
+	if (r == 0)
+		r = qemu_spawn(argv, NULL, &old, &pid);
 	if (r < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return r;
 	}
-
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(fds[0]);
-		close(fds[1]);
-		return r;
-	}
-	if (pid == 0)
-		child(argv, fds[1], parent, &old);
-
 	child_pid = pid;
-	close(fds[1]);
-	do /* EOF: exec succeeded (the pipe is close-on-exec) */
-		n = read(fds[0], &exec_err, sizeof(exec_err));
-	while (n < 0 && errno == EINTR);
-	close(fds[0]);
 	sigprocmask(SIG_SETMASK, &old, NULL); /* pending signals are forwarded now */
 
 	r = 0;
@@ -137,9 +169,27 @@ int qemu_run(char *const *argv, const char *note, int *wstatus)
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	child_pid = 0;
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (r < 0)
-		return r;
-	if (n == (ssize_t)sizeof(exec_err))
-		return -exec_err;
+	return r;
+}
+
+int qemu_default_path(char *out, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')))
+		*slash = '\0'; /* the program's folder */
+	if (snprintf(out, len, "%s/../lib/disco/qemu-system-x86_64", exe) >= (int)len)
+		return -ENAMETOOLONG;
+	if (access(out, F_OK) == 0)
+		return 0;
+	if ((slash = strrchr(exe, '/')))
+		*slash = '\0'; /* the build tree */
+	if (snprintf(out, len, "%s/qemu/qemu-system-x86_64", exe) >= (int)len)
+		return -ENAMETOOLONG;
 	return 0;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Challenge-response authentication (protocol in auth.h and
  * docs/transport.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Connection authentication: a challenge-response over the cluster's
  * pre-shared key (proto/membership.proto, docs/transport.md).

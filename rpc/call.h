@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Request/response correlation for threads that block on an answer: the
  * bench's raw RTT today, I/O forwarding from vCPU threads later.

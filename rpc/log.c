@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco_log(): format the whole line into one buffer and hand it to stderr
  * with a single write(), so lines from several threads never interleave.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One tiny logging helper for every disco module: one line per call on
  * stderr, "disco[<node>]: <level>: <message>".

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * How a node's session loop thread (rpc/session.h) waits for frames: it
  * sleeps in epoll, except that it polls for a bounded time while an answer

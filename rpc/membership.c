@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Heartbeat and Goodbye packing shared by the TCP and RDMA transports.
  */

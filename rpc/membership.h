@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The membership frames both transports send the same way once a peer is
  * up (proto/membership.proto): Heartbeat and Goodbye. Pure packing and

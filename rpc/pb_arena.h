@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A bump allocator for unpacking small protobuf messages without malloc:
  * the loop thread unpacks every frame into one arena it owns, emptied

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The peer state machine of every transport: membership, once, over a link
  * back end that only sets up connections and moves bytes (peer.h says who

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The peer state machine that both transports share (rpc/peer.c,
  * rpc/peer_send.c), and the interface of the link back ends it drives:

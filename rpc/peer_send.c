@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The send path of every transport (any thread): the rules live here, the
  * bytes move in the link back end's write() (peer.h).

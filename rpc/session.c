@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The cluster session: one loop thread and one transport per node process,
  * shared by every client (rpc/session.h has the model, the type ranges and
@@ -103,11 +104,22 @@ static int send_barrier(struct rpc_session *s, void *arg)
 
 /* ---- transport callbacks (loop thread) ------------------------------------ */
 
+/* Per-peer counters (rpc_session_peer_stats()): written by any sending
+ * thread and the loop thread, read by any, so relaxed atomics. */
+static void count_frame(uint64_t *frames, uint64_t *bytes, size_t body_len, bool page)
+{
+	__atomic_add_fetch(frames, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(bytes, RPC_FRAME_HEADER_SIZE + body_len + (page ? RPC_PAGE_SIZE : 0),
+			   __ATOMIC_RELAXED);
+}
+
 static void on_frame(void *opaque, int peer, const struct rpc_frame_view *f)
 {
 	struct rpc_session *s = opaque;
 
 	s->last_activity_ns = uv_hrtime();
+	count_frame(&s->peer_stats[peer].frames_received, &s->peer_stats[peer].bytes_received, f->body_len,
+		    f->page != NULL);
 	if (f->type == RPC_MSG_BARRIER) {
 		on_barrier_frame(s, peer, f);
 		return;
@@ -560,7 +572,24 @@ int rpc_session_send(struct rpc_session *s, int peer, uint16_t type, const void 
 		     size_t len, const void *page)
 {
 	struct rpc_transport *t = __atomic_load_n(&s->transport, __ATOMIC_ACQUIRE);
-	return t ? rpc_transport_send(t, peer, type, body, len, page) : -ENOTCONN;
+	int rc = t ? rpc_transport_send(t, peer, type, body, len, page) : -ENOTCONN;
+
+	if (rc >= 0 && peer >= 0 && peer < s->n_nodes)
+		count_frame(&s->peer_stats[peer].frames_sent, &s->peer_stats[peer].bytes_sent, len,
+			    page != NULL);
+	return rc;
+}
+
+void rpc_session_peer_stats(struct rpc_session *s, int peer, struct rpc_session_peer_stats *out)
+{
+	*out = (struct rpc_session_peer_stats){0};
+	if (peer < 0 || peer >= s->n_nodes)
+		return;
+	const struct rpc_session_peer_stats *p = &s->peer_stats[peer];
+	out->frames_sent = __atomic_load_n(&p->frames_sent, __ATOMIC_RELAXED);
+	out->frames_received = __atomic_load_n(&p->frames_received, __ATOMIC_RELAXED);
+	out->bytes_sent = __atomic_load_n(&p->bytes_sent, __ATOMIC_RELAXED);
+	out->bytes_received = __atomic_load_n(&p->bytes_received, __ATOMIC_RELAXED);
 }
 
 struct rpc_call_table *rpc_session_calls(struct rpc_session *s) { return &s->calls; }

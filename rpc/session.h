@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A node's session with its cluster: the layer between the transports
  * (rpc/transport.h) and everything that talks over them.
@@ -145,6 +146,13 @@ int rpc_session_self(const struct rpc_session *s);
 int rpc_session_n_nodes(const struct rpc_session *s);
 const char *rpc_session_node_name(const struct rpc_session *s, int node);
 void rpc_session_transport_stats(struct rpc_session *s, struct rpc_transport_stats *out);
+/* Frames and bytes (header, body and page) of the session's clients sent
+ * to and received from one peer; the transport's own frames (handshake,
+ * heartbeats, goodbye) and one-sided reads are not counted. Any thread. */
+struct rpc_session_peer_stats {
+	uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
+};
+void rpc_session_peer_stats(struct rpc_session *s, int peer, struct rpc_session_peer_stats *out);
 
 /* ---- for clients, on the loop thread --------------------------------- */
 

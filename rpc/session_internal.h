@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The session's internals, shared by session.c (life cycle, loop,
  * dispatch, barriers) and session_probe.c (the round-trip probe client).
@@ -46,6 +47,8 @@ struct rpc_session {
 	uint32_t barrier_seen[CLUSTER_MAX_NODES];
 
 	struct rpc_call_table calls; /* thread-safe itself */
+	/* atomic: frames of every client to and from each peer */
+	struct rpc_session_peer_stats peer_stats[CLUSTER_MAX_NODES];
 	uint32_t probes_in_flight;   /* atomic: the loop polls for them */
 };
 

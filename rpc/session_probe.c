@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The raw round-trip probe, a client of the session built in for frame
  * types 32..47: a 64-byte BenchPing answered by a BenchPong carrying a

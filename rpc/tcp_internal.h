@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Internals of the TCP link back end, shared by tcp_transport.c (the
  * listener, dialling, accepting, the link ops table) and tcp_link.c (one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One TCP connection of the TCP link back end: a non-blocking socket
  * watched with a uv_poll_t (not a uv_tcp_t stream), so that any thread can

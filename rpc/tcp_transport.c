@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * TCP transport: the peer state machine (rpc/peer.c) over the TCP link back
  * end. This file holds what is TCP's own about a transport: the listening

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * TCP-specific additions to the transport interface (transport.h).
  */

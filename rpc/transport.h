@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The transport interface: per-peer ordered channels between the nodes of
  * one cluster, carrying frames (rpc/frame.h). One peer state machine

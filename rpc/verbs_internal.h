@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Internals of the verbs link back end, shared by verbs_transport.c (the
  * device, the RDMA CM: dialling, accepting; completion and async-event

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One connection of the verbs link back end: the RC queue pair and its
  * registered buffers, the receive path, the write path and the credits

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One-sided reads of the RDMA transport: memory registered once for the
  * whole run, and RDMA READs of a peer's registered memory, posted on the

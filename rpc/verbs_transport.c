@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * RDMA transport: the peer state machine (rpc/peer.c) over the verbs link
  * back end, on rdma-core. Connections are set up with the RDMA CM

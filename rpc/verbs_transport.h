@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * RDMA-specific additions to the transport interface (transport.h): the
  * limits of the verbs transport (verbs_transport.c, verbs_link.c) and the

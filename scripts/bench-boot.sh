@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boot benchmark: kernel start to init, for the default guest on 2 node
 # processes (1 vCPU each, DSM) against the same QEMU binary as ONE process
 # with the same machine (-smp 2, same memory, same devices; no disco

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Debian benchmark: the Debian 12 guest (scripts/make-debian-image.sh) on
 # ONE QEMU process against 2 node processes (1 vCPU each, the disk and the
 # network on the master), in one run, alternating. The single box is the
@@ -63,8 +64,8 @@ base=$(realpath "$build/debian/base.qcow2")
 
 disk=$tmp/disk.qcow2
 FWD_EXTRA=5001 "$root/tests/system/make-debian-config.sh" "$build" 2 1 1G "$disk" >"$tmp/cluster.yaml"
-read -r _ ssh_port < <("$node" --config "$tmp/cluster.yaml" --print-forward 22)
-read -r _ nc_port < <("$node" --config "$tmp/cluster.yaml" --print-forward 5001)
+read -r _ ssh_port < <("$build/node-monitor/disco" config forward 22 "$tmp/cluster.yaml")
+read -r _ nc_port < <("$build/node-monitor/disco" config forward 5001 "$tmp/cluster.yaml")
 dg_init "$build/debian/id_ed25519" 127.0.0.1 "$ssh_port" "$build/tests/guest/disco-pattern"
 vmn_init "$node" "$tmp/cluster.yaml" || die "cannot read $tmp/cluster.yaml"
 vmn_qemu_extra=(-qmp "unix:$tmp/qmp-@NODE@.sock,server=on,wait=off")

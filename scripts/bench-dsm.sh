@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # DSM benchmarks for docs/benchmarks.md: the latency bench (2 then 4 local
 # processes, with the raw transport round trip measured in the same run)
 # and the stress tool's sustained coherence-fault rate with 2 processes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench-rdma.sh [RUNS] [SAMPLES]: disco-dsm-bench (3 nodes, memfd backing, so
 # the rdma run's stable reads are one-sided) over the RDMA transport and
 # over TCP inside the same Soft-RoCE test VM (tests/rdma/README.md), RUNS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds disco's patched QEMU 7.2 (x86_64-softmmu, TCG + KVM, no GUI) and
 # links it as BUILD/qemu/qemu-system-x86_64.
 #

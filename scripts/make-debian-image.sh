@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make-debian-image.sh [OUTDIR]: the Debian 12 guest, a root disk built
 # from Debian's archive with mmdebstrap (nothing else is downloaded).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make-guest.sh [OUTDIR]: build the default disco guest.
 #
 #   OUTDIR/vmlinuz     Debian's cloud kernel (linux-image-cloud-amd64 resolves

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make-rdma-testvm.sh [OUTDIR]: build the Soft-RoCE test VM (tests/rdma/).
 #
 #   OUTDIR/vmlinuz     Debian 12's full -amd64 kernel 6.12 (the metapackage

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Work on disco's QEMU patch series (node-monitor/qemu/patches) as git
 # commits on top of Debian's QEMU source (node-monitor/README.md, "Changing
 # the QEMU patches").
@@ -25,7 +26,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 say() { echo "qemu-patches: $*" >&2; }
 die() { say "error: $*"; exit 1; }
-usage() { sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 . "$root/scripts/lib/qemu-series.sh"
 
 # Committer identity for the repository's own commits when git has none.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Boots the Debian 12 guest (scripts/make-debian-image.sh) of a cluster
 # config across its nodes on THIS machine, one disco-node (one QEMU) each.
 #
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 	--net-mib) net_mib=$2; shift 2 ;;
 	--exec) exec_cmd=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
-	-h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,38p' "$0"; exit 0 ;;
 	-*) echo "run-debian: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -71,7 +72,7 @@ done
 . "$root/scripts/lib/debian-guest.sh"
 vmn_init "$node_bin" "$config" "$vm" ||
 	{ echo "run-debian: cannot read the nodes of the VM from $config" >&2; exit 2; }
-read -r ssh_host ssh_port < <("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-forward 22) ||
+read -r ssh_host ssh_port < <("$build/node-monitor/disco" config forward 22 ${vm:+--vm "$vm"} "$config") ||
 	{ echo "run-debian: the VM forwards no host port to the guest's ssh (port 22): add a hostfwd to its user NIC" >&2; exit 2; }
 dg_init "$key" "$ssh_host" "$ssh_port" "$pattern"
 

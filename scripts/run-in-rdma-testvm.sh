@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # run-in-rdma-testvm.sh [--build DIR] [--timeout SECONDS] -- CMD [ARG...]
 #
 # Runs CMD in the Soft-RoCE test VM (scripts/make-rdma-testvm.sh; see
@@ -27,7 +28,7 @@ timeout_s=${DISCO_RDMA_VM_TIMEOUT:-600}
 qemu=${DISCO_RDMA_VM_QEMU:-/usr/bin/qemu-system-x86_64}
 
 usage() {
-	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+	sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 	exit "${1:-2}"
 }
 die() {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Starts every node of a VM of a cluster config on THIS machine (one
 # disco-node, hence one QEMU, per node), shows the guest console, waits for
 # the VM to end, prints each node's statistics and one summary line:
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
 	--quiet) quiet=1; shift ;;
 	--qemu-arg) qemu_args+=("$2"); shift 2 ;;
 	--accel) accel=(--accel "$2"); shift 2 ;;
-	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,30p' "$0"; exit 0 ;;
 	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac

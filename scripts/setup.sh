@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs, with apt-get, the Debian packages disco needs to build and test,
 # and only those that are missing. Idempotent: a second run does nothing.
 set -euo pipefail
@@ -23,6 +24,9 @@ packages=(
 	openssh-client iproute2                 # its tests: ssh into the guest, a tap in a network namespace
 	gnuplot-nox                             # charts of `scripts/disco compare`
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
+	libjansson-dev libmicrohttpd-dev        # discod: QMP (JSON) to its QEMUs, /metrics over HTTP
+	prometheus                              # promtool checks discod's /metrics (its server is not started)
+	bash-completion                         # the test of disco's completion (packaging/bash-completion)
 )
 
 # A key file must be readable by its owner only; git checks the demo key
@@ -47,5 +51,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool of the prometheus package is wanted: keep its service from
+# starting while it installs (invoke-rc.d and deb-systemd-invoke ask
+# policy-rc.d), unless the machine already has a policy.
+guard=""
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+	guard=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$guard" >/dev/null
+	$sudo chmod 755 "$guard"
+fi
+rc=0
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+[ -z "$guard" ] || $sudo rm -f "$guard"
+[ $rc -eq 0 ] || exit $rc
 echo "setup: done"

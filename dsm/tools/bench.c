@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-dsm-bench: latency of the DSM's coherence operations, and in the
  * same run, on the same transport, the raw round trip they stand on.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-dsm-stress: proves the DSM coherent under contention between real
  * processes. Every member process runs threads that, in a seeded random

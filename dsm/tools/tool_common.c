@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Shared plumbing of the DSM tools; see tool_common.h.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * What the DSM tools (disco-dsm-stress, disco-dsm-bench) share: a
  * throw-away cluster on this machine for their run without --config (on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The userfaultfd floor: what a remote fault costs on this host beyond
  * the network, at best. One thread touches missing pages of a private

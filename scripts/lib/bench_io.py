@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Host side of scripts/bench-debian.sh (Python's standard library only).
 
   bench_io.py counters SOCKET...     the disco object's counters of each

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by scripts/run-debian.sh, scripts/bench-debian.sh and the Debian
 # system tests: talking to the Debian guest (scripts/make-debian-image.sh)
 # over ssh through the master's port forward, and the checks that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by scripts/make-guest.sh and scripts/make-rdma-testvm.sh: which
 # Debian kernel package to use (from the local apt lists, no network; the
 # newest cached one when apt does not know it), and the checks of the

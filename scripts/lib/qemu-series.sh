@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by scripts/build-qemu.sh and scripts/qemu-patches.sh: Debian's
 # QEMU source package and disco's patch series on top of it. The caller
 # defines say() and die().

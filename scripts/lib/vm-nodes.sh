@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by scripts/run-vm.sh, scripts/run-debian.sh, scripts/bench-debian.sh
 # and the Debian system tests: start every node of a VM on THIS machine (one
 # disco-node, hence one QEMU, each), follow the console, wait with a
@@ -37,12 +38,14 @@ declare -A vmn_pid=() vmn_rc=()
 
 vmn_init() {
 	vmn_bin=$1 vmn_config=$2 vmn_vm_opt=${3:-}
-	mapfile -t vmn_nodes < <("$vmn_bin" --config "$vmn_config" ${vmn_vm_opt:+--vm "$vmn_vm_opt"} --list-nodes) ||
+	local disco
+	disco=$(dirname "$vmn_bin")/disco
+	mapfile -t vmn_nodes < <("$disco" config nodes ${vmn_vm_opt:+--vm "$vmn_vm_opt"} "$vmn_config") ||
 		return 1
 	[ ${#vmn_nodes[@]} -gt 0 ] || return 1
 	vmn_master=${vmn_nodes[0]}
-	vmn_vm=$("$vmn_bin" --config "$vmn_config" ${vmn_vm_opt:+--vm "$vmn_vm_opt"} --print-vm) || return 1
-	vmn_vcpus=$("$vmn_bin" --config "$vmn_config" ${vmn_vm_opt:+--vm "$vmn_vm_opt"} --print-vcpus) || return 1
+	vmn_vm=$("$disco" config vm ${vmn_vm_opt:+--vm "$vmn_vm_opt"} "$vmn_config") || return 1
+	vmn_vcpus=$("$disco" config vcpus ${vmn_vm_opt:+--vm "$vmn_vm_opt"} "$vmn_config") || return 1
 }
 
 vmn_start() {

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # libFuzzer targets (tests/fuzz/), included by tests/CMakeLists.txt. They
 # are built when DISCO_FUZZ is on: a clang build with DISCO_SANITIZE (the
 # top CMakeLists.txt; `make test-sanitize` configures build-sanitize so).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * libFuzzer harness: the cluster config loader from a string
  * (cluster_config_load_string(): YAML parse, tree walk, validation).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * libFuzzer harness: the frame parser and the handshake, driven over a
  * real loopback TCP connection to a real transport (rpc/peer.c over

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs one libFuzzer target for a bounded time (the fuzz_* ctest tests,
 # `make fuzz`). New inputs it finds go to a folder in the build tree; the
 # seed corpus in the source tree (tests/fuzz/corpus/<target>/, crash

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * What the mini guest learns from the firmware's ACPI tables (SeaBIOS
  * builds them from QEMU's, on the master):

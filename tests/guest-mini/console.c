@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Output on COM1 (port 0x3f8), the console disco gives the master. Only
  * the BSP prints in normal operation; an exception on another CPU prints

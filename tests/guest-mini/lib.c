@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The few C library functions a freestanding build still needs: the
  * compiler may emit calls to memset/memcpy (struct copies, zeroing loops)

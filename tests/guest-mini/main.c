@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The BSP's mini_main(): multiboot information, paging, ACPI, the TSC, the
  * other CPUs, then the tests; a summary on the serial port and the end of

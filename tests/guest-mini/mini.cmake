@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The mini guest (README.md in this folder): a freestanding x86-64 kernel
 # built with the host compiler, as build/tests/guest-mini/mini.bin (a flat
 # multiboot image for QEMU's -kernel) and mini-break.bin (-DBREAK: every

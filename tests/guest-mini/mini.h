@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The mini guest: a freestanding x86-64 test kernel for disco's spanning VM
  * (README.md in this folder). No libraries: this header declares the few

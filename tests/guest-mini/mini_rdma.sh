@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The mini guest over RDMA: runs mini_test.sh inside the Soft-RoCE test VM
 # (scripts/run-in-rdma-testvm.sh, tests/rdma/README.md) with transport: rdma
 # on its rxe0 and dsm.backing: memfd (one-sided page reads on).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test with the mini guest (tests/guest-mini/README.md): NODES node
 # processes on this machine (VCPUS each) run the mini kernel as the VM's
 # `kernel:` through scripts/run-vm.sh, and the console is checked.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The final page tables: identity map of every guest-physical address
  * below the top of the e820 map (RAM, the BIOS area, ACPI tables), all

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * CPUs: the local APIC, the IDT, INIT/SIPI bring-up and the mailboxes
  * that hand work to other CPUs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * atomic: every CPU (every node's) increments counters that share one
  * page, at least mini.atomic_n times (default 20000) and for at least

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * ipi: ping-pong of inter-processor interrupts between a CPU of the
  * master's node (A) and one of another node (B), mini.ipi_n rounds

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Two x86-TSO litmus tests between a CPU of the master's node (A) and one
  * of another node (B), mini.litmus_n rounds each (default 500). Every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * ramwalk: a pattern over all free guest RAM (every e820 RAM range minus
  * the first 64 KiB and this image; mini.walk_mib walks about that many

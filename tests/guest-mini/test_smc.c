@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * smc: cross-modifying code between a CPU of the master's node (A) and
  * one of another node (B). A page holds one function, "mov eax, imm32;

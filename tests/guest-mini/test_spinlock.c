@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * spinlock: a ticket lock (LOCK XADD takes a ticket; the holder waits
  * until "serving" reaches it) protects a record of 1024 words that spans

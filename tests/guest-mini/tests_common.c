@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * What the tests share: which two CPUs a two-CPU test uses, barriers and
  * bounded waits, and the result line.

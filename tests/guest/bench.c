@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-bench: a short parallel benchmark with exact checksums.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-coherence: does guest memory behave like coherent shared memory when
  * the vCPUs sharing it live in different node processes?

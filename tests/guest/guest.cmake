@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The guest test programs (tests/guest/*.c), built for the host as well.
 # The guest image itself is made by scripts/make-guest.sh (static builds in an
 # initramfs); building them here too means the normal build compiles them with

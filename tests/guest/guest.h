@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * guest.h: helpers shared by the guest test programs (header only, so each
  * program is one translation unit: gcc -static -O2 -pthread prog.c).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-iolat: how long one port read takes on each CPU.
  *

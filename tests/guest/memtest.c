@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-memtest: data written on one vCPU is read back intact on others.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-numa: the memory-placement workloads of `scripts/disco compare`,
  * each with an exact check. One thread per online CPU, pinned.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-pattern SEED MIB [FILE]: writes MIB MiB of a deterministic
  * pseudo-random stream (xorshift64*, seeded from SEED) to FILE (default:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-reset: a guest reset across the whole spanning VM, checked from
  * inside the guest. Run on every boot of one VM (disco.run=reset,...):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-smc: cross-modifying code. Code written on one vCPU must be what
  * another vCPU executes next, even though that vCPU has just executed the

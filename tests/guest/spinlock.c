@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-spinlock: the livelock check. Every thread increments one shared
  * counter under ONE test-and-set spinlock; lock and counter share a page, so

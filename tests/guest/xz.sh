@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # disco-xz: an unmodified multi-threaded program from Debian's archive in the
 # guest: XZ Utils' xz (scripts/make-guest.sh copies /usr/bin/xz, its shared
 # libraries and the dynamic loader into the initramfs).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * disco-xzdata: writes N MiB of deterministic, compressible text to FILE
  * (the input of disco-xz). Lines of words drawn by splitmix64 from a small

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The bench runs end to end on a small sample and ends with its summary line.
 # Figures are not judged here (benchmarks are not timed tests).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Bad command lines get exit status 2 and a message saying what is wrong;
 # --help works; a bad config names the file and field.
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # disco-node's command line: every mistake exits 2 with a message saying
 # what is wrong (and nothing is started); --dry-run prints the QEMU command
 # line for a valid setup; a QEMU that fails or is killed gives exit 1 and
@@ -37,21 +38,26 @@ printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/args"\n' "$tmp" > "$tmp/record"; c
 : > "$tmp/notexec"
 q=(--qemu /bin/true)
 
-# queries for scripts (no --node needed)
-expect 0 '^n0$' "$node" --config "$tmp/c.yaml" --list-nodes --vm demo
-expect 0 '^demo$' "$node" --config "$tmp/c.yaml" --print-vm
-expect 0 '^2$' "$node" --config "$tmp/c.yaml" --print-vcpus
-out=$("$node" --config "$tmp/two.yaml" --vm demo --list-nodes | tr '\n' ' ')
-[ "$out" = "n0 n1 " ] || { echo "FAIL: --list-nodes for demo: \"$out\""; fail=1; }
-out=$("$node" --config "$tmp/two.yaml" --vm other --list-nodes | tr '\n' ' ')
-[ "$out" = "n1 " ] || { echo "FAIL: --list-nodes for other: \"$out\""; fail=1; }
-expect 2 "choose one with --vm NAME" "$node" --config "$tmp/two.yaml" --list-nodes
+# queries for scripts: `disco config` (disco-node's --list-nodes and
+# --print-* flags are gone); the same code as disco-node's config loading
+disco=$(dirname "$node")/disco
+expect 0 '^n0$' "$disco" config nodes --vm demo "$tmp/c.yaml"
+expect 0 '^demo$' "$disco" config vm "$tmp/c.yaml"
+expect 0 '^2$' "$disco" config vcpus "$tmp/c.yaml"
+out=$("$disco" config nodes --vm demo "$tmp/two.yaml" | tr '\n' ' ')
+[ "$out" = "n0 n1 " ] || { echo "FAIL: disco config nodes for demo: \"$out\""; fail=1; }
+out=$("$disco" config nodes --vm other "$tmp/two.yaml" | tr '\n' ' ')
+[ "$out" = "n1 " ] || { echo "FAIL: disco config nodes for other: \"$out\""; fail=1; }
+expect 2 "choose one with --vm NAME" "$disco" config nodes "$tmp/two.yaml"
+expect 5 'no VM named "ghost"' "$disco" config vcpus --vm ghost "$tmp/two.yaml"
+expect 0 '^127.0.0.1 2222$' "$disco" config forward 22 "$examples/debian-2node.yaml"
+expect 1 '' "$disco" config forward 23 "$examples/debian-2node.yaml"
+expect 2 'unknown option "--list-nodes"' "$node" --config "$tmp/c.yaml" --list-nodes
 
 # usage and option errors
 expect 2 "^usage: disco-node" "$node"
 expect 0 "--console stdio.null.socket:PATH" "$node" --help
-for opt in --config --node --vm --qemu --accel --console --stats --append --dry-run --help \
-	--list-nodes --print-vm --print-vcpus; do
+for opt in --config --node --vm --qemu --accel --console --stats --append --dry-run --help; do
 	expect 0 "$opt" "$node" --help
 done
 expect 2 'unknown option "--bogus"' "$node" --bogus

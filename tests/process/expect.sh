@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by the command-line tests (cli_errors.sh, disco_node_cli.sh).
 # expect STATUS PATTERN CMD...: runs CMD, checks its exit status and that
 # its output (stdout + stderr) matches the extended regex PATTERN; prints

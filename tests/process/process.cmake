@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Process tests: real member processes talking over 127.0.0.1.
 add_test(NAME dsm_stress_4_processes
          COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000)
@@ -15,3 +16,8 @@ add_test(NAME tools_reject_bad_arguments
          COMMAND ${CMAKE_SOURCE_DIR}/tests/process/cli_errors.sh
                  $<TARGET_FILE:disco-dsm-stress> $<TARGET_FILE:disco-dsm-bench>)
 set_tests_properties(tools_reject_bad_arguments PROPERTIES LABELS "process" TIMEOUT 120)
+
+# bash completion of the disco command (packaging/bash-completion/disco)
+add_test(NAME disco_bash_completion
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/process/completion_test.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(disco_bash_completion PROPERTIES LABELS "process" TIMEOUT 60)

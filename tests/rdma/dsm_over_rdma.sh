@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # dsm_over_rdma.sh: runs INSIDE the Soft-RoCE test VM (tests/rdma/README.md)
 # and drives the DSM over the RDMA transport on rxe0 (10.0.2.15, GID 1):
 #   dsm_over_rdma.sh transport BUILD  the transport test program over rdma

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The Soft-RoCE test VM (tests/rdma/README.md): Debian's stock kernel under
 # Debian's qemu-system-x86_64 (TCG) with rdma_rxe, the host's /usr and /etc
 # and this repository over 9p. scripts/run-in-rdma-testvm.sh builds the VM

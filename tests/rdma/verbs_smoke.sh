@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # verbs_smoke.sh: runs INSIDE the Soft-RoCE test VM and checks that verbs work:
 #   scripts/run-in-rdma-testvm.sh -- tests/rdma/verbs_smoke.sh
 #

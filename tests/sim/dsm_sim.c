@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Deterministic simulator of the DSM protocol engine (dsm/protocol.c).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The deterministic protocol simulator: >= 1,000,000 random events per run
 # over 3-5 nodes and >= 8 pages, with home migrations and stale faults.
 add_executable(dsm-sim ${CMAKE_SOURCE_DIR}/tests/sim/dsm_sim.c)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * SPIN model of the DSM coherence protocol engine (dsm/protocol.c).
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Verify the SPIN model of the DSM protocol (tests/spin/dsm.pml).
 #
 # usage: run-spin.sh [--spin PATH] [--expect-fail] [--bitstate] BUILD_DIR [-DNAME[=VALUE]...]
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--spin) spin=$2; shift 2 ;;
 	--expect-fail) expect_fail=1; shift ;;
 	--bitstate) bitstate=1; shift ;;
-	-h|--help) sed -n '2,/^set -e/p' "$0" | sed -e 's/^# \{0,1\}//' -e '$d'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -e/p' "$0" | sed -e 's/^# \{0,1\}//' -e '$d'; exit 0 ;;
 	-*) echo "run-spin.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The SPIN model of the DSM coherence protocol (tests/spin/dsm.pml, see
 # docs/protocol.md). run-spin.sh generates and compiles the verifier under
 # the build tree and runs it. SPIN is found by the top-level CMakeLists.txt;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test of `scripts/disco compare` (issue 4), on two workloads of the
 # suite: boot and misplaced, each booted three ways (one QEMU process,
 # the 2-node cluster with static homes, the cluster with Disco's policy).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: the default guest's shell on a terminal, used as a person
 # uses `make run`. scripts/run-vm.sh runs on a pseudo-terminal (script(1));
 # the test types into it: a command (the shell answers), `reboot` (every

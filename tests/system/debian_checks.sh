@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The guest checks of the Debian system tests, run by scripts/run-debian.sh
 # --exec once ssh answers (it sets DISCO_SSH_*, DISCO_PATTERN,
 # DISCO_MASTER_PID, DISCO_OUT, DISCO_CONFIG, DISCO_BUILD):
@@ -81,7 +82,7 @@ fi
 # run-debian.sh's own network check, through ssh, runs wherever the guest
 # puts it).
 py=$root/scripts/lib/bench_io.py
-read -r _ nc_port < <("$DISCO_BUILD/node-monitor/disco-node" --config "$DISCO_CONFIG" --print-forward 5001) ||
+read -r _ nc_port < <("$DISCO_BUILD/node-monitor/disco" config forward 5001 "$DISCO_CONFIG") ||
 	fail "the config forwards no host port to guest port 5001"
 t=$SECONDS
 net_want=$(dg_pattern_sha 200 64)

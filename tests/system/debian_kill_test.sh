@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: SIGKILL of the non-master node while the Debian guest writes
 # to its root disk (on a fresh qcow2 overlay of the image).
 #   - the master stops within 10 s, exits non-zero and names the lost node;
@@ -40,7 +41,7 @@ pattern=$build/tests/guest/disco-pattern
 "$here/make-debian-config.sh" "$build" 2 1 512M "$disk" >"$tmp/cluster.yaml"
 mkdir -p "$tmp/out"
 vmn_init "$build/node-monitor/disco-node" "$tmp/cluster.yaml" || fail "cannot read the config"
-read -r host port < <("$build/node-monitor/disco-node" --config "$tmp/cluster.yaml" --print-forward 22)
+read -r host port < <("$build/node-monitor/disco" config forward 22 "$tmp/cluster.yaml")
 dg_init "$build/debian/id_ed25519" "$host" "$port" "$pattern"
 vmn_start_all "$tmp/out"
 n0=${vmn_pid[n0]} n1=${vmn_pid[n1]}

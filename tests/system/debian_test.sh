@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: the Debian 12 guest (scripts/make-debian-image.sh) across
 # NODES node processes with VCPUS vCPUs each, run by scripts/run-debian.sh
 # (what `make run-debian` runs) with its output in a pipe, on a fresh qcow2

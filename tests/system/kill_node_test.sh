@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: SIGKILL of a non-master node process while the guest runs.
 # The other nodes must stop within 10 s with a message naming the lost
 # node, exit non-zero, and leave no process behind (no hang).

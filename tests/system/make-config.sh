@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Writes a cluster config for a system test to stdout: NODES nodes on
 # 127.0.0.1 with free ports, one VM "sys" with VCPUS vCPUs on each node and
 # MEM of memory, booting the default guest of BUILD/guest.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: a node whose peers never come. The master of a 3-node VM is
 # started alone with a 2 s connect timeout; it must exit non-zero within
 # a few seconds and name both missing nodes.

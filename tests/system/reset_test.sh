@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: a guest reset started on a non-master node resets the whole
 # spanning VM, which boots again and runs on.
 #

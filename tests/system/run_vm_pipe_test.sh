@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: scripts/run-vm.sh as a script calls it, with its output in
 # a pipe (`out=$(make run)`, `make run | tee log`). The pipe must end when
 # the runner does (nothing it started may keep the pipe open: a `tail -F`

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Negative control for the self-modifying-code check: with TB invalidation
 # of user-mode code turned off (-object disco-test-hooks,tb-invalidate=off,
 # the QEMU side's test hook; kernel code keeps it, or the kernel's own text

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System tests: the default guest (scripts/make-guest.sh) booted by the
 # patched QEMU (scripts/build-qemu.sh) across node processes on this
 # machine. `make build` produces both before ctest runs; each test needs
@@ -63,3 +64,33 @@ add_test(NAME system_debian_kill_non_master
          COMMAND ${SYSTEST}/debian_kill_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_debian_2_nodes system_debian_4_nodes system_debian_kill_non_master
                      PROPERTIES LABELS "system;debian" TIMEOUT 2400 RUN_SERIAL TRUE)
+
+# The Debian package (scripts/make-deb.sh) installed with apt-get, with its
+# dependencies, into a fresh Debian 12 (mmdebstrap), and run there. Needs
+# root and Debian's archive; 77 (skipped, saying why) without root.
+add_test(NAME deb_package_installs
+         COMMAND ${SYSTEST}/deb_package_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(deb_package_installs PROPERTIES LABELS "system" TIMEOUT 1200
+                     SKIP_RETURN_CODE 77)
+
+# The rack tests (tests/system/discod-lib.sh): discod daemons on this
+# machine driven by the disco command.
+function(disco_rack_test name script labels timeout)
+  add_test(NAME ${name} COMMAND ${SYSTEST}/${script} ${CMAKE_BINARY_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${timeout})
+  if(labels STREQUAL "system")
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
+endfunction()
+# discod and disco on bad input and failures: exit statuses and messages
+# (no guest boots; QEMU is never started).
+disco_rack_test(discod_cli_errors discod_cli_errors_test.sh process 120)
+# discod's /metrics during a VM's run, checked with promtool; fault
+# counters grow; the VM started with `disco vm start`.
+disco_rack_test(discod_metrics_promtool discod_metrics_test.sh system 1500)
+# Three daemons, two VMs sharing n1, started at once with disco; a QEMU of
+# one killed: that VM stops (node named), the other passes.
+disco_rack_test(system_two_vms_one_cluster two_vms_test.sh system 2400)
+# A daemon killed: its QEMU dies with it, its VM stops on the other node
+# naming it, status names the daemon down, a new daemon restarts nothing.
+disco_rack_test(discod_daemon_killed discod_killed_test.sh system 600)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # System test: boots the default guest across NODES node processes (VCPUS
 # vCPUs each) on this machine and checks that every vCPU came online, that
 # every guest program in RUN passed, that the guest powered off and that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Unit tests of cluster-config (included by tests/CMakeLists.txt).
 #   config        loading the examples, defaults, initial page homes, API edges
 #   config_scalar the scalar syntax helpers (sizes, names, addresses, quoting)

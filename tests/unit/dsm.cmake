@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # DSM unit tests: the protocol engine, the policy and the eviction clock
 # alone (pure code), and the region runtime (userfaultfd + TCP) with two
 # nodes inside one test process.

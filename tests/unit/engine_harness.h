@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A cluster of protocol engines inside one unit test: each node records
  * the actions its engine emits; a test delivers the messages it chooses, in

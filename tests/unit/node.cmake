@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Tests of node-monitor (included by tests/CMakeLists.txt).
 #   qemu_cmdline     the QEMU argv of each node: serial on master vs others,
 #                    tcg vs kvm, --append, comma escaping, shell quoting,

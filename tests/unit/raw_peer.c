@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* A raw client for the transport tests (raw_peer.h). */
 #include "raw_peer.h"
 

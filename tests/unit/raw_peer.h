@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A raw client for the transport tests: plain sockets that speak (or
  * break) the wire protocol the way an attacker without the key would, or

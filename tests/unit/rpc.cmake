@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Unit tests of the RPC layer (rpc/). Included by tests/CMakeLists.txt.
 # test_rpc_transport opens real sockets on 127.0.0.1 (ports derived from the
 # pid); tests/rdma/ runs the same program over Soft-RoCE (DISCO_TEST_TRANSPORT).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* Challenge-response authentication (rpc/auth.c), both sides in memory. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of cluster-config through its public API: the three example
  * files load with the fields they promise, defaults are filled in, node
@@ -167,9 +168,55 @@ static void test_local_4node(void **state)
 	cluster_config_free(cfg);
 }
 
+/* The rack templates name the real key under /etc, which this machine
+ * need not have: parse them with the demo key in its place. */
+static struct cluster_config *load_rack(const char *name)
+{
+	char yaml[8192], err[1024] = "", path[4200];
+	struct cluster_config *cfg = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), EX "%s", name);
+	f = fopen(path, "r");
+	size_t n;
+	char *at;
+
+	assert_non_null(f);
+	n = fread(yaml, 1, sizeof(yaml) - 1, f);
+	fclose(f);
+	yaml[n] = '\0';
+	at = strstr(yaml, "key_file: /etc/disco/cluster.key");
+	assert_non_null(at); /* never the demo key */
+	assert_null(strstr(yaml, "local.key"));
+	char with_demo_key[8192 + 256];
+	snprintf(with_demo_key, sizeof(with_demo_key), "%.*skey_file: %slocal.key%s", (int)(at - yaml),
+		 yaml, EX, at + strlen("key_file: /etc/disco/cluster.key"));
+	if (cluster_config_load_string(with_demo_key, name, &cfg, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", name, err);
+	return cfg;
+}
+
+/* docs/deploy.md's rack: two VMs sharing n1, each at its own ports. */
+static void test_rack_4node(void **state)
+{
+	struct cluster_config *cfg = load_rack("rack-4node.yaml");
+
+	assert_int_equal(cfg->n_nodes, 4);
+	assert_int_equal(cfg->n_vms, 2);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(cfg->nodes[i].control_port, 7399);
+		assert_int_equal(cfg->nodes[i].metrics_port, 9470);
+	}
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[0], 1), 7501);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 1), 7510);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 3), 7512);
+	assert_int_equal(cfg->vms[1].master_node, 2);
+	cluster_config_free(cfg);
+}
+
 static void test_rack_8node(void **state)
 {
-	struct cluster_config *cfg = load_ok(EX "rack-8node.yaml");
+	struct cluster_config *cfg = load_rack("rack-8node.yaml");
 	const struct cluster_vm *vm = &cfg->vms[0];
 
 	assert_string_equal(cfg->name, "rack-8node");
@@ -187,6 +234,8 @@ static void test_rack_8node(void **state)
 		assert_string_equal(n->rdma.device, "mlx5_0");
 		assert_int_equal(n->rdma.port, 1);
 		assert_int_equal(n->rdma.gid_index, 3);
+		assert_int_equal(n->control_port, 7399);
+		assert_int_equal(n->metrics_port, 9470);
 		assert_int_equal(vm->vcpus_per_node[i], 8);
 	}
 	assert_string_equal(vm->name, "big");
@@ -692,6 +741,79 @@ static void test_transport_names(void **state)
 	assert_string_equal(cluster_transport_name(CLUSTER_TRANSPORT_RDMA), "rdma");
 }
 
+/* discod's keys, and each VM's ports (config_ports.c). */
+static void test_daemon_keys_and_vm_ports(void **state)
+{
+	struct cluster_config *cfg = load_string_ok(
+		"nodes:\n"
+		"  - {name: n0, address: 127.0.0.1, port: 7400, control_port: 7390, metrics_port: 9470}\n"
+		"  - {name: n1, address: 127.0.0.1, port: 7401, control_port: 7391,\n"
+		"     metrics_port: 9471, metrics_address: 0.0.0.0}\n"
+		"  - {name: n2, address: 127.0.0.1, port: 7402}\n"
+		"vms:\n"
+		"  - {name: a, memory: 64M, vcpus: 2, vcpu_placement: {n0: 1, n1: 1}, port: 7500}\n"
+		"  - {name: b, memory: 64M, vcpus: 2, vcpu_placement: {n1: 1, n2: 1}, port: 7510}\n"
+		"  - {name: c, memory: 64M, vcpus: 1, vcpu_placement: {n2: 1}}\n");
+
+	assert_int_equal(cfg->nodes[0].control_port, 7390);
+	assert_int_equal(cfg->nodes[0].metrics_port, 9470);
+	assert_string_equal(cfg->nodes[0].metrics_address, "127.0.0.1"); /* default: address */
+	assert_string_equal(cfg->nodes[1].metrics_address, "0.0.0.0");
+	assert_int_equal(cfg->nodes[2].control_port, 0);
+	assert_int_equal(cfg->nodes[2].metrics_port, 0);
+	/* the k-th of the VM's nodes listens on port + k; no port: the node's own */
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[0], 0), 7500);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[0], 1), 7501);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[0], 2), -EINVAL);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 1), 7510);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[1], 2), 7511);
+	assert_int_equal(cluster_vm_node_port(cfg, &cfg->vms[2], 2), 7402);
+	cluster_config_free(cfg);
+}
+
+/* A VM's view: its nodes only, renumbered in order, at its ports; the
+ * placement, master and vCPU numbering unchanged. */
+static void test_vm_view(void **state)
+{
+	struct cluster_config *cfg = four_node_vm("    memory: 8M\n    vcpus: 3\n"
+						  "    vcpu_placement: {n3: 2, n1: 1}\n"
+						  "    master: n3\n    port: 7600\n"
+						  "    dsm: {placement: \"node:n3\"}\n"
+						  "    nics: [{type: user, hostfwd: [{host_port: 2022, guest_port: 22}]}]\n");
+	struct cluster_config *v = NULL;
+	int first, count;
+
+	assert_int_equal(cluster_config_vm_view(cfg, 1, &v), -EINVAL);
+	assert_int_equal(cluster_config_vm_view(cfg, 0, &v), 0);
+	assert_int_equal(v->n_nodes, 2);
+	assert_int_equal(v->n_vms, 1);
+	assert_string_equal(v->nodes[0].name, "n1");
+	assert_string_equal(v->nodes[1].name, "n3");
+	assert_int_equal(v->nodes[0].port, 7600);
+	assert_int_equal(v->nodes[1].port, 7601);
+	assert_true(v->vms[0].node_mask == 0x3);
+	assert_int_equal(v->vms[0].master_node, 1);
+	assert_int_equal(v->vms[0].vcpus_per_node[0], 1);
+	assert_int_equal(v->vms[0].vcpus_per_node[1], 2);
+	assert_int_equal(v->vms[0].dsm.placement_node, 1);
+	assert_int_equal(v->vms[0].nics[0].hostfwd[0].host_port, 2022);
+	assert_memory_equal(v->key, cfg->key, cfg->key_len);
+	/* the master's vCPUs first, then node order: the same in both */
+	cluster_vm_node_vcpus(cfg, &cfg->vms[0], 3, &first, &count);
+	assert_int_equal(first, 0);
+	assert_int_equal(count, 2);
+	cluster_vm_node_vcpus(v, &v->vms[0], 1, &first, &count);
+	assert_int_equal(first, 0);
+	assert_int_equal(count, 2);
+	cluster_vm_node_vcpus(v, &v->vms[0], 0, &first, &count);
+	assert_int_equal(first, 2);
+	for (uint64_t p = 0; p < 2048; p += 97)
+		assert_string_equal(cfg->nodes[cluster_vm_initial_home(cfg, &cfg->vms[0], p)].name,
+				    v->nodes[cluster_vm_initial_home(v, &v->vms[0], p)].name);
+	cluster_config_free(v);
+	cluster_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +839,9 @@ int main(void)
 		cmocka_unit_test(test_debian_2node_devices),
 		cmocka_unit_test(test_check_host),
 		cmocka_unit_test(test_transport_names),
+		cmocka_unit_test(test_daemon_keys_and_vm_ports),
+		cmocka_unit_test(test_vm_view),
+		cmocka_unit_test(test_rack_4node),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

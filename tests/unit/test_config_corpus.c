@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Runs every file of the invalid-config corpus (the .yaml files in
  * tests/config-corpus/) and checks that loading fails with exactly the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of the scalar syntax helpers of cluster-config: integers,
  * memory sizes, names, addresses (the "looks numeric but isn't an IPv4"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of the eviction clock (dsm/evict.c): second chance for used
  * pages, one more for replicated ones, pages that cannot be evicted passed

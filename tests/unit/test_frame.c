@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* Frame header encoding and parsing (rpc/frame.c), including a fuzz run. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * rpc/log.c: escaping of text a peer sent, the last-line-of-defence
  * escaping in disco_log(), and the rate limit for warnings an anonymous

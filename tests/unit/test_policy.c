@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of Disco's placement policy (dsm/policy.c): each rule of
  * policy.h on hand-made miss counts, with the default knobs; and the

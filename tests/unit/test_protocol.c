@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of the DSM protocol engine (dsm/protocol.c): hand-driven
  * scenarios that check the exact actions and states of each path in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of the protocol engine under memory budgets (dsm/protocol.c,
  * docs/protocol.md "Budgets and eviction"): the exact actions of a clean

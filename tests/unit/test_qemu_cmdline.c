@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Unit tests of node-monitor/qemu_cmdline.c: the QEMU argv disco-node
  * builds for each node. One full argv is pinned word for word (so any

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Integration tests of the DSM runtime (dsm/region.c, fault_path.c) on its
  * session (rpc/session.c): real userfaultfd, real TCP on 127.0.0.1, two

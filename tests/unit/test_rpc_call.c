@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* Pending-call table (rpc/call.c): completion, timeout, failure, reuse,
  * and many threads at once. */
 #include <errno.h>

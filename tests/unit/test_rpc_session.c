@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The session layer (rpc/session.h) against hostile clients: members of
  * a 2- and a 3-node cluster, each a session with its own loop thread in

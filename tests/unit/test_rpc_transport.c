@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A transport between nodes of one process: by default TCP over real
  * sockets on 127.0.0.1; with DISCO_TEST_TRANSPORT=rdma the RDMA transport

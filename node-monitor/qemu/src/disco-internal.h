@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * State shared by the QEMU-side files of disco. One `struct disco_node`
  * per process (the `disco` global), filled by the -object's complete()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * I/O forwarding. Every device lives on the master; a vCPU on another
  * node that reads or writes a port or an MMIO address (anything but its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Interrupts across nodes. apic.c computes, as always, the APIC-ID bitmap
  * of an IPI, MSI or IOAPIC interrupt; disco_apic_route() then sends the

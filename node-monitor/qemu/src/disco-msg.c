@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Messages between the nodes of a spanning VM, and the node's session with
  * its cluster (rpc/session.h), of which they are one client (frame types

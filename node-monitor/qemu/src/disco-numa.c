@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Guest NUMA distances from measurement (`numa_distance: auto`, the
  * default). disco-node starts every QEMU with Linux's default distance (20)

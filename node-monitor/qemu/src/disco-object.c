@@ -1,8 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * `-object disco,id=ID,config=FILE,node=NAME,vm=NAME[,stats=FILE]`: makes
  * this QEMU process node NAME of the spanning VM described in the cluster
  * config (disco-node builds this command line). complete() loads and
- * checks the config and works out which vCPUs are local; the machine-init-
+ * checks the config, keeps the VM's view of it (its nodes only, at its
+ * ports: cluster_config_vm_view()) and works out which vCPUs are local;
+ * the machine-init-
  * done notifier then parks the others, puts guest RAM under the DSM and
  * joins the cluster (disco-ram.c, disco-machine.c).
  */
@@ -57,6 +60,7 @@ static void disco_machine_init_done_cb(Notifier *n, void *unused)
 static void disco_complete(UserCreatable *uc, Error **errp)
 {
     DiscoObject *o = DISCO(uc);
+    struct cluster_config *view;
     char err[512];
     int rc;
 
@@ -80,11 +84,22 @@ static void disco_complete(UserCreatable *uc, Error **errp)
                    disco.self < 0 ? "node" : "vm", disco.self < 0 ? o->node : o->vm);
         return;
     }
-    disco.vm = &disco.cfg->vms[disco.vm_index];
-    if (!(disco.vm->node_mask & (1ULL << disco.self))) {
+    if (!(disco.cfg->vms[disco.vm_index].node_mask & (1ULL << disco.self))) {
         error_setg(errp, "disco: node %s takes no part in vm %s", o->node, o->vm);
         return;
     }
+    /* From here on the VM's view of the cluster: its nodes only, at its
+     * ports, so its session joins just them (cluster_config_vm_view()). */
+    rc = cluster_config_vm_view(disco.cfg, disco.vm_index, &view);
+    cluster_config_free(disco.cfg);
+    disco.cfg = view;
+    if (rc < 0) {
+        error_setg(errp, "disco: %s: the view of vm %s: %s", o->config, o->vm, strerror(-rc));
+        return;
+    }
+    disco.self = cluster_config_find_node(disco.cfg, o->node);
+    disco.vm_index = 0;
+    disco.vm = &disco.cfg->vms[0];
     disco.master = disco.vm->master_node;
     cluster_vm_node_vcpus(disco.cfg, disco.vm, disco.self, &disco.cpu_first,
                           &disco.cpu_count);

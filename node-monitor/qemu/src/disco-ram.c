@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Guest RAM under the DSM. At machine-init-done (BQL held, before the
  * first reset and vm_start) the memory backends' RAMBlocks (one, or one per
@@ -280,11 +281,49 @@ static void disco_print_counters(FILE *f, const char *prefix)
             qatomic_read(&disco.n.tb_invalidations), prefix, disco.reset_generation);
 }
 
+/* What only the live counters carry (discod's metrics, docs/deploy.md):
+ * pages homed here, evictions, the fault latency histogram and, for each
+ * peer, its state and the session's frames to and from it. Peer names are
+ * of [A-Za-z0-9_.-], so "peer:NAME:key" cannot be misread. */
+static void disco_print_live_counters(FILE *f)
+{
+    struct dsm_stats s;
+
+    if (dsm_region_stats(disco.region, &s) == 0) {
+        fprintf(f, "pages_homed=%" PRIu64 "\npages_cached=%" PRIu64 "\nevictions=%" PRIu64
+                "\nwritebacks=%" PRIu64 "\nuffd_events=%" PRIu64 "\nfault_send_wait_ns=%" PRIu64
+                "\nfault_install_ns=%" PRIu64 "\n",
+                s.pages_homed, s.pages_cached, s.engine.evictions, s.engine.writebacks,
+                s.uffd_events, s.fault_send_wait_ns, s.fault_install_ns);
+        for (int b = 0; b < DSM_LATENCY_BUCKETS; b++) {
+            fprintf(f, "fault_latency_us_bucket:%d=%" PRIu64 "\n", b, s.fault_latency_us[b]);
+        }
+    }
+    if (!disco.session) {
+        return;
+    }
+    uint64_t down = rpc_session_peers_down(disco.session);
+    for (int n = 0; n < disco.cfg->n_nodes; n++) {
+        struct rpc_session_peer_stats p;
+
+        if (n == disco.self) {
+            continue;
+        }
+        rpc_session_peer_stats(disco.session, n, &p);
+        fprintf(f, "peer:%s:up=%d\npeer:%s:frames_sent=%" PRIu64 "\npeer:%s:frames_received=%" PRIu64
+                "\npeer:%s:bytes_sent=%" PRIu64 "\npeer:%s:bytes_received=%" PRIu64 "\n",
+                disco_node_name(n), !(down & (1ULL << n)) && qatomic_read(&disco.joined),
+                disco_node_name(n), p.frames_sent, disco_node_name(n), p.frames_received,
+                disco_node_name(n), p.bytes_sent, disco_node_name(n), p.bytes_received);
+    }
+}
+
 /* The counters so far, "key=value" lines (QOM property "counters" of the
  * -object, read through QMP's qom-get while the VM runs: scripts/
- * bench-debian.sh takes them before and after each I/O test). Main loop
- * thread; dsm_region_stats() waits for the DSM loop thread, which never
- * needs the BQL. */
+ * bench-debian.sh takes them before and after each I/O test, discod
+ * every second for its metrics and `disco status`). Main loop thread;
+ * dsm_region_stats() waits for the DSM loop thread, which never needs the
+ * BQL. */
 char *disco_ram_counters(void)
 {
     char *buf = NULL;
@@ -299,6 +338,7 @@ char *disco_ram_counters(void)
         return g_strdup("");
     }
     disco_print_counters(f, "");
+    disco_print_live_counters(f);
     fclose(f);
     return buf; /* malloc'd: glib's g_free is free() */
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The calls the patched QEMU core makes into disco (node-monitor/qemu/
  * patches/ adds one call per hook point; the logic lives in this folder).
