@@ -371,11 +371,12 @@ static void test_malformed_messages_rejected(void **state)
 	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), -EINVAL);
 	bad = m, bad.hops = 1000;
 	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), -ELOOP);
-	/* Well-formed but out of place: counted, no state change, no crash. */
+	/* Well-formed but out of place: counted, no state change, no crash,
+	 * and -EPROTO so that the runtime fails the sender. */
 	bad = m, bad.kind = DSM_MSG_INV_ACK;
-	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), 0);
+	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), -EPROTO);
 	bad = m, bad.kind = DSM_MSG_GRANT, bad.requester = 0;
-	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), 0);
+	assert_int_equal(dsm_engine_receive(nodes[0].e, &bad), -EPROTO);
 	assert_int_equal(dsm_engine_counters(nodes[0].e)->protocol_errors, 2);
 	assert_int_equal(dsm_engine_local_state(nodes[0].e, 0), DSM_LOCAL_MODIFIED);
 	assert_int_equal(dsm_engine_migrate_home(nodes[0].e, 0, 0), -EINVAL);
