@@ -169,20 +169,27 @@ static void disco_fatal(void *opaque, const char *message)
 }
 
 /*
- * Under KVM most accesses to guest RAM are made by the kernel (KVM maps a
- * page into the guest, emulates an instruction, writes kvmclock), not by
- * QEMU's user-mode code. A process without CAP_SYS_PTRACE may (since Linux
- * 5.11, with vm.unprivileged_userfaultfd=0) only get a userfaultfd limited
- * to user-mode faults, which the DSM then falls back to: KVM's faults on a
- * missing page would fail instead of waiting for it ("KVM internal error
- * ... emulation failure" on the first vCPU of another node). Refuse that
- * at start, saying what to change.
+ * Guest RAM touched by the kernel on this process's behalf needs a
+ * userfaultfd that serves kernel-mode faults, which a process gets only
+ * when privileged (root, CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1;
+ * since Linux 5.11 others get one limited to user-mode faults, which the
+ * DSM then falls back to). Two users of guest RAM need it:
+ *   - KVM: most accesses are the kernel's (KVM maps a page into the guest,
+ *     emulates an instruction, writes kvmclock); a fault on a missing page
+ *     would fail instead of waiting for it ("KVM internal error ...
+ *     emulation failure" on the first vCPU of another node);
+ *   - the master's disks: the block layer's worker threads preadv/pwritev
+ *     between the image and guest RAM, so a page that is not here faults
+ *     inside the system call; it would fail with EFAULT and the guest
+ *     would see I/O errors.
+ * Refuse to start instead, saying what to change.
  */
 static void disco_check_kernel_faults(void)
 {
+    bool disks = disco_is(DISCO_MASTER) && disco.vm->n_disks;
     int fd;
 
-    if (!kvm_enabled()) {
+    if (!kvm_enabled() && !disks) {
         return;
     }
     fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -190,38 +197,18 @@ static void disco_check_kernel_faults(void)
         close(fd);
         return;
     }
-    if (errno == EPERM) {
+    if (errno != EPERM) {
+        return; /* the region's own userfaultfd() reports it */
+    }
+    if (kvm_enabled()) {
         disco_die("KVM needs a userfaultfd that also takes the kernel's faults on guest RAM, "
                   "and this process may only get one for user-mode faults: run disco-node as "
                   "root or with CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1");
     }
-}
-
-/*
- * The master's disks: the block layer's worker threads preadv/pwritev
- * between the image and guest RAM, so a page that is not here faults
- * inside the system call, in the kernel. userfaultfd serves kernel-mode
- * faults only for a privileged process (root, CAP_SYS_PTRACE, or
- * vm.unprivileged_userfaultfd=1); otherwise the DSM falls back to
- * user-mode faults only and the system call would fail with EFAULT: the
- * guest would see I/O errors. Refuse to start instead.
- */
-static void disco_check_kernel_faults(void)
-{
-    int fd;
-
-    if (disco_nonmaster || !disco.vm->n_disks) {
-        return;
-    }
-    fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd >= 0) {
-        close(fd);
-    } else if (errno == EPERM) {
-        disco_die("vm %s has disks, whose I/O threads read and write guest RAM inside system "
-                  "calls, and userfaultfd serves such faults only for a privileged process: "
-                  "run as root, give QEMU CAP_SYS_PTRACE, or set "
-                  "vm.unprivileged_userfaultfd=1", disco.vm->name);
-    }
+    disco_die("vm %s has disks, whose I/O threads read and write guest RAM inside system "
+              "calls, and userfaultfd serves such faults only for a privileged process: "
+              "run disco-node as root or with CAP_SYS_PTRACE, or set sysctl "
+              "vm.unprivileged_userfaultfd=1", disco.vm->name);
 }
 
 void disco_ram_init_done(void)
