@@ -169,20 +169,17 @@ static void disco_fatal(void *opaque, const char *message)
 }
 
 /*
- * Guest RAM touched by the kernel on this process's behalf needs a
- * userfaultfd that serves kernel-mode faults, which a process gets only
- * when privileged (root, CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1;
- * since Linux 5.11 others get one limited to user-mode faults, which the
- * DSM then falls back to). Two users of guest RAM need it:
- *   - KVM: most accesses are the kernel's (KVM maps a page into the guest,
- *     emulates an instruction, writes kvmclock); a fault on a missing page
- *     would fail instead of waiting for it ("KVM internal error ...
- *     emulation failure" on the first vCPU of another node);
- *   - the master's disks: the block layer's worker threads preadv/pwritev
- *     between the image and guest RAM, so a page that is not here faults
- *     inside the system call; it would fail with EFAULT and the guest
- *     would see I/O errors.
- * Refuse to start instead, saying what to change.
+ * Guest RAM is also written by the kernel, not only by QEMU's user-mode
+ * code: under KVM most accesses are the kernel's (it maps a page into the
+ * guest, emulates an instruction, writes kvmclock), and on the master the
+ * block layer's worker threads preadv/pwritev between a disk image and
+ * guest RAM. A page that is not here then faults inside the kernel, and
+ * userfaultfd serves kernel-mode faults only for a privileged process
+ * (root, CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1); otherwise the
+ * DSM falls back to user-mode faults only, and those accesses would fail
+ * (KVM: "internal error ... emulation failure" on the first vCPU of
+ * another node; disks: EFAULT, I/O errors in the guest). Refuse to start
+ * instead, saying what to change.
  */
 static void disco_check_kernel_faults(void)
 {
@@ -197,18 +194,13 @@ static void disco_check_kernel_faults(void)
         close(fd);
         return;
     }
-    if (errno != EPERM) {
-        return; /* the region's own userfaultfd() reports it */
+    if (errno == EPERM) {
+        disco_die("vm %s: %s guest RAM inside the kernel, and this process may only get a "
+                  "userfaultfd for user-mode faults: run disco-node as root or with "
+                  "CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1",
+                  disco.vm->name,
+                  kvm_enabled() ? "KVM reads and writes" : "its disks' I/O threads read and write");
     }
-    if (kvm_enabled()) {
-        disco_die("KVM needs a userfaultfd that also takes the kernel's faults on guest RAM, "
-                  "and this process may only get one for user-mode faults: run disco-node as "
-                  "root or with CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1");
-    }
-    disco_die("vm %s has disks, whose I/O threads read and write guest RAM inside system "
-              "calls, and userfaultfd serves such faults only for a privileged process: "
-              "run disco-node as root or with CAP_SYS_PTRACE, or set sysctl "
-              "vm.unprivileged_userfaultfd=1", disco.vm->name);
 }
 
 void disco_ram_init_done(void)
