@@ -9,13 +9,14 @@
 #     no failed unit, and every file still hashes right, now read from the
 #     disk (with "noreboot": the guest drops its page cache instead, so the
 #     files are read back from the disk all the same);
-#   - 64 MiB go host -> guest through the user-mode NIC (the master's
-#     forward of guest port 5001) and back guest -> host, through the tap
-#     NIC when TAP_GUEST is set, else through user-mode networking; hashed
-#     at each end.
+#   - NET_MIB MiB (default 64) go host -> guest through the user-mode NIC
+#     (the master's forward of guest port 5001) and back guest -> host,
+#     through the tap NIC when TAP_GUEST is set, else through user-mode
+#     networking; hashed at each end.
 #   debian_checks.sh NODES VCPUS [reboot|noreboot]
 set -euo pipefail
 nodes=$1 vcpus=$2 reboot=${3:-reboot}
+net_mib=${NET_MIB:-64}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=../../scripts/lib/debian-guest.sh
@@ -69,7 +70,7 @@ say "rebooted to multi-user in $((SECONDS - t)) s"
 check_files "after the reboot"
 fi
 
-# ---- 64 MiB host -> guest -> host ----------------------------------------------------
+# ---- NET_MIB MiB host -> guest -> host ----------------------------------------------
 # Plain TCP (netcat in the guest, scripts/lib/bench_io.py on the host):
 # through ssh the guest's encryption under emulation, not the network,
 # would take most of the time. Into the guest through the master's forward
@@ -84,11 +85,11 @@ py=$root/scripts/lib/bench_io.py
 read -r _ nc_port < <("$DISCO_BUILD/node-monitor/disco-node" --config "$DISCO_CONFIG" --print-forward 5001) ||
 	fail "the config forwards no host port to guest port 5001"
 t=$SECONDS
-net_want=$(dg_pattern_sha 200 64)
+net_want=$(dg_pattern_sha 200 "$net_mib")
 dg_ssh root "systemd-run --unit=disco-net-in --quiet sh -c 'taskset -c 0 nc -l 5001 >/var/tmp/net.bin'" </dev/null
 for ((i = 0; i < 100; i++)); do dg_ssh root "ss -ltn | grep -q ':5001 '" </dev/null && break; sleep 0.5; done
-sent=$("$DISCO_PATTERN" 200 64 | python3 "$py" send - "$nc_port")
-[ "$sent" -eq $((64 << 20)) ] || fail "host -> guest: sent $sent bytes"
+sent=$("$DISCO_PATTERN" 200 "$net_mib" | python3 "$py" send - "$nc_port")
+[ "$sent" -eq $((net_mib << 20)) ] || fail "host -> guest: sent $sent bytes"
 got=$(dg_ssh root 'sha256sum /var/tmp/net.bin' </dev/null | cut -d' ' -f1)
 [ "$got" = "$net_want" ] || fail "host -> guest: the guest hashes $got, want $net_want"
 listen=127.0.0.1 target=10.0.2.2 via="user-mode networking"
@@ -96,14 +97,14 @@ if [ -n "${TAP_GUEST:-}" ]; then
 	listen=192.168.77.1 target=192.168.77.1 via="the tap NIC (the guest's $TAP_GUEST)"
 fi
 portfile=$(mktemp)
-python3 "$py" recv "$portfile" 64 "$listen" sha256 >"$portfile.sha" &
+python3 "$py" recv "$portfile" "$net_mib" "$listen" sha256 >"$portfile.sha" &
 rp=$!
 for ((i = 0; i < 100; i++)); do [ -s "$portfile" ] && break; sleep 0.1; done
 dg_ssh root "taskset -c 0 nc -N $target $(cat "$portfile") </var/tmp/net.bin" </dev/null ||
 	fail "guest -> host: nc failed"
-wait "$rp" || fail "guest -> host: the host did not get 64 MiB"
+wait "$rp" || fail "guest -> host: the host did not get $net_mib MiB"
 got=$(cat "$portfile.sha")
 rm -f "$portfile" "$portfile.sha"
 [ "$got" = "$net_want" ] || fail "guest -> host through $via: the host hashes $got, want $net_want"
-say "64 MiB host -> guest (port forward) and back (through $via) in $((SECONDS - t)) s"
+say "$net_mib MiB host -> guest (port forward) and back (through $via) in $((SECONDS - t)) s"
 say "all checks passed in $((SECONDS - t0)) s"

@@ -15,7 +15,8 @@
 # back through it; otherwise the test says that part is skipped and why.
 # With REBOOT=0 the guest is not rebooted (its page cache is dropped
 # instead) and no guest reset is expected: a Debian reboot across 4
-# processes costs minutes here (see docs/benchmarks.md).
+# processes costs minutes here (see docs/benchmarks.md). NET_MIB (default
+# 64) is how much debian_checks.sh sends each way over the network.
 #   debian_test.sh BUILD NODES VCPUS MEM
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=$4
