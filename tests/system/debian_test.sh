@@ -68,7 +68,7 @@ echo "$tap_note"
 FWD_EXTRA=5001 "$here/make-debian-config.sh" "$build" "$nodes" "$vcpus" "$mem" "$tmp/disk.qcow2" >"$tmp/cluster.yaml"
 start=$SECONDS
 set +e
-"${in_ns[@]}" "$root/scripts/run-debian.sh" --build "$build" --out "$tmp/out" --quiet --timeout 1500 \
+"${in_ns[@]}" "$root/scripts/run-debian.sh" --build "$build" --out "$tmp/out" --quiet --timeout 2200 \
 	--disk-mib 16 --net-mib 4 --exec "$here/debian_checks.sh $nodes $vcpus $reboot" "$tmp/cluster.yaml" 2>&1 |
 	cat >"$tmp/run.txt"
 status=${PIPESTATUS[0]}
