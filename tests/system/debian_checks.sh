@@ -3,6 +3,9 @@
 # --exec once ssh answers (it sets DISCO_SSH_*, DISCO_PATTERN,
 # DISCO_MASTER_PID, DISCO_OUT, DISCO_CONFIG, DISCO_BUILD):
 #   - the guest sees NODES x VCPUS CPUs (nproc) and NODES NUMA nodes;
+#   - the console has its login prompt (what `make run-debian` shows on a
+#     terminal): the serial getty on ttyS0 runs, and the console's output
+#     (DISCO_OUT/console.log) shows the prompt;
 #   - 256 MiB of files (8 x 32 MiB of disco-pattern, known SHA-256) written
 #     through the root disk and synced hash right; the guest reboots (the
 #     distributed reset: every node resets), comes back to multi-user with
@@ -34,6 +37,13 @@ say "nproc=$cpus numa_nodes=$numa"
 [ "$cpus" -eq $((nodes * vcpus)) ] || fail "nproc is $cpus, want $((nodes * vcpus))"
 [ "$numa" -eq "$nodes" ] || fail "the guest sees $numa NUMA nodes, want $nodes"
 
+# ---- the console's login prompt ---------------------------------------------------
+getty=$(dg_ssh root 'systemctl is-active serial-getty@ttyS0.service' </dev/null || true)
+[ "$getty" = active ] || fail "serial-getty@ttyS0 is ${getty:-unknown}: no login prompt on the console"
+grep -a -q "disco-debian login:" "$DISCO_OUT/console.log" ||
+	fail "the console ($DISCO_OUT/console.log) shows no login prompt"
+say "the console shows its login prompt (serial-getty@ttyS0 active)"
+
 # ---- 256 MiB through the root disk, across a reboot ------------------------------
 want=()
 for i in 1 2 3 4 5 6 7 8; do want+=("$(dg_pattern_sha $((100 + i)) 32)"); done
@@ -43,12 +53,12 @@ dg_ssh root 'mkdir -p /var/tmp/disco-files && for i in 1 2 3 4 5 6 7 8; do
 	fail "writing the files failed"
 say "wrote 256 MiB and synced in $((SECONDS - t)) s"
 check_files() {
-	local got i=0
-	mapfile -t got < <(dg_ssh root 'cd /var/tmp/disco-files && sha256sum f1 f2 f3 f4 f5 f6 f7 f8' </dev/null |
+	local hashes i=0
+	mapfile -t hashes < <(dg_ssh root 'cd /var/tmp/disco-files && sha256sum f1 f2 f3 f4 f5 f6 f7 f8' </dev/null |
 		cut -d' ' -f1)
-	[ ${#got[@]} -eq 8 ] || fail "$1: sha256sum gave ${#got[@]} hashes, want 8"
+	[ ${#hashes[@]} -eq 8 ] || fail "$1: sha256sum gave ${#hashes[@]} hashes, want 8"
 	for ((i = 0; i < 8; i++)); do
-		[ "${got[$i]}" = "${want[$i]}" ] || fail "$1: f$((i + 1)) hashes ${got[$i]}, want ${want[$i]}"
+		[ "${hashes[$i]}" = "${want[$i]}" ] || fail "$1: f$((i + 1)) hashes ${hashes[$i]}, want ${want[$i]}"
 	done
 	say "$1: the 8 files hash right"
 }
