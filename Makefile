@@ -60,9 +60,6 @@ bench: build
 run: build
 	scripts/run-vm.sh --build $(BUILD) cluster-config/examples/local-2node.yaml
 
-# The guest workloads (boot, NUMA-local, read-shared, write-shared,
-# misplaced, xz) on one QEMU process and on the cluster with the static and
-# the disco policy, side by side: build/compare/compare.{md,csv,png,svg}.
 # Debian 12 across the two nodes of debian-2node.yaml, root disk and network
 # on the master: a login prompt on a terminal, else checks through ssh.
 run-debian: debian-image
@@ -72,6 +69,9 @@ run-debian: debian-image
 bench-debian: debian-image
 	scripts/bench-debian.sh $(BUILD)
 
+# The guest workloads (boot, NUMA-local, read-shared, write-shared,
+# misplaced, xz) on one QEMU process and on the cluster with the static and
+# the disco policy, side by side: build/compare/compare.{md,csv,png,svg}.
 compare: build
 	scripts/disco compare --build $(BUILD) --out $(BUILD)/compare
 

@@ -22,7 +22,8 @@
 # bookworm-security; no documentation, manual pages or translations), systemd as init, udev,
 # systemd-networkd (DHCP on every NIC; ip= on the kernel command line
 # configures one statically through systemd-network-generator),
-# openssh-server, sudo, fio, iproute2, procps; a serial getty (console=ttyS0);
+# openssh-server, sudo, fio, iproute2, procps; a serial getty (console=ttyS0,
+# waiting for its device without a time limit);
 # user `disco` with password `disco` (console) and the key above (ssh),
 # allowed to sudo; root with the key only; every tests/guest/*.c built
 # static as /usr/local/bin/disco-<name> and tests/guest/*.sh as
@@ -209,6 +210,14 @@ for home in "$r/root" "$r/home/disco"; do
 done
 chmod 0700 "$r/root/.ssh" "$r/home/disco/.ssh"
 chown -R --reference="$r/home/disco" "$r/home/disco/.ssh"
+# The serial getty waits for udev to announce ttyS0 however long that
+# takes: under emulation across 4 nodes on a loaded host udev's module
+# loads (each patches kernel text on every CPU) took more than systemd's
+# 90 s device timeout, and the getty (the console's login prompt) failed
+# with "Timed out waiting for device /dev/ttyS0". The same setting as an
+# fstab x-systemd.device-timeout=, for the console's device.
+mkdir -p "$r/etc/systemd/system/dev-ttyS0.device.d"
+printf '[Unit]\nJobRunningTimeoutSec=infinity\n' >"$r/etc/systemd/system/dev-ttyS0.device.d/disco-no-timeout.conf"
 mkdir -p "$image.tmp"
 vmlinuz=$(ls "$r"/boot/vmlinuz-* | head -n1)
 cp "$vmlinuz" "$image.tmp/vmlinuz"

@@ -16,7 +16,8 @@
 # back through it; otherwise the test says that part is skipped and why.
 # With REBOOT=0 the guest is not rebooted (its page cache is dropped
 # instead) and no guest reset is expected: a Debian reboot across 4
-# processes costs minutes here (see docs/benchmarks.md).
+# processes costs minutes here (see docs/benchmarks.md). NET_MIB (default
+# 64) is how much debian_checks.sh sends each way over the network.
 #   debian_test.sh BUILD NODES VCPUS MEM
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=$4
@@ -68,7 +69,7 @@ echo "$tap_note"
 FWD_EXTRA=5001 "$here/make-debian-config.sh" "$build" "$nodes" "$vcpus" "$mem" "$tmp/disk.qcow2" >"$tmp/cluster.yaml"
 start=$SECONDS
 set +e
-"${in_ns[@]}" "$root/scripts/run-debian.sh" --build "$build" --out "$tmp/out" --quiet --timeout 1500 \
+"${in_ns[@]}" "$root/scripts/run-debian.sh" --build "$build" --out "$tmp/out" --quiet --timeout 2200 \
 	--disk-mib 16 --net-mib 4 --exec "$here/debian_checks.sh $nodes $vcpus $reboot" "$tmp/cluster.yaml" 2>&1 |
 	cat >"$tmp/run.txt"
 status=${PIPESTATUS[0]}
