@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: all setup build debian-image test sanitize-build test-sanitize fuzz bench bench-debian run run-debian compare clean
+.PHONY: all setup build debian-image test test-long test-all sanitize-build test-sanitize fuzz bench bench-debian run run-debian compare clean
 
 all: build
 
@@ -29,12 +29,21 @@ build: setup $(BUILD)/CMakeCache.txt
 debian-image: build
 	scripts/make-debian-image.sh $(BUILD)/debian
 
-# All tests: units, simulator, SPIN model, process tests, system tests that
+# The tests: units, simulator, SPIN model, process tests, system tests that
 # boot the guests across node processes; then the unit and simulator tests
-# again under ASan+UBSan, and the fuzz targets for a minute each.
+# again under ASan+UBSan, and the fuzz targets for a minute each. All but
+# the tests labelled long (test-long below).
 test: build debian-image
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && ctest --output-on-failure -LE long
 	$(MAKE) --no-print-directory test-sanitize
+
+# The tests labelled long (the 4-node Debian boot, a node killed during
+# Debian's disk writes): 10-25 minutes each on a 2-core machine.
+test-long: build debian-image
+	cd $(BUILD) && ctest --output-on-failure -L long
+
+# Everything: make test, then the long tests.
+test-all: test test-long
 
 # The sanitizer build uses clang, whose libFuzzer the fuzz_* targets need
 # (tests/fuzz/); its tests are those labelled sanitize, fuzz_* included.
