@@ -148,5 +148,10 @@ int cfg_open_regular(const char *path, const char **what);
 int cfg_parse(struct cfg_ctx *c, const yaml_node_t *root);            /* config_parse.c */
 int cfg_parse_vms(struct cfg_ctx *c, const yaml_node_t *root);        /* config_parse_vm.c */
 int cfg_validate(struct cfg_ctx *c);                                  /* config_validate.c */
+/* config_budget.c: vms[i].node_memory and vms[i].dsm.min_cache of the VM
+ * mapping @vmnode (after its vcpu_placement and dsm block), and the check
+ * that the VM fits its budgets (validator, VM index @v). */
+int cfg_parse_budget(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
+int cfg_check_budget(struct cfg_ctx *c, int v);
 
 #endif
