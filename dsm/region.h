@@ -61,6 +61,14 @@ struct dsm_stats {
 	 * changed while the first one ran. */
 	uint64_t pages_granted_by_read, pages_read, page_rereads;
 	uint64_t pages_present; /* pages mapped at this node now */
+	/* Memory budget (docs/protocol.md §10; zeros without one): this
+	 * node's budget and min_cache in frames, the frames it holds now and
+	 * how many of them are home pages, the most pages it ever had mapped,
+	 * and eviction rounds that found no copy to evict. The evictions,
+	 * write-backs and waits for room are the engine's counters. */
+	uint64_t budget_frames, min_cache_frames, frames_used, home_frames;
+	uint64_t pages_present_max;
+	uint64_t room_sweeps_empty;
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 

@@ -220,8 +220,9 @@ static int run_cluster(const char *argv0, const struct opts *o, const struct too
 		       int n_nodes, struct figures *fig)
 {
 	char config[4200], dir[4200], result[4300], samples[32], rounds[32];
-	int rc = tool_make_local_config(net, n_nodes, "64M", "node:n0", 0, config, sizeof(config),
-					dir, sizeof(dir));
+	int rc = tool_make_local_config(net, n_nodes,
+					&(struct tool_vm){ .memory = "64M", .placement = "node:n0" },
+					config, sizeof(config), dir, sizeof(dir));
 	if (rc < 0) {
 		fprintf(stderr, "bench: cannot generate a cluster on %s: %s%s\n", net->address,
 			strerror(-rc),

@@ -5,7 +5,8 @@
 #   make-config.sh BUILD NODES VCPUS [MEM] [extra dsm: lines, e.g. "min_hold_us: 200"]
 # Environment: ON_RESET (default stop: a guest that panics, with panic=-1,
 # ends the test at once instead of booting again), CMDLINE_EXTRA (appended
-# to the kernel command line), CONNECT_TIMEOUT_MS.
+# to the kernel command line), CONNECT_TIMEOUT_MS, NODE_MEMORY (the VM's
+# vms[].node_memory: each node's memory budget, e.g. 320M).
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=${4:-256M} dsm_extra=${5:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +40,7 @@ echo "    kernel: $build/guest/vmlinuz"
 echo "    initrd: $build/guest/initrd.img"
 echo "    cmdline: \"console=ttyS0 panic=-1 quiet tsc=reliable${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
 echo "    on_reset: ${ON_RESET:-stop}"
+[ -z "${NODE_MEMORY:-}" ] || echo "    node_memory: $NODE_MEMORY"
 if [ -n "$dsm_extra" ]; then
 	echo "    dsm:"
 	echo "      $dsm_extra"
