@@ -274,6 +274,8 @@ static int engine_receive(struct dsm_region *r, const struct dsm_msg *m, const u
 	enter(r, &c, page);
 	int rc = dsm_engine_receive(r->engine, m);
 	leave(r);
+	if (rc == 0 && m->kind == DSM_MSG_MIGRATE && dsm_engine_is_home(r->engine, m->page))
+		region_room_migrated_in(r, m->page, m->src);
 	return rc;
 }
 

@@ -16,6 +16,9 @@ struct dsm_policy {
 	uint8_t *replicated; /* per page: read-shared, keep the readers' copies */
 	uint64_t cold_cursor;     /* where dsm_policy_cold_home() goes on */
 	uint64_t handed_back_in;  /* c.intervals + 1 when a page was last handed back */
+	uint32_t handed_back_n;   /* ... and how many in that interval */
+	bool (*unused)(void *ctx, uint64_t page); /* a home page not mapped here */
+	void *unused_ctx;
 	struct dsm_policy_counters c;
 };
 
@@ -112,12 +115,31 @@ bool dsm_policy_replicated(const struct dsm_policy *p, uint64_t page)
 	return page < p->n_pages && p->replicated[page];
 }
 
+void dsm_policy_set_unused(struct dsm_policy *p, bool (*unused)(void *ctx, uint64_t page),
+			   void *ctx)
+{
+	p->unused = unused;
+	p->unused_ctx = ctx;
+}
+
+bool dsm_policy_redo_move(struct dsm_policy *p, uint64_t page)
+{
+	if (page >= p->n_pages || p->frozen[page] || p->moves[page] >= p->k.move_cap)
+		return false;
+	p->moves[page]++;
+	p->c.migrations++;
+	return true;
+}
+
 int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, int to,
 			     uint64_t max_looks)
 {
-	int64_t other = -1;
+	int64_t other = -1, untouched = -1;
 
-	if (to < 0 || to >= p->n_nodes || to == p->self || p->handed_back_in == p->c.intervals + 1)
+	if (to < 0 || to >= p->n_nodes || to == p->self)
+		return -1;
+	if (p->handed_back_in == p->c.intervals + 1 &&
+	    p->handed_back_n >= DSM_POLICY_HANDBACKS_PER_INTERVAL)
 		return -1;
 	if (!max_looks || max_looks > p->n_pages)
 		max_looks = p->n_pages;
@@ -125,22 +147,34 @@ int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, i
 		uint64_t page = p->cold_cursor;
 
 		p->cold_cursor = page + 1 == p->n_pages ? 0 : page + 1;
-		/* home here, no copy here: another node holds it exclusive */
 		if (!dsm_engine_is_home(e, page) || p->frozen[page] || p->moves[page] >= p->k.move_cap ||
-		    dsm_engine_dir_state(e, page) != DSM_DIR_REMOTE_EXCL || dsm_engine_dir_busy(e, page))
+		    dsm_engine_dir_busy(e, page))
 			continue;
-		if (dsm_engine_owner(e, page) == to) {
-			other = (int64_t)page;
-			break;
+		enum dsm_dir_state d = dsm_engine_dir_state(e, page);
+		/* home here, no copy here: another node holds it exclusive */
+		if (d == DSM_DIR_REMOTE_EXCL) {
+			if (dsm_engine_owner(e, page) == to) {
+				other = (int64_t)page;
+				break;
+			}
+			if (other < 0)
+				other = (int64_t)page;
+		} else if (d == DSM_DIR_HOME_EXCL && untouched < 0 && p->unused &&
+			   p->unused(p->unused_ctx, page)) {
+			untouched = (int64_t)page; /* nobody has it, and it is not mapped here */
 		}
-		if (other < 0)
-			other = (int64_t)page;
 	}
+	if (other < 0)
+		other = untouched;
 	if (other < 0)
 		return -1;
 	if (p->moves[other] < UINT8_MAX)
 		p->moves[other]++;
-	p->handed_back_in = p->c.intervals + 1;
+	if (p->handed_back_in != p->c.intervals + 1) {
+		p->handed_back_in = p->c.intervals + 1;
+		p->handed_back_n = 0;
+	}
+	p->handed_back_n++;
 	p->c.handbacks++;
 	return other;
 }

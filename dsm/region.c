@@ -260,6 +260,7 @@ static int create_parts(struct dsm_region *r, const struct dsm_region_options *o
 		return -ENOMEM;
 	if ((rc = region_room_setup(r)) < 0)
 		return rc;
+	region_room_policy_setup(r);
 	if ((o->n_segments || o->addr) &&
 	    (rc = dsm_memory_adopt(&r->mem, is_home, r, r->room.clock != NULL)) < 0)
 		return rc;

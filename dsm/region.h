@@ -69,6 +69,7 @@ struct dsm_stats {
 	uint64_t budget_frames, min_cache_frames, frames_used, home_frames;
 	uint64_t pages_present_max;
 	uint64_t room_sweeps_empty;
+	uint64_t moves_retried; /* refused home moves made again once the target had room */
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 

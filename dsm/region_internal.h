@@ -65,6 +65,15 @@ struct region_room {
 	uint64_t idle_looks;           /* clock looks since the last victim */
 	uint64_t now;                  /* the current loop turn's time */
 	uint64_t retry_at;             /* a sweep found no victim: not before this */
+	/* Home moves a node refused for want of room for home pages
+	 * (-EMLINK), per target node: made again when that node hands a home
+	 * here (it has room for one more then). */
+	struct room_retry {
+		uint64_t *page;        /* ring of ROOM_RETRY_RING pages, or NULL */
+		uint32_t head, count;
+		uint32_t credit;       /* homes it handed us since: moves to retry */
+	} *retry;                      /* n_nodes entries */
+	dsm_nodeset_t retry_due;       /* nodes with credit */
 };
 
 struct dsm_hold;
@@ -117,12 +126,15 @@ int region_engine_evict(struct dsm_region *r, uint64_t page);
 
 /* room.c: memory budgets (docs/protocol.md §10.7) */
 int region_room_setup(struct dsm_region *r);  /* after the engine is created */
+void region_room_policy_setup(struct dsm_region *r); /* ... and the policy */
 void region_room_free(struct dsm_region *r);
 /* NEED_ROOM or MOVE_REFUSED, from region_emit: notes what to do later. */
 void region_room_action(struct dsm_region *r, const struct dsm_action *a);
 void region_room_touch(struct dsm_region *r, uint64_t page);                /* a fault */
 void region_room_installed(struct dsm_region *r, uint64_t page, bool shared); /* an install */
 void region_room_check(struct dsm_region *r); /* after every engine entry */
+/* A MIGRATE from @from made this node @page's home (engine_receive). */
+void region_room_migrated_in(struct dsm_region *r, uint64_t page, int from);
 /* The loop turn: evictions and hand-backs, bounded; BUSY while work is left. */
 enum rpc_loop_need region_room_turn(struct dsm_region *r, uint64_t now);
 void region_room_tick(struct dsm_region *r);  /* the timeout timer */

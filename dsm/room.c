@@ -23,7 +23,12 @@
  *                          home pages as we may: remember the node; the
  *                          next turn hands it one of our cold home pages
  *                          (dsm_policy_cold_home(), policy disco only).
- *   MOVE_REFUSED           the policy un-counts the move it decided.
+ *   MOVE_REFUSED           the policy un-counts the move it decided. One
+ *                          refused for want of room for home pages
+ *                          (-EMLINK) is remembered, and made again as soon
+ *                          as the target hands a home page here (it has
+ *                          room for one more then): a swap at the speed of
+ *                          the network, not of the policy's interval.
  *   a fault, an INSTALL    sets the page's reference bit; a shared INSTALL
  *                          carries the home's "replicated" hint to the clock.
  *
@@ -54,6 +59,8 @@
 #define ROOM_EVICTS_PER_TURN 64   /* evictions per loop turn */
 #define ROOM_HANDBACK_LOOKS 65536 /* home pages looked at per hand-back */
 #define ROOM_RETRY_NS 1000000     /* no victim in a whole sweep: wait this long */
+#define ROOM_RETRY_RING 4096      /* refused moves remembered per target node */
+#define ROOM_RETRY_POPS 16        /* stale entries skipped per retry */
 
 static uint64_t frames_of(uint64_t bytes)
 {
@@ -89,7 +96,8 @@ int region_room_setup(struct dsm_region *r)
 		return rc;
 	}
 	room->clock = dsm_evict_create(r->mem.n_pages);
-	if (!room->clock)
+	room->retry = calloc((size_t)r->n_nodes, sizeof(*room->retry));
+	if (!room->clock || !room->retry)
 		return -ENOMEM;
 	disco_log(DISCO_LOG_DEBUG, "dsm: %s: memory budget %" PRIu64 " frames (%" PRIu64
 		  " MiB), %" PRIu64 " kept for copies, %" PRIu64 " home pages at the start",
@@ -98,10 +106,78 @@ int region_room_setup(struct dsm_region *r)
 	return 0;
 }
 
+/* A home page not mapped here at all: never touched since the start (or
+ * only by others, who hold it exclusive). The policy hands such pages
+ * back first of those nobody else holds. */
+static bool not_mapped(void *ctx, uint64_t page)
+{
+	const struct dsm_region *r = ctx;
+	return !r->mem.present[page];
+}
+
+void region_room_policy_setup(struct dsm_region *r)
+{
+	if (r->room.clock && r->policy)
+		dsm_policy_set_unused(r->policy, not_mapped, r);
+}
+
 void region_room_free(struct dsm_region *r)
 {
+	if (r->room.retry)
+		for (int n = 0; n < r->n_nodes; n++)
+			free(r->room.retry[n].page);
+	free(r->room.retry);
+	r->room.retry = NULL;
 	dsm_evict_destroy(r->room.clock);
 	r->room.clock = NULL;
+}
+
+static void retry_push(struct dsm_region *r, int target, uint64_t page)
+{
+	struct room_retry *q = &r->room.retry[target];
+
+	if (!q->page && !(q->page = malloc(ROOM_RETRY_RING * sizeof(uint64_t))))
+		return; /* the policy decides it again at its next interval */
+	if (q->count == ROOM_RETRY_RING) { /* forget the oldest */
+		q->head = (q->head + 1) % ROOM_RETRY_RING;
+		q->count--;
+	}
+	q->page[(q->head + q->count++) % ROOM_RETRY_RING] = page;
+}
+
+/* Node @to has room for one more home: move the oldest page it refused
+ * that is still ours and not moving. */
+static void retry_one(struct dsm_region *r, int to)
+{
+	struct room_retry *q = &r->room.retry[to];
+
+	for (int k = 0; k < ROOM_RETRY_POPS && q->count; k++) {
+		uint64_t page = q->page[q->head];
+		q->head = (q->head + 1) % ROOM_RETRY_RING;
+		q->count--;
+		if (!dsm_engine_is_home(r->engine, page) || dsm_engine_dir_busy(r->engine, page) ||
+		    !dsm_policy_redo_move(r->policy, page))
+			continue;
+		if (region_engine_migrate(r, page, to) == 0) {
+			r->stats.moves_retried++;
+			return;
+		}
+		dsm_policy_undo_move(r->policy, page);
+	}
+}
+
+void region_room_migrated_in(struct dsm_region *r, uint64_t page, int from)
+{
+	struct room_retry *q;
+
+	(void)page;
+	if (!r->room.clock || !r->policy || from < 0 || from >= r->n_nodes)
+		return;
+	q = &r->room.retry[from];
+	if (q->count) {
+		q->credit++;
+		r->room.retry_due |= 1ull << from;
+	}
 }
 
 /* ---- inside an engine entry (region_emit): only note what to do -------- */
@@ -111,8 +187,11 @@ void region_room_action(struct dsm_region *r, const struct dsm_action *a)
 	struct region_room *room = &r->room;
 
 	if (a->kind == DSM_ACT_MOVE_REFUSED) {
-		if (r->policy)
+		if (r->policy) {
 			dsm_policy_move_refused(r->policy, a->page);
+			if (a->error == -EMLINK && a->msg.dst < r->n_nodes)
+				retry_push(r, a->msg.dst, a->page);
+		}
 		return;
 	}
 	/* NEED_ROOM */
@@ -226,6 +305,17 @@ enum rpc_loop_need region_room_turn(struct dsm_region *r, uint64_t now)
 	if (!room->clock)
 		return RPC_LOOP_IDLE;
 	room->now = now;
+	if (room->retry_due) {
+		dsm_nodeset_t due = room->retry_due;
+		room->retry_due = 0;
+		for (int n = 0; n < r->n_nodes; n++) {
+			if (!((due >> n) & 1))
+				continue;
+			for (; room->retry[n].credit && room->retry[n].count; room->retry[n].credit--)
+				retry_one(r, n);
+			room->retry[n].credit = 0;
+		}
+	}
 	if (room->handback_to) {
 		dsm_nodeset_t to = room->handback_to;
 		room->handback_to = 0;

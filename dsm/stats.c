@@ -71,6 +71,7 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	P("policy_capped", s->policy.capped);
 	P("policy_refused", s->policy.refused);
 	P("policy_handbacks", s->policy.handbacks);
+	P("policy_moves_retried", s->moves_retried);
 #undef P
 	if (s->faults_served) {
 		double n = (double)s->faults_served * 1000.0;
