@@ -4,7 +4,9 @@ BUILD ?= build
 SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test test-sanitize bench run compare clean
+FUZZ_SECONDS ?= 600
+
+.PHONY: all setup build debian-image test sanitize-build test-sanitize fuzz bench bench-debian run run-debian compare clean
 
 all: build
 
@@ -21,17 +23,33 @@ build: setup $(BUILD)/CMakeCache.txt
 	scripts/build-qemu.sh $(BUILD)
 	scripts/make-guest.sh $(BUILD)/guest
 
+# The Debian 12 guest: a root disk from Debian's packages (mmdebstrap, as
+# root), its kernel and initramfs, cached by a hash of the inputs.
+debian-image: build
+	scripts/make-debian-image.sh $(BUILD)/debian
+
 # All tests: units, simulator, SPIN model, process tests, system tests that
-# boot the guest across node processes; then the unit and simulator tests
-# again under ASan+UBSan.
-test: build
+# boot the guests across node processes; then the unit and simulator tests
+# again under ASan+UBSan, and the fuzz targets for a minute each.
+test: build debian-image
 	cd $(BUILD) && ctest --output-on-failure
 	$(MAKE) --no-print-directory test-sanitize
 
-test-sanitize: setup
-	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDISCO_SANITIZE=ON
+# The sanitizer build uses clang, whose libFuzzer the fuzz_* targets need
+# (tests/fuzz/); its tests are those labelled sanitize, fuzz_* included.
+# DISCO_FUZZ_SECONDS: how long each fuzz_* test runs (60 in `make test`).
+sanitize-build: setup
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DDISCO_SANITIZE=ON -DDISCO_FUZZ_SECONDS=$(or $(FUZZ_RUN_SECONDS),60)
 	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+
+test-sanitize: sanitize-build
 	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L sanitize
+
+# The fuzz targets only, for FUZZ_SECONDS each (default 600).
+fuzz:
+	$(MAKE) --no-print-directory sanitize-build FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L fuzz
 
 bench: build
 	scripts/bench-dsm.sh $(BUILD)
@@ -44,6 +62,15 @@ run: build
 # The guest workloads (boot, NUMA-local, read-shared, write-shared,
 # misplaced, xz) on one QEMU process and on the cluster with the static and
 # the disco policy, side by side: build/compare/compare.{md,csv,png,svg}.
+# Debian 12 across the two nodes of debian-2node.yaml, root disk and network
+# on the master: a login prompt on a terminal, else checks through ssh.
+run-debian: debian-image
+	scripts/run-debian.sh --build $(BUILD) cluster-config/examples/debian-2node.yaml
+
+# Debian on one QEMU process against 2 nodes: boot, disk and network ratios.
+bench-debian: debian-image
+	scripts/bench-debian.sh $(BUILD)
+
 compare: build
 	scripts/disco compare --build $(BUILD) --out $(BUILD)/compare
 

@@ -292,6 +292,14 @@ void cluster_config_free(struct cluster_config *cfg)
 {
 	if (!cfg)
 		return;
+	for (int v = 0; cfg->vms && v < cfg->n_vms; v++) {
+		struct cluster_vm *vm = &cfg->vms[v];
+
+		for (int i = 0; vm->nics && i < vm->n_nics; i++)
+			free(vm->nics[i].hostfwd);
+		free(vm->nics);
+		free(vm->disks);
+	}
 	free(cfg->vms);
 	/* The pre-shared key should not outlive its use in freed heap. */
 	explicit_bzero(cfg, sizeof(*cfg));
@@ -412,6 +420,17 @@ int cluster_vm_initial_home(const struct cluster_config *cfg, const struct clust
 	if (home < 0)
 		return -EINVAL;
 	return home;
+}
+
+const char *cluster_disk_format_name(enum cluster_disk_format f)
+{
+	switch (f) {
+	case CLUSTER_DISK_RAW:
+		return "raw";
+	case CLUSTER_DISK_QCOW2:
+		return "qcow2";
+	}
+	return "unknown";
 }
 
 const char *cluster_transport_name(enum cluster_transport t)

@@ -11,6 +11,7 @@
 #ifndef DISCO_CLUSTER_CONFIG_H
 #define DISCO_CLUSTER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,59 @@ enum cluster_housekeeping {
 	CLUSTER_HOUSEKEEPING_ALL,    /* every vCPU: the kernel's own default */
 };
 
+/* Where a value stands in the cluster file (1-based; 0 when it was not
+ * written there), for errors found after loading: cluster_vm_check_host(). */
+struct cluster_pos {
+	int line, col;
+};
+
+/* Guest devices (virtio over PCI), all owned by the VM's master node:
+ * architecture.md, "Devices". */
+#define CLUSTER_MAX_DISKS 16
+#define CLUSTER_MAX_NICS 8
+#define CLUSTER_MAX_HOSTFWD 32       /* per NIC */
+#define CLUSTER_DISK_SERIAL_MAX 21   /* virtio-blk: 20 bytes + NUL */
+#define CLUSTER_IFNAME_MAX 16        /* IFNAMSIZ */
+
+enum cluster_disk_format {
+	CLUSTER_DISK_RAW,
+	CLUSTER_DISK_QCOW2,
+};
+
+struct cluster_disk {                   /* vms[].disks[] */
+	char file[4096];                /* absolute (resolved against the config's folder) */
+	enum cluster_disk_format format;
+	bool readonly;                  /* default false */
+	char serial[CLUSTER_DISK_SERIAL_MAX]; /* "" when not given */
+	struct cluster_pos file_pos, format_pos;
+};
+
+enum cluster_nic_type {
+	CLUSTER_NIC_USER, /* QEMU's user-mode network (libslirp) on the master */
+	CLUSTER_NIC_TAP,  /* an existing tap interface of the master's host */
+};
+
+enum cluster_fwd_protocol {
+	CLUSTER_FWD_TCP,
+	CLUSTER_FWD_UDP,
+};
+
+struct cluster_hostfwd {                /* vms[].nics[].hostfwd[] (user only) */
+	enum cluster_fwd_protocol protocol; /* default tcp */
+	char host[64];                  /* IPv4 literal the master listens on, default 127.0.0.1 */
+	int host_port, guest_port;      /* 1..65535 */
+	struct cluster_pos host_port_pos;
+};
+
+struct cluster_nic {                    /* vms[].nics[] */
+	enum cluster_nic_type type;
+	uint8_t mac[6];                 /* given, or 52:54:00 + a hash of VM name and index */
+	char ifname[CLUSTER_IFNAME_MAX]; /* tap: the interface on the master's host */
+	struct cluster_pos ifname_pos;
+	int n_hostfwd;
+	struct cluster_hostfwd *hostfwd;
+};
+
 struct cluster_vm {
 	char name[CLUSTER_NAME_MAX];
 	uint64_t memory_bytes;                 /* multiple of 2 MiB, >= 2 MiB */
@@ -77,6 +131,10 @@ struct cluster_vm {
 	enum cluster_reset_action on_reset;    /* vms[i].on_reset: reset (default) | stop */
 	enum cluster_housekeeping housekeeping; /* vms[i].housekeeping: master (default) | all */
 	struct dsm_settings dsm;
+	int n_disks;                           /* 0..CLUSTER_MAX_DISKS */
+	struct cluster_disk *disks;
+	int n_nics;                            /* 0..CLUSTER_MAX_NICS */
+	struct cluster_nic *nics;
 };
 
 struct cluster_config {
@@ -89,6 +147,8 @@ struct cluster_config {
 	uint32_t heartbeat_ms;         /* default 200 */
 	uint32_t peer_timeout_ms;      /* no frame for this long = peer failed, default 3000 */
 	uint32_t connect_timeout_ms;   /* waiting for peers at start, default 30000 */
+	uint32_t hello_timeout_ms;     /* an accepted connection's Hello, default 1000 */
+	uint32_t proof_timeout_ms;     /* the peer's AuthProof after the Hellos, default 1000 */
 	struct rpc_loop_settings loop; /* cluster.loop: how each node's loop thread waits */
 	int n_nodes;
 	struct cluster_node nodes[CLUSTER_MAX_NODES];
@@ -147,5 +207,23 @@ int cluster_vm_node_vcpus(const struct cluster_config *cfg, const struct cluster
 int cluster_vm_vcpu_node(const struct cluster_config *cfg, const struct cluster_vm *vm, int cpu);
 
 const char *cluster_transport_name(enum cluster_transport t);
+const char *cluster_disk_format_name(enum cluster_disk_format f);
+
+/*
+ * The checks of VM @vm's devices that need the host the VM's master runs
+ * on, which loading does not do (the disk images need not exist on the
+ * other nodes, nor when the file is written): every disk image exists, is
+ * a regular file or a block device, can be read (and written unless
+ * readonly), and is in the format the file says (qcow2 magic probed, and a
+ * qcow2 image's backing file exists); every host port forward's port can
+ * be bound on its address. disco-node runs it on the master before QEMU
+ * starts; disco-config-check runs it for every VM. Returns 0, or a
+ * negative errno with one line in @err placed like a load error
+ * ("file:line:col: vms[0].disks[1].format: ..."). @virtual_size, when not
+ * NULL, gets each disk's guest-visible size in bytes (CLUSTER_MAX_DISKS
+ * entries).
+ */
+int cluster_vm_check_host(const struct cluster_config *cfg, int vm, uint64_t *virtual_size,
+			  char *err, size_t errlen);
 
 #endif

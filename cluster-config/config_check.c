@@ -5,8 +5,14 @@
  * (the same one every disco program would print) or a summary short enough
  * to fit one screen, so long lists are cut. Never prints the key itself.
  * Exit status 0 when the file is valid, 1 otherwise.
+ *
+ * By default it also runs each VM's host checks (cluster_vm_check_host():
+ * disk images exist and are in the format written, forwarded ports are
+ * free), which only mean something on the host of the VM's master;
+ * --no-host skips them (checking a file on another machine).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,9 +24,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: disco-config-check FILE\n"
+		"usage: disco-config-check [--no-host] FILE\n"
 		"Parse and validate a disco cluster file (see docs/config.md) and print\n"
 		"a summary, or the first error as FILE:LINE:COL: FIELD: MESSAGE.\n"
+		"Also checks, on this host, each VM's disk images (exist, format) and\n"
+		"forwarded ports (free), unless --no-host is given.\n"
 		"Exit status: 0 valid, 1 invalid or unreadable.\n");
 }
 
@@ -109,6 +117,23 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 		printf("    initrd %s\n", vm->initrd);
 	if (vm->cmdline[0])
 		printf("    cmdline %s\n", vm->cmdline);
+	for (int i = 0; i < vm->n_disks; i++)
+		printf("    disk %d: %s (%s%s%s%s)\n", i, vm->disks[i].file,
+		       cluster_disk_format_name(vm->disks[i].format),
+		       vm->disks[i].readonly ? ", readonly" : "", vm->disks[i].serial[0] ? ", serial " : "",
+		       vm->disks[i].serial);
+	for (int i = 0; i < vm->n_nics; i++) {
+		const struct cluster_nic *n = &vm->nics[i];
+
+		printf("    nic %d: %s%s, mac %02x:%02x:%02x:%02x:%02x:%02x", i,
+		       n->type == CLUSTER_NIC_TAP ? "tap " : "user", n->ifname, n->mac[0], n->mac[1],
+		       n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+		for (int j = 0; j < n->n_hostfwd && j < 4; j++)
+			printf("%s %s %s:%d->%d", j ? "," : "; forwards",
+			       n->hostfwd[j].protocol == CLUSTER_FWD_UDP ? "udp" : "tcp", n->hostfwd[j].host,
+			       n->hostfwd[j].host_port, n->hostfwd[j].guest_port);
+		printf("%s\n", n->n_hostfwd > 4 ? ", ..." : "");
+	}
 	printf("    on guest reset: %s; guest housekeeping on %s\n",
 	       vm->on_reset == CLUSTER_ON_RESET_STOP ? "stop the VM" : "reset every node",
 	       vm->housekeeping == CLUSTER_HOUSEKEEPING_MASTER ? "the master's vCPUs" : "every vCPU");
@@ -123,6 +148,8 @@ static void print_summary(const struct cluster_config *cfg)
 	printf("  heartbeat %" PRIu32 " ms, peer timeout %" PRIu32 " ms, connect timeout %" PRIu32
 	       " ms\n",
 	       cfg->heartbeat_ms, cfg->peer_timeout_ms, cfg->connect_timeout_ms);
+	printf("  handshake: Hello within %" PRIu32 " ms, proof within %" PRIu32 " ms\n",
+	       cfg->hello_timeout_ms, cfg->proof_timeout_ms);
 	print_nodes(cfg);
 	printf("vms:%s\n", cfg->n_vms ? "" : " none");
 	for (int i = 0; i < cfg->n_vms && i < SHOW_VMS; i++)
@@ -135,10 +162,16 @@ int main(int argc, char **argv)
 {
 	struct cluster_config *cfg;
 	char err[8192];
+	bool host = true;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--no-host")) {
+		host = false;
+		argv++;
+		argc--;
 	}
 	if (argc != 2 || argv[1][0] == '-') {
 		usage(stderr);
@@ -147,6 +180,13 @@ int main(int argc, char **argv)
 	if (cluster_config_load(argv[1], &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	for (int v = 0; host && v < cfg->n_vms; v++) {
+		if (cluster_vm_check_host(cfg, v, NULL, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			cluster_config_free(cfg);
+			return 1;
+		}
 	}
 	print_summary(cfg);
 	cluster_config_free(cfg);

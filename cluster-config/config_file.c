@@ -106,6 +106,34 @@ int cfg_resolve_path(const struct cfg_ctx *c, const char *rel, char *out, size_t
 	return 0;
 }
 
+struct cluster_pos cfg_pos(const yaml_node_t *n)
+{
+	return (struct cluster_pos){.line = (int)n->start_mark.line + 1,
+				    .col = (int)n->start_mark.column + 1};
+}
+
+int cfg_get_path(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
+		 char *out, size_t outlen, struct cluster_pos *pos)
+{
+	char rel[4096];
+	int r = cfg_get_string(c, map, key, required, "a file path", rel, sizeof(rel));
+	const yaml_node_t *v = cfg_map_get(c, map, key);
+
+	if (r <= 0)
+		return r;
+	if (pos)
+		*pos = cfg_pos(v);
+	if (required && !rel[0]) {
+		cfg_path_key(c, key);
+		return cfg_fail(c, v, "expected a file path, got \"\"");
+	}
+	if (cfg_resolve_path(c, rel, out, outlen) < 0) {
+		cfg_path_key(c, key);
+		return cfg_fail(c, v, "path too long once resolved against %s", c->dir);
+	}
+	return 1;
+}
+
 int cfg_read_key(struct cfg_ctx *c, const yaml_node_t *auth)
 {
 	struct cluster_config *cfg = c->cfg;

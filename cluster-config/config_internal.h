@@ -114,6 +114,10 @@ int cfg_get_name(struct cfg_ctx *c, const yaml_node_t *map, const char *key, boo
  * messages ("a file path"). */
 int cfg_get_string(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
 		   const char *what, char *out, size_t outlen);
+/* A plain true or false (YAML 1.1's yes/no/on/off are refused, quoted
+ * values too, so a value is never read differently than it looks). */
+int cfg_get_bool(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
+		 bool *out);
 /* One of the NULL-terminated @choices; *out is its index. */
 int cfg_get_choice(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
 		   const char *const *choices, int *out);
@@ -133,6 +137,13 @@ bool cfg_same_address(const char *a, const char *b);
 /* Resolve @rel against c->dir unless it is absolute; -ENAMETOOLONG if it
  * does not fit. */
 int cfg_resolve_path(const struct cfg_ctx *c, const char *rel, char *out, size_t outlen);
+/* A file path (kernel, initrd, disk image) of key @key in @map, resolved
+ * against c->dir; not opened. @required: "" is refused too. Returns like
+ * the getters; *@pos (when not NULL) gets the value's line and column. */
+int cfg_get_path(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
+		 char *out, size_t outlen, struct cluster_pos *pos);
+/* 1-based line and column of a node. */
+struct cluster_pos cfg_pos(const yaml_node_t *n);
 /* Set c->dir to the absolute folder holding @file (NULL: the cwd). */
 int cfg_set_dir(struct cfg_ctx *c, const char *file);
 /* Read cluster.auth.key_file of mapping @auth into cfg->key. */
@@ -147,11 +158,15 @@ int cfg_open_regular(const char *path, const char **what);
 
 int cfg_parse(struct cfg_ctx *c, const yaml_node_t *root);            /* config_parse.c */
 int cfg_parse_vms(struct cfg_ctx *c, const yaml_node_t *root);        /* config_parse_vm.c */
+/* vms[i].disks and vms[i].nics of VM mapping @vmnode (config_parse_devices.c) */
+int cfg_parse_disks(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
+int cfg_parse_nics(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
 int cfg_validate(struct cfg_ctx *c);                                  /* config_validate.c */
 /* config_budget.c: vms[i].node_memory and vms[i].dsm.min_cache of the VM
  * mapping @vmnode (after its vcpu_placement and dsm block), and the check
  * that the VM fits its budgets (validator, VM index @v). */
 int cfg_parse_budget(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
 int cfg_check_budget(struct cfg_ctx *c, int v);
+int cfg_validate_devices(struct cfg_ctx *c);          /* config_validate_devices.c */
 
 #endif

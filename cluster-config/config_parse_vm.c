@@ -19,7 +19,7 @@
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
 				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
-				      "on_reset", "housekeeping", "node_memory", NULL};
+				      "on_reset", "housekeeping", "disks", "nics", "node_memory", NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
@@ -151,24 +151,6 @@ static int parse_master(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_
 	return 0;
 }
 
-/* kernel and initrd: optional, resolved, never opened (they may be built
- * after the cluster file is written). */
-static int parse_file(struct cfg_ctx *c, const yaml_node_t *m, const char *key, char *out,
-		      size_t outlen)
-{
-	char rel[4096];
-	int r = cfg_get_string(c, m, key, false, "a file path", rel, sizeof(rel));
-
-	if (r <= 0)
-		return r;
-	if (cfg_resolve_path(c, rel, out, outlen) < 0) {
-		cfg_path_key(c, key);
-		return cfg_fail(c, cfg_map_get(c, m, key), "path too long once resolved against %s",
-				c->dir);
-	}
-	return 0;
-}
-
 static int parse_dsm_placement(struct cfg_ctx *c, const yaml_node_t *dsm, struct dsm_settings *d)
 {
 	static const char what[] = "\"numa\", \"interleave\" or \"node:<name>\"";
@@ -275,14 +257,17 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = cfg_get_int(c, m, "vcpus", true, 1, CLUSTER_MAX_VCPUS, &vm->vcpus)) < 0 ||
 	    (r = parse_vcpu_placement(c, m, vm, &first_busy)) < 0 ||
 	    (r = parse_master(c, m, vm, first_busy)) < 0 ||
-	    (r = parse_file(c, m, "kernel", vm->kernel, sizeof(vm->kernel))) < 0 ||
-	    (r = parse_file(c, m, "initrd", vm->initrd, sizeof(vm->initrd))) < 0 ||
+	    /* kernel and initrd: never opened (they may be built after the
+	     * cluster file is written) */
+	    (r = cfg_get_path(c, m, "kernel", false, vm->kernel, sizeof(vm->kernel), NULL)) < 0 ||
+	    (r = cfg_get_path(c, m, "initrd", false, vm->initrd, sizeof(vm->initrd), NULL)) < 0 ||
 	    (r = cfg_get_string(c, m, "cmdline", false, "a kernel command line", vm->cmdline,
 				sizeof(vm->cmdline))) < 0 ||
 	    (r = parse_numa_distance(c, m, vm)) < 0 ||
 	    (r = cfg_get_choice(c, m, "on_reset", false, reset_actions, &on_reset)) < 0 ||
 	    (r = cfg_get_choice(c, m, "housekeeping", false, housekeepers, &housekeeping)) < 0 ||
-	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_budget(c, m, vm)) < 0)
+	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_budget(c, m, vm)) < 0 ||
+	    (r = cfg_parse_disks(c, m, vm)) < 0 || (r = cfg_parse_nics(c, m, vm)) < 0)
 		return r;
 	vm->on_reset = (enum cluster_reset_action)on_reset;
 	vm->housekeeping = (enum cluster_housekeeping)housekeeping;

@@ -142,5 +142,5 @@ int cfg_validate(struct cfg_ctx *c)
 	for (int v = 0; v < c->cfg->n_vms; v++)
 		if ((r = check_vm(c, v)) < 0)
 			return r;
-	return 0;
+	return cfg_validate_devices(c);
 }

@@ -259,6 +259,33 @@ out:
 	return r;
 }
 
+int cfg_get_bool(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
+		 bool *out)
+{
+	static const char what[] = "true or false";
+	size_t saved = cfg_path_key(c, key);
+	const yaml_node_t *v = NULL;
+	char q[CFG_QUOTE_MAX];
+
+	int r = cfg_scalar_value(c, map, key, required, what, &v);
+	if (r <= 0)
+		goto out;
+	if (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(cfg_scalar(v), "true")) {
+		*out = true;
+	} else if (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		   !strcmp(cfg_scalar(v), "false")) {
+		*out = false;
+	} else {
+		r = cfg_fail(c, v, "expected %s, got %s%s", what,
+			     v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? "" : "the string ",
+			     cfg_quote(q, sizeof(q), cfg_scalar(v)));
+	}
+out:
+	if (r >= 0)
+		cfg_path_restore(c, saved);
+	return r;
+}
+
 int cfg_get_name(struct cfg_ctx *c, const yaml_node_t *map, const char *key, bool required,
 		 const char *what, char out[CLUSTER_NAME_MAX])
 {

@@ -43,7 +43,9 @@ struct cli {
 	enum node_console console;
 	const char *console_path;
 	bool console_given, dry_run, argv_lines;
-	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS } query;
+	enum { QUERY_NONE, QUERY_LIST_NODES, QUERY_PRINT_VM, QUERY_PRINT_VCPUS,
+	       QUERY_PRINT_FORWARD } query;
+	int forward_port;                /* --print-forward GUEST_PORT */
 	char *const *extra;
 	int n_extra;
 	char who[CLUSTER_NAME_MAX + 16]; /* log prefix: "disco-node NODE" */
@@ -72,6 +74,8 @@ static void usage(FILE *f)
 		"  --list-nodes         the VM's nodes, master first, one per line\n"
 		"  --print-vm           the VM's name\n"
 		"  --print-vcpus        the VM's vCPU count\n"
+		"  --print-forward PORT where the master forwards guest TCP port PORT:\n"
+		"                       \"HOST HOST_PORT\" (exit 1 when no NIC forwards it)\n"
 		"  -- ARGS...           passed to QEMU after the generated arguments\n\n"
 		"Exit status: 0 guest exited cleanly, 1 QEMU failed or was killed,\n"
 		"2 bad arguments, config, QEMU binary or guest files (nothing started).\n");
@@ -112,6 +116,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{"dry-run", no_argument, 0, 'd'},      {"help", no_argument, 0, 'h'},
 		{"list-nodes", no_argument, 0, 'L'},   {"print-vm", no_argument, 0, 'P'},
 		{"print-vcpus", no_argument, 0, 'V'},  {"argv-lines", no_argument, 0, 'l'},
+		{"print-forward", required_argument, 0, 'F'},
 		{0, 0, 0, 0},
 	};
 	const char *last_optarg = NULL;
@@ -132,6 +137,19 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 'L': c->query = QUERY_LIST_NODES; break;
 		case 'P': c->query = QUERY_PRINT_VM; break;
 		case 'V': c->query = QUERY_PRINT_VCPUS; break;
+		case 'F': {
+			char *end;
+			long p = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || p < 1 || p > 65535) {
+				fprintf(stderr, "disco-node: --print-forward: expected a port in 1..65535, got \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			c->query = QUERY_PRINT_FORWARD;
+			c->forward_port = (int)p;
+			break;
+		}
 		case 'a':
 			if (!strcmp(optarg, "tcg")) {
 				c->accel = NODE_ACCEL_TCG;
@@ -288,8 +306,9 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 	return -ENOENT;
 }
 
-/* --list-nodes, --print-vm, --print-vcpus: for scripts that start every
- * node (scripts/run-vm.sh). Returns the exit status. */
+/* --list-nodes, --print-vm, --print-vcpus, --print-forward: for scripts
+ * that start every node (scripts/run-vm.sh, scripts/run-debian.sh).
+ * Returns the exit status. */
 static int query(const struct cluster_config *cfg, const struct cli *c)
 {
 	const struct cluster_vm *vm;
@@ -308,6 +327,19 @@ static int query(const struct cluster_config *cfg, const struct cli *c)
 	case QUERY_PRINT_VM:
 		printf("%s\n", vm->name);
 		break;
+	case QUERY_PRINT_FORWARD:
+		for (int n = 0; n < vm->n_nics; n++)
+			for (int f = 0; f < vm->nics[n].n_hostfwd; f++) {
+				const struct cluster_hostfwd *h = &vm->nics[n].hostfwd[f];
+
+				if (h->protocol == CLUSTER_FWD_TCP && h->guest_port == c->forward_port) {
+					printf("%s %d\n", h->host, h->host_port);
+					return 0;
+				}
+			}
+		fprintf(stderr, "disco-node: VM %s forwards no host port to guest TCP port %d\n",
+			vm->name, c->forward_port);
+		return 1;
 	default:
 		printf("%d\n", vm->vcpus);
 		break;
@@ -444,6 +476,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "disco-node %s: %s\n", c.node, err);
 		goto out;
 	}
+	/* the devices' images and ports are the master's (the others open none) */
+	if (node == vm->master_node && cluster_vm_check_host(cfg, vmi, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
 
 	if (c.dry_run && c.argv_lines) {
 		for (char **a = qargv; *a; a++)
@@ -480,6 +517,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "disco-node %s: starting %s for VM %s (%d vCPUs, %d here; %s; %s)\n", c.node, qemu,
 		vm->name, vm->vcpus, vm->vcpus_per_node[node], c.accel == NODE_ACCEL_KVM ? "kvm" : "tcg",
 		node == vm->master_node ? "master" : "not master");
+	if (vm->n_disks || vm->n_nics)
+		fprintf(stderr, "disco-node %s: %d disk%s, %d NIC%s %s\n", c.node, vm->n_disks,
+			vm->n_disks == 1 ? "" : "s", vm->n_nics, vm->n_nics == 1 ? "" : "s",
+			node == vm->master_node ? "(images and networks here)"
+						: "(owned by the master: null backends here)");
 	fflush(stderr);
 	fflush(stdout);
 	ret = run(&c, qargv);

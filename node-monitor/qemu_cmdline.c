@@ -417,6 +417,99 @@ static void add_serial(struct argv_builder *b, const struct cluster_vm *vm, int 
 	add(b, node == vm->master_node && o->console == NODE_CONSOLE_STDIO ? "stdio" : "null");
 }
 
+/*
+ * Guest devices (vms[].disks, vms[].nics): virtio over PCI, created in the
+ * same order on every node, so they get the same PCI slots and the QOM
+ * trees match. The master owns them all (architecture.md, "Devices"): only
+ * there does a disk have its image behind it and a NIC a network. The
+ * other nodes realize the same devices on backends that do nothing, so no
+ * process but the master's ever opens an image (two writers would corrupt
+ * it; the image need not even exist there) or starts a network:
+ *   - a disk: `null-co`, QEMU's block driver that reads nothing and
+ *     writes nothing, with the image's read-only flag; its size does not
+ *     matter, the guest reads the capacity from the master's device;
+ *   - a NIC: no netdev (QEMU says "nic netN has no peer" once).
+ * Their registers are never reached: the other nodes' vCPUs' port and MMIO
+ * accesses are done by the master.
+ */
+static void add_disk(struct argv_builder *b, const struct cluster_disk *d, int i, bool master)
+{
+	const char *ro = d->readonly ? "on" : "off";
+
+	add(b, "-blockdev");
+	if (master) {
+		char *file = qemu_opt_escape(d->file);
+
+		if (!file) {
+			b->error = -ENOMEM;
+			return;
+		}
+		/* the host's page cache (cache.direct=off), a thread pool for I/O */
+		addf(b, "node-name=disk%d,driver=%s,read-only=%s,file.driver=file,file.filename=%s,"
+			"file.aio=threads",
+		     i, cluster_disk_format_name(d->format), ro, file);
+		free(file);
+	} else {
+		addf(b, "node-name=disk%d,driver=null-co,read-only=%s", i, ro);
+	}
+	add(b, "-device");
+	addf(b, "virtio-blk-pci,id=vd%d,drive=disk%d%s%s", i, i, d->serial[0] ? ",serial=" : "",
+	     d->serial);
+}
+
+static void add_nic(struct argv_builder *b, const struct cluster_nic *n, int i, bool master)
+{
+	const uint8_t *m = n->mac;
+
+	if (master && n->type == CLUSTER_NIC_TAP) {
+		add(b, "-netdev");
+		/* an existing tap (or one QEMU creates, as root); no scripts:
+		 * bridging it is the host's business (docs/config.md) */
+		addf(b, "tap,id=net%d,ifname=%s,script=no,downscript=no", i, n->ifname);
+	} else if (master) {
+		char *fwd = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&fwd, &len);
+
+		if (!f) {
+			b->error = -ENOMEM;
+			return;
+		}
+		fprintf(f, "user,id=net%d", i);
+		for (int j = 0; j < n->n_hostfwd; j++) {
+			const struct cluster_hostfwd *h = &n->hostfwd[j];
+
+			fprintf(f, ",hostfwd=%s:%s:%d-:%d", h->protocol == CLUSTER_FWD_UDP ? "udp" : "tcp",
+				h->host, h->host_port, h->guest_port);
+		}
+		if (fclose(f) != 0) {
+			free(fwd);
+			b->error = -ENOMEM;
+			return;
+		}
+		add(b, "-netdev");
+		add_owned(b, fwd);
+	}
+	add(b, "-device");
+	/* romfile= : no option ROM (no network boot; no ROM BAR to map) */
+	if (master)
+		addf(b, "virtio-net-pci,id=nic%d,mac=%02x:%02x:%02x:%02x:%02x:%02x,romfile=,netdev=net%d",
+		     i, m[0], m[1], m[2], m[3], m[4], m[5], i);
+	else
+		addf(b, "virtio-net-pci,id=nic%d,mac=%02x:%02x:%02x:%02x:%02x:%02x,romfile=", i, m[0],
+		     m[1], m[2], m[3], m[4], m[5]);
+}
+
+static void add_devices(struct argv_builder *b, const struct cluster_vm *vm, int node)
+{
+	bool master = node == vm->master_node;
+
+	for (int i = 0; i < vm->n_disks; i++)
+		add_disk(b, &vm->disks[i], i, master);
+	for (int i = 0; i < vm->n_nics; i++)
+		add_nic(b, &vm->nics[i], i, master);
+}
+
 int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm *vm, int node,
 		       const struct node_qemu_opts *o, char ***argv_out, char *err, size_t errlen)
 {
@@ -465,6 +558,7 @@ int qemu_cmdline_build(const struct cluster_config *cfg, const struct cluster_vm
 	add(&b, "apic-common.vapic=off");
 	add_guest_files(&b, vm, o, err, errlen);
 	add_serial(&b, vm, node, o);
+	add_devices(&b, vm, node);
 	add(&b, "-object");
 	addf(&b, "disco,id=disco0,config=%s,node=%s,vm=%s%s%s", cfg_path ? cfg_path : "",
 	     node_name ? node_name : "", vm_name ? vm_name : "", stats ? ",stats=" : "",

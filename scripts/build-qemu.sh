@@ -11,7 +11,9 @@
 # scripts/lib/qemu-series.sh), disco's QEMU-side files in
 # node-monitor/qemu/src/ (copied to disco/ in the QEMU tree, see its
 # meson.build) and the project's static libraries from BUILD (dsm, rpc,
-# config, proto: `make` builds them first).
+# config, proto: `make` builds them first),
+# the device list node-monitor/qemu/devices.mak (the PC machine plus
+# virtio-blk and virtio-net; user-mode networking from Debian's libslirp).
 #
 # Cache (outside the work tree, $DISCO_CACHE or ~/.cache/disco):
 #   qemu-src/<version>/          the unpacked source package, fetched once
@@ -26,6 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 cache=${DISCO_CACHE:-$HOME/.cache/disco}
+devices=$root/node-monitor/qemu/devices.mak
 src=$root/node-monitor/qemu/src
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH  # Debian's python3 and meson, not a venv's
 
@@ -51,10 +54,11 @@ srcdir=$qemu_srcdir
 series=$(qemu_series_list)
 configure_flags=(--meson=/usr/bin/meson --target-list=x86_64-softmmu
 	--without-default-features --without-default-devices
-	--enable-tcg --enable-kvm --enable-fdt=system
+	--enable-tcg --enable-kvm --enable-fdt=system --enable-slirp
+	--with-devices-x86_64=disco
 	--disable-werror --disable-docs --disable-install-blobs
 	--firmwarepath=/usr/share/qemu:/usr/share/seabios)
-h1=$( (echo "${configure_flags[*]}"; while IFS= read -r p; do basename "$p"; cat "$p"; done <<<"$series") |
+h1=$( (echo "${configure_flags[*]}"; cat "$devices"; while IFS= read -r p; do basename "$p"; cat "$p"; done <<<"$series") |
       sha256sum | cut -c1-16)
 h2=$( (echo "$h1"; cat "$src"/*; for l in "${libs[@]}"; do cat "$build/$l"; done;
        for h in "${headers[@]}"; do cat "$root/$h"; done; cat "$build/proto/vm.pb-c.h") |
@@ -74,6 +78,7 @@ if [ ! -f "$work/.configured" ]; then
 	rm -rf "$work" && mkdir -p "$(dirname "$work")"
 	cp -a "$srcdir/qemu" "$work"
 	qemu_series_apply "$work"
+	cp "$devices" "$work/configs/devices/x86_64-softmmu/disco.mak"
 	mkdir -p "$work/disco" "$work/build"
 	cp "$src"/* "$work/disco/"
 	mkdir -p "$work/disco/lib" "$work/disco/include"

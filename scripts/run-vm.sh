@@ -18,6 +18,11 @@
 #     --qemu-arg ARG     one more argument for every node's QEMU (repeatable),
 #                        e.g. the test hooks: --qemu-arg -object
 #                        --qemu-arg disco-test-hooks,id=t,tb-invalidate=off
+#     --accel tcg|kvm    the nodes' accelerator (disco-node --accel; default tcg)
+#
+# The guest is the VM's `kernel:`: the default Linux guest, or the mini
+# test kernel (build/tests/guest-mini/mini.bin, tests/guest-mini/README.md),
+# whose `mini: result=pass` line counts like the Linux guest's.
 #
 # Exit status: 0 when every node exited 0 (guest powered off) and every
 # guest program passed; 1 otherwise. The console is in OUT/console.log and
@@ -25,7 +30,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() qemu_args=()
+build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() qemu_args=() accel=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vm) vm=$2; shift 2 ;;
@@ -36,7 +41,8 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--quiet) quiet=1; shift ;;
 	--qemu-arg) qemu_args+=("$2"); shift 2 ;;
-	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+	--accel) accel=(--accel "$2"); shift 2 ;;
+	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 	-*) echo "run-vm: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -44,15 +50,17 @@ done
 [ $# -eq 1 ] || { echo "usage: run-vm.sh [options] CONFIG (see --help)" >&2; exit 2; }
 config=$(realpath "$1")
 node_bin=$build/node-monitor/disco-node
-check=$build/cluster-config/disco-config-check
 [ -x "$node_bin" ] || { echo "run-vm: $node_bin is missing: run make" >&2; exit 2; }
 
+# shellcheck source=lib/vm-nodes.sh
+. "$root/scripts/lib/vm-nodes.sh"
+
 # Nodes of the VM (those listed in its vcpu_placement), master first.
-mapfile -t nodes < <("$node_bin" --config "$config" ${vm:+--vm "$vm"} --list-nodes) ||
+vmn_init "$node_bin" "$config" "$vm" ||
 	{ echo "run-vm: cannot read the nodes of the VM from $config" >&2; exit 2; }
-[ ${#nodes[@]} -gt 0 ] || { echo "run-vm: no nodes" >&2; exit 2; }
-vm_name=$("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-vm)
-vcpus=$("$node_bin" --config "$config" ${vm:+--vm "$vm"} --print-vcpus)
+nodes=("${vmn_nodes[@]}") vm_name=$vmn_vm vcpus=$vmn_vcpus
+vmn_node_opts=("${accel[@]}")
+vmn_qemu_extra=("${qemu_args[@]}")
 
 interactive=0
 if [ -z "$run" ]; then
@@ -67,62 +75,33 @@ for a in "${args[@]}"; do append+=" disco.args.${a%%=*}=${a#*=}"; done
 keep=1
 if [ -z "$out" ]; then out=$(mktemp -d /tmp/disco-run.XXXXXX); keep=0; fi
 mkdir -p "$out"
-pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 1
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	vmn_stop
 	[ $keep -eq 1 ] || rm -rf "$out"
 }
 trap cleanup EXIT
 
-master=${nodes[0]}
-for n in "${nodes[@]:1}"; do
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$n" --console null \
-		--stats "$out/$n.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
-		>"$out/$n.log" 2>&1 </dev/null &
-	pids+=($!)
-done
+master=$vmn_master
+for n in "${nodes[@]:1}"; do vmn_start "$n" "$out" "$append"; done
 if [ $interactive -eq 1 ]; then
 	echo "run-vm: $vm_name on ${#nodes[@]} nodes (${nodes[*]}), $vcpus vCPUs; guest console follows (poweroff to end)"
 	set +e
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
+	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" "${accel[@]}" --console stdio \
 		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
 		2>"$out/$master.log"
 	set -e
-	master_pid=""
 else
-	"$node_bin" --config "$config" ${vm:+--vm "$vm"} --node "$master" --console stdio \
-		--stats "$out/$master.stats" ${append:+--append "$append"} -- "${qemu_args[@]}" \
-		>"$out/console.log" 2>"$out/$master.log" </dev/null &
-	master_pid=$!
-	pids+=($master_pid)
-	[ $quiet -eq 1 ] || tail -n +1 -F "$out/console.log" 2>/dev/null &
-	tail_pid=$!
+	vmn_start "$master" "$out" "$append"
+	[ $quiet -eq 1 ] || vmn_follow "$out"
 fi
 
 # Wait for every node, with a deadline.
 status=0
-deadline=$((SECONDS + timeout))
-declare -A rc
-for i in "${!pids[@]}"; do
-	p=${pids[$i]}
-	while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-	if kill -0 "$p" 2>/dev/null; then
-		echo "run-vm: timeout after ${timeout}s: stopping every node" >&2
-		status=1
-		break
-	fi
-	set +e; wait "$p"; rc[$i]=$?; set -e
-	[ "${rc[$i]}" -eq 0 ] || status=1
-done
-[ $interactive -eq 1 ] || { sleep 0.3; kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; }
+vmn_wait "$timeout" || status=1
+vmn_unfollow
 
 echo "---- node messages and DSM statistics ----"
-for n in "${nodes[@]}"; do
-	grep -v '^$' "$out/$n.log" 2>/dev/null | sed "s/^/[$n] /" || true
-	cat "$out/$n.stats" 2>/dev/null || echo "[$n] no statistics (the node did not end cleanly)"
-done
+vmn_report "$out"
 
 guest_exit=poweroff
 [ $status -eq 0 ] || guest_exit=error
@@ -130,7 +109,7 @@ coherence=not-run
 if [ $interactive -eq 0 ]; then
 	if grep -q "disco-guest: coherence PASS" "$out/console.log"; then coherence=pass
 	elif grep -q "disco-guest: coherence FAIL" "$out/console.log"; then coherence=fail; fi
-	grep -q "disco-guest: result=pass" "$out/console.log" || status=1
+	grep -q -e "disco-guest: result=pass" -e "mini: result=pass" "$out/console.log" || status=1
 fi
 [ "$coherence" != fail ] || status=1
 echo "vm=$vm_name nodes=${#nodes[@]} vcpus=$vcpus guest_exit=$guest_exit coherence=$coherence"

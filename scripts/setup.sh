@@ -10,13 +10,17 @@ packages=(
 	libyaml-dev                             # cluster config parser
 	libsodium-dev                           # HMAC-SHA256 peer authentication
 	libcmocka-dev                           # unit tests
+	clang libclang-rt-14-dev                # sanitizer build and libFuzzer (make test-sanitize, make fuzz)
 	libibverbs-dev librdmacm-dev rdma-core  # RDMA transport
 	spin                                    # Promela model of the protocol
 	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev  # patched QEMU 7.2
 	flex bison zlib1g-dev libfdt-dev                           #   (scripts/build-qemu.sh)
+	libslirp-dev                                               #   user-mode networking (vms[].nics)
 	seabios qemu-system-data                # guest firmware: bios.bin, linuxboot_dma.bin
 	busybox-static cpio                     # default guest initramfs (scripts/make-guest.sh)
 	xz-utils                                # the unmodified program of `disco compare` (copied into the guest)
+	mmdebstrap e2fsprogs qemu-utils         # Debian guest image (scripts/make-debian-image.sh), qemu-img
+	openssh-client iproute2                 # its tests: ssh into the guest, a tap in a network namespace
 	gnuplot-nox                             # charts of `scripts/disco compare`
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 )

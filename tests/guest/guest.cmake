@@ -22,6 +22,7 @@ set(DISCO_GUEST_HOST_ARGS_spinlock -d 1)
 set(DISCO_GUEST_HOST_ARGS_bench -b 512 -s 256)
 set(DISCO_GUEST_HOST_ARGS_numa all -q)
 set(DISCO_GUEST_HOST_ARGS_xzdata 1 /dev/null)
+set(DISCO_GUEST_HOST_ARGS_pattern 1 4 /dev/null)
 # Built but never run on the host: reset reboots the machine it runs on
 # (its test is the system test system_reset_from_non_master); iolat reads
 # an I/O port, which needs ioperm (its figures come from bench-boot.sh).

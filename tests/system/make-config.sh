@@ -5,29 +5,41 @@
 #   make-config.sh BUILD NODES VCPUS [MEM] [extra dsm: lines, e.g. "min_hold_us: 200"]
 # Environment: ON_RESET (default stop: a guest that panics, with panic=-1,
 # ends the test at once instead of booting again), CMDLINE_EXTRA (appended
-# to the kernel command line), CONNECT_TIMEOUT_MS, NODE_MEMORY (the VM's
-# vms[].node_memory: each node's memory budget, e.g. 320M).
+# to the kernel command line), CONNECT_TIMEOUT_MS; another guest: KERNEL
+# (then no initrd unless INITRD) and CMDLINE (replaces the Linux one);
+# TRANSPORT=rdma with ADDRESS, RDMA_DEVICE and RDMA_GID (the Soft-RoCE VM's
+# rxe0 on 10.0.2.15, GID 1, by default); PEER_TIMEOUT_MS (default 3000);
+# NODE_MEMORY (the VM's vms[].node_memory: each node's memory budget, e.g.
+# 320M).
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=${4:-256M} dsm_extra=${5:-}
+transport=${TRANSPORT:-tcp} address=${ADDRESS:-127.0.0.1}
+[ "$transport" = tcp ] || address=${ADDRESS:-10.0.2.15}
+kernel=${KERNEL:-$build/guest/vmlinuz}
+initrd=${INITRD-}
+[ -n "${KERNEL:-}" ] || initrd=${INITRD:-$build/guest/initrd.img}
+cmdline=${CMDLINE-console=ttyS0 panic=-1 quiet tsc=reliable}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mapfile -t ports < <(/usr/bin/python3 - "$nodes" <<'PY'
+mapfile -t ports < <(/usr/bin/python3 - "$nodes" "$address" <<'PY'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+    s = socket.socket(); s.bind((sys.argv[2], 0)); socks.append(s)
 for s in socks:
     print(s.getsockname()[1])
 PY
 )
 echo "cluster:"
 echo "  name: system-test"
-echo "  transport: tcp"
+echo "  transport: $transport"
 echo "  auth: {key_file: $root/cluster-config/examples/local.key}"
-echo "  peer_timeout_ms: 3000"
+echo "  peer_timeout_ms: ${PEER_TIMEOUT_MS:-3000}"
 echo "  connect_timeout_ms: ${CONNECT_TIMEOUT_MS:-60000}"
 echo "nodes:"
 for ((i = 0; i < nodes; i++)); do
-	echo "  - {name: n$i, address: 127.0.0.1, port: ${ports[$i]}}"
+	rdma=""
+	[ "$transport" = tcp ] || rdma=", rdma: {device: ${RDMA_DEVICE:-rxe0}, gid_index: ${RDMA_GID:-1}}"
+	echo "  - {name: n$i, address: $address, port: ${ports[$i]}$rdma}"
 done
 echo "vms:"
 echo "  - name: sys"
@@ -36,9 +48,9 @@ echo "    vcpus: $((nodes * vcpus))"
 echo -n "    vcpu_placement: {"
 for ((i = 0; i < nodes; i++)); do echo -n "n$i: $vcpus"; [ $i -eq $((nodes - 1)) ] || echo -n ", "; done
 echo "}"
-echo "    kernel: $build/guest/vmlinuz"
-echo "    initrd: $build/guest/initrd.img"
-echo "    cmdline: \"console=ttyS0 panic=-1 quiet tsc=reliable${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
+echo "    kernel: $kernel"
+[ -z "$initrd" ] || echo "    initrd: $initrd"
+echo "    cmdline: \"$cmdline${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
 echo "    on_reset: ${ON_RESET:-stop}"
 [ -z "${NODE_MEMORY:-}" ] || echo "    node_memory: $NODE_MEMORY"
 if [ -n "$dsm_extra" ]; then

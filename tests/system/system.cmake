@@ -48,3 +48,28 @@ set_tests_properties(system_vm_larger_than_any_node PROPERTIES LABELS "system" T
 add_test(NAME system_vm_larger_than_any_node_4_nodes
          COMMAND ${SYSTEST}/budget_test.sh ${CMAKE_BINARY_DIR} 4 512M 160M 256)
 set_tests_properties(system_vm_larger_than_any_node_4_nodes PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
+# The runners as scripts call them, and the default guest's console as a
+# person types into it (scripts/run-vm.sh; tests/guest/init's traps).
+add_test(NAME system_run_vm_in_pipe
+         COMMAND ${SYSTEST}/run_vm_pipe_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_run_vm_in_pipe PROPERTIES LABELS "system" TIMEOUT 900 RUN_SERIAL TRUE)
+add_test(NAME system_console_poweroff_reboot
+         COMMAND ${SYSTEST}/console_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_console_poweroff_reboot PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
+# The Debian 12 guest (scripts/make-debian-image.sh: `make` builds it into
+# build/debian): root disk and network through the master.
+# system_debian_2_nodes also tests a tap NIC in a network namespace (TAP=1);
+# system_debian_4_nodes does the same checks but drops the guest's page
+# cache instead of rebooting it (REBOOT=0): a reboot across 4 processes
+# costs more minutes than make test has (the reset across nodes is tested by
+# system_debian_2_nodes and system_reset_from_non_master).
+add_test(NAME system_debian_2_nodes
+         COMMAND ${CMAKE_COMMAND} -E env TAP=1 ${SYSTEST}/debian_test.sh ${CMAKE_BINARY_DIR} 2 1 512M)
+add_test(NAME system_debian_4_nodes
+         COMMAND ${CMAKE_COMMAND} -E env REBOOT=0 ${SYSTEST}/debian_test.sh ${CMAKE_BINARY_DIR} 4 1 512M)
+add_test(NAME system_debian_kill_non_master
+         COMMAND ${SYSTEST}/debian_kill_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(system_debian_2_nodes system_debian_4_nodes system_debian_kill_non_master
+                     PROPERTIES LABELS "system;debian" TIMEOUT 2400 RUN_SERIAL TRUE)

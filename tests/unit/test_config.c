@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +96,8 @@ static void test_local_2node(void **state)
 	assert_int_equal(cfg->heartbeat_ms, 200);
 	assert_int_equal(cfg->peer_timeout_ms, 3000);
 	assert_int_equal(cfg->connect_timeout_ms, 30000);
+	assert_int_equal(cfg->hello_timeout_ms, 1000);
+	assert_int_equal(cfg->proof_timeout_ms, 1000);
 	assert_int_equal(cfg->loop.poll_us, 100);
 	assert_int_equal(cfg->loop.poll_linger_us, 50);
 	assert_true(cfg->loop.poll_yield);
@@ -629,6 +634,96 @@ static void test_node_memory(void **state)
 	cluster_config_free(cfg);
 }
 
+/* debian-2node.yaml: its disk and NIC, and the defaults of the keys it
+ * leaves out. */
+static void test_debian_2node_devices(void **state)
+{
+	struct cluster_config *cfg = load_ok(EX "debian-2node.yaml");
+	const struct cluster_vm *vm = &cfg->vms[0];
+
+	assert_int_equal(vm->n_disks, 1);
+	assert_true(ends_with(vm->disks[0].file, "/examples/../../build/debian/disk.qcow2"));
+	assert_int_equal(vm->disks[0].format, CLUSTER_DISK_QCOW2);
+	assert_false(vm->disks[0].readonly);
+	assert_string_equal(vm->disks[0].serial, "root");
+	assert_int_equal(vm->n_nics, 1);
+	assert_int_equal(vm->nics[0].type, CLUSTER_NIC_USER);
+	assert_int_equal(vm->nics[0].n_hostfwd, 1);
+	assert_int_equal(vm->nics[0].hostfwd[0].protocol, CLUSTER_FWD_TCP);
+	assert_string_equal(vm->nics[0].hostfwd[0].host, "127.0.0.1");
+	assert_int_equal(vm->nics[0].hostfwd[0].host_port, 2222);
+	assert_int_equal(vm->nics[0].hostfwd[0].guest_port, 22);
+	/* derived MAC: 52:54:00 + FNV-1a of "debian/0" */
+	assert_int_equal(vm->nics[0].mac[0], 0x52);
+	assert_int_equal(vm->nics[0].mac[1], 0x54);
+	assert_int_equal(vm->nics[0].mac[2], 0x00);
+	cluster_config_free(cfg);
+}
+
+/*
+ * cluster_vm_check_host(): images that are fine give their guest-visible
+ * size (a raw file's length, a qcow2 header's size field); a forwarded
+ * port some socket holds is refused at the port's line and column.
+ */
+static void test_check_host(void **state)
+{
+	char dir[] = "/tmp/disco-test-host-XXXXXX", raw[64], qcow[64], body[2048], err[1024];
+	uint8_t hdr[104] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t salen = sizeof(sa);
+	uint64_t sizes[CLUSTER_MAX_DISKS] = {0};
+	struct cluster_config *cfg;
+	char *want;
+	int fd, sock;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(raw, sizeof(raw), "%s/raw.img", dir);
+	snprintf(qcow, sizeof(qcow), "%s/q.qcow2", dir);
+	assert_true((fd = open(raw, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(ftruncate(fd, 3 * MIB), 0);
+	close(fd);
+	hdr[24 + 4] = 0x40; /* size, big-endian: 0x40 << 24 = 1 GiB */
+	assert_non_null(f = fopen(qcow, "wb"));
+	assert_int_equal(fwrite(hdr, sizeof(hdr), 1, f), 1);
+	fclose(f);
+
+	/* a port in use: a listening socket of this test */
+	assert_true((sock = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(sock, 1), 0);
+	assert_int_equal(getsockname(sock, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(body, sizeof(body),
+		 "nodes:\n  - {name: n0, address: 127.0.0.1, port: 7400}\n"
+		 "vms:\n  - name: v\n    memory: 64M\n    vcpus: 1\n    vcpu_placement: {n0: 1}\n"
+		 "    disks:\n"
+		 "      - {file: %s, format: raw}\n"
+		 "      - {file: %s, format: qcow2, readonly: true}\n"
+		 "    nics:\n"
+		 "      - type: user\n"
+		 "        hostfwd: [{host_port: %d, guest_port: 22}]\n",
+		 raw, qcow, ntohs(sa.sin_port));
+	cfg = load_string_ok(body);
+	assert_int_equal(cluster_vm_check_host(cfg, 0, sizes, err, sizeof(err)), -EADDRINUSE);
+	assert_int_equal(asprintf(&want,
+				  "t.yaml:16:31: vms[0].nics[0].hostfwd[0].host_port: tcp port "
+				  "127.0.0.1:%d is in use on this host",
+				  ntohs(sa.sin_port)) > 0, 1);
+	assert_string_equal(err, want);
+	free(want);
+	/* the disks were checked first, and are fine */
+	assert_true(sizes[0] == 3 * MIB);
+	assert_true(sizes[1] == GIB);
+
+	close(sock); /* now the port is free */
+	assert_int_equal(cluster_vm_check_host(cfg, 0, NULL, err, sizeof(err)), 0);
+	assert_int_equal(cluster_vm_check_host(cfg, 1, NULL, err, sizeof(err)), -EINVAL);
+	cluster_config_free(cfg);
+	unlink(raw);
+	unlink(qcow);
+	rmdir(dir);
+}
+
 static void test_transport_names(void **state)
 {
 	assert_string_equal(cluster_transport_name(CLUSTER_TRANSPORT_TCP), "tcp");
@@ -657,6 +752,8 @@ int main(void)
 		cmocka_unit_test(test_fifo_refused_at_once),
 		cmocka_unit_test(test_hostile_yaml_shapes_refused_fast),
 		cmocka_unit_test(test_64_nodes_and_dotted_names),
+		cmocka_unit_test(test_debian_2node_devices),
+		cmocka_unit_test(test_check_host),
 		cmocka_unit_test(test_transport_names),
 		cmocka_unit_test(test_node_memory),
 	};

@@ -9,6 +9,11 @@
  * position is checked along with the words. "${DIR}" in the expectation
  * stands for the corpus folder's absolute path (messages about key files
  * name the resolved path). One cmocka test per file, so a failure names it.
+ *
+ * A file that loads must fail the host checks instead
+ * (cluster_vm_check_host(), run for each VM in order: disk images that are
+ * missing or in another format than written; the images are in
+ * tests/config-corpus/images/), with the same kind of message.
  * Usage: test_config_corpus CORPUS_DIR
  */
 #include <dirent.h>
@@ -70,6 +75,14 @@ static void test_corpus_file(void **state)
 	int r;
 
 	r = cluster_config_load(tc->path, &cfg, err, sizeof(err));
+	for (int v = 0; r == 0 && cfg && v < cfg->n_vms; v++) {
+		r = cluster_vm_check_host(cfg, v, NULL, err, sizeof(err));
+		if (r < 0) {
+			cluster_config_free(cfg);
+			cfg = NULL;
+			r = -EINVAL; /* the message is what is checked */
+		}
+	}
 	if (r != -EINVAL)
 		print_error("%s: loaded with %d (%s), expected -EINVAL\n", tc->path, r,
 			    r ? err : "valid");

@@ -4,8 +4,9 @@
  * change to the machine every node builds shows up here); the other tests
  * check what differs: the serial backend on the master and elsewhere, tcg
  * against kvm, --append, comma escaping in -object/-chardev values, extra
- * arguments, a node outside the VM, missing or absent guest files, and the
- * shell quoting of --dry-run.
+ * arguments, a node outside the VM, missing or absent guest files, the
+ * guest devices on the master and elsewhere, and the shell quoting of
+ * --dry-run.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -571,6 +572,78 @@ static void test_numa_layout(void **state)
 	cluster_config_free(cfg);
 }
 
+/* Words of @argv that follow @flag, in order, joined by '|'. */
+static void words_after(char **argv, const char *flag, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (int i = 0; argv[i] && argv[i + 1]; i++)
+		if (!strcmp(argv[i], flag))
+			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "|" : "", argv[i + 1]);
+}
+
+/*
+ * Disks and NICs: the master gets the image and the network, every other
+ * node the same devices (same -device words, in the same order, so the
+ * same PCI slots) on null-co and without a netdev; a comma in an image
+ * path is doubled.
+ */
+static void test_devices(void **state)
+{
+	char guest[2048], dev0[2048], dev1[2048], blk[2048], net[1024];
+	struct cluster_config *cfg;
+	struct node_qemu_opts o = default_opts();
+	char **m, **n;
+
+	snprintf(guest, sizeof(guest),
+		 "    kernel: %s\n"
+		 "    disks:\n"
+		 "      - {file: \"/img/root,1.qcow2\", format: qcow2, serial: root}\n"
+		 "      - {file: /img/data.raw, format: raw, readonly: true}\n"
+		 "    nics:\n"
+		 "      - type: user\n"
+		 "        mac: \"52:54:00:12:34:56\"\n"
+		 "        hostfwd:\n"
+		 "          - {host_port: 2222, guest_port: 22}\n"
+		 "          - {protocol: udp, host: 0.0.0.0, host_port: 5353, guest_port: 53}\n"
+		 "      - {type: tap, ifname: tap7}\n",
+		 kernel);
+	cfg = load(guest);
+	m = build_ok(cfg, 0, &o);
+	n = build_ok(cfg, 1, &o);
+
+	words_after(m, "-blockdev", blk, sizeof(blk));
+	assert_string_equal(blk,
+			    "node-name=disk0,driver=qcow2,read-only=off,file.driver=file,"
+			    "file.filename=/img/root,,1.qcow2,file.aio=threads|"
+			    "node-name=disk1,driver=raw,read-only=on,file.driver=file,"
+			    "file.filename=/img/data.raw,file.aio=threads");
+	words_after(m, "-netdev", net, sizeof(net));
+	assert_string_equal(net,
+			    "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:0.0.0.0:5353-:53|"
+			    "tap,id=net1,ifname=tap7,script=no,downscript=no");
+	words_after(m, "-device", dev0, sizeof(dev0));
+	assert_string_equal(dev0, "virtio-blk-pci,id=vd0,drive=disk0,serial=root|"
+				  "virtio-blk-pci,id=vd1,drive=disk1|"
+				  "virtio-net-pci,id=nic0,mac=52:54:00:12:34:56,romfile=,netdev=net0|"
+				  "virtio-net-pci,id=nic1,mac=52:54:00:5a:c8:de,romfile=,netdev=net1");
+
+	/* n1: no image, no network, the same devices */
+	words_after(n, "-blockdev", blk, sizeof(blk));
+	assert_string_equal(blk, "node-name=disk0,driver=null-co,read-only=off|"
+				 "node-name=disk1,driver=null-co,read-only=on");
+	assert_int_equal(count(n, "-netdev"), 0);
+	words_after(n, "-device", dev1, sizeof(dev1));
+	assert_string_equal(dev1, "virtio-blk-pci,id=vd0,drive=disk0,serial=root|"
+				  "virtio-blk-pci,id=vd1,drive=disk1|"
+				  "virtio-net-pci,id=nic0,mac=52:54:00:12:34:56,romfile=|"
+				  "virtio-net-pci,id=nic1,mac=52:54:00:5a:c8:de,romfile=");
+	qemu_cmdline_free(m);
+	qemu_cmdline_free(n);
+	cluster_config_free(cfg);
+}
+
 static void test_escape(void **state)
 {
 	char *s = qemu_opt_escape("a,b,,c");
@@ -607,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_missing_guest_files),
 		cmocka_unit_test(test_no_kernel),
 		cmocka_unit_test(test_numa_layout),
+		cmocka_unit_test(test_devices),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_quote),
 	};

@@ -196,5 +196,7 @@ void disco_ram_init_done(void);
  * (master, init-done, after the region joined). */
 void disco_numa_measure(void);
 void disco_ram_print_stats(void);
+/* The statistics so far as "key=value" lines (malloc'd); main loop. */
+char *disco_ram_counters(void);
 
 #endif

@@ -10,7 +10,9 @@
  *    answer does not wait for its main loop). TCG's TSC is derived from
  *    the virtual clock, so TSCs agree across nodes;
  *  - lifecycle: a shutdown (guest poweroff, reset under -no-reboot, panic,
- *    a signal) on any node is sent to every node; each stops its vCPUs,
+ *    a signal, a vCPU the accelerator failed to run: QEMU's internal-error
+ *    pause becomes a host-error shutdown) on any node is sent to every
+ *    node; each stops its vCPUs,
  *    then all meet at a DSM barrier before they leave, so no vCPU is left
  *    waiting for a page from a node that already exited;
  *  - reset: a guest reset on any node (the master's reset ports, a triple
@@ -93,6 +95,15 @@ static void disco_vm_state_changed(void *opaque, bool running, RunState state)
     Disco__VmClock m = DISCO__VM_CLOCK__INIT;
     uint8_t buf[32];
 
+    if (!running && state == RUN_STATE_INTERNAL_ERROR && !disco.shutting_down) {
+        /* QEMU only pauses a VM whose vCPU the accelerator could not run
+         * (KVM: "emulation failure"...), which would leave every other
+         * node waiting for this one for ever: stop the whole VM instead. */
+        error_report("disco %s: a vCPU stopped on an internal error of the accelerator: "
+                     "stopping the VM on every node", disco_node_name(disco.self));
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_ERROR);
+        return;
+    }
     if (!running || !disco_is(DISCO_MASTER)) {
         return;
     }

@@ -112,6 +112,12 @@ DISCO_STR_PROP(node)
 DISCO_STR_PROP(vm)
 DISCO_STR_PROP(stats)
 
+/* read-only: the statistics so far (QMP qom-get /objects/ID counters) */
+static char *disco_get_counters(Object *obj, Error **errp)
+{
+    return disco_ram_counters();
+}
+
 static void disco_class_init(ObjectClass *oc, void *data)
 {
     UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
@@ -121,6 +127,7 @@ static void disco_class_init(ObjectClass *oc, void *data)
     object_class_property_add_str(oc, "node", disco_get_node, disco_set_node);
     object_class_property_add_str(oc, "vm", disco_get_vm, disco_set_vm);
     object_class_property_add_str(oc, "stats", disco_get_stats, disco_set_stats);
+    object_class_property_add_str(oc, "counters", disco_get_counters, NULL);
 }
 
 static const TypeInfo disco_type_info = {

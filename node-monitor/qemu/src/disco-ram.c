@@ -20,6 +20,7 @@
  * (/proc/PID/smaps of those mappings).
  */
 #include "qemu/osdep.h"
+#include <sys/syscall.h>
 #include "qemu/rcu.h"
 #include "qemu/madvise.h"
 #include "qemu/error-report.h"
@@ -27,6 +28,8 @@
 #include "exec/exec-all.h"
 #include "sysemu/hostmem.h"
 #include "sysemu/tcg.h"
+#include "sysemu/kvm.h"
+#include <sys/syscall.h>
 #include "hw/core/cpu.h"
 #include "cpu.h"
 
@@ -172,6 +175,41 @@ static void disco_fatal(void *opaque, const char *message)
     disco_die("%s: stopping the VM", message);
 }
 
+/*
+ * Guest RAM is also written by the kernel, not only by QEMU's user-mode
+ * code: under KVM most accesses are the kernel's (it maps a page into the
+ * guest, emulates an instruction, writes kvmclock), and on the master the
+ * block layer's worker threads preadv/pwritev between a disk image and
+ * guest RAM. A page that is not here then faults inside the kernel, and
+ * userfaultfd serves kernel-mode faults only for a privileged process
+ * (root, CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1); otherwise the
+ * DSM falls back to user-mode faults only, and those accesses would fail
+ * (KVM: "internal error ... emulation failure" on the first vCPU of
+ * another node; disks: EFAULT, I/O errors in the guest). Refuse to start
+ * instead, saying what to change.
+ */
+static void disco_check_kernel_faults(void)
+{
+    bool disks = disco_is(DISCO_MASTER) && disco.vm->n_disks;
+    int fd;
+
+    if (!kvm_enabled() && !disks) {
+        return;
+    }
+    fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    if (errno == EPERM) {
+        disco_die("vm %s: %s guest RAM inside the kernel, and this process may only get a "
+                  "userfaultfd for user-mode faults: run disco-node as root or with "
+                  "CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1",
+                  disco.vm->name,
+                  kvm_enabled() ? "KVM reads and writes" : "its disks' I/O threads read and write");
+    }
+}
+
 void disco_ram_init_done(void)
 {
     struct dsm_placement placement;
@@ -192,6 +230,7 @@ void disco_ram_init_done(void)
         warn_report("disco: disco-test-hooks,tb-invalidate=off: translated user-mode code is "
                     "NOT invalidated when other nodes write it (test only)");
     }
+    disco_check_kernel_faults();
     cluster_vm_dsm_placement(disco.cfg, disco.vm, &placement);
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
@@ -247,10 +286,48 @@ void disco_ram_init_done(void)
     }
 }
 
+static void disco_print_counters(FILE *f, const char *prefix)
+{
+    struct dsm_stats s;
+
+    if (dsm_region_stats(disco.region, &s) == 0) {
+        dsm_stats_print(&s, prefix, f);
+    }
+    fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
+            "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
+            "%stb_invalidations=%" PRIu64 "\n%sguest_resets=%" PRIu32 "\n",
+            prefix, qatomic_read(&disco.n.ipis_sent), prefix,
+            qatomic_read(&disco.n.ipis_received), prefix, qatomic_read(&disco.n.io_forwarded),
+            prefix, qatomic_read(&disco.n.io_served), prefix,
+            qatomic_read(&disco.n.tb_invalidations), prefix, disco.reset_generation);
+}
+
+/* The counters so far, "key=value" lines (QOM property "counters" of the
+ * -object, read through QMP's qom-get while the VM runs: scripts/
+ * bench-debian.sh takes them before and after each I/O test). Main loop
+ * thread; dsm_region_stats() waits for the DSM loop thread, which never
+ * needs the BQL. */
+char *disco_ram_counters(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    if (!disco.region) {
+        return g_strdup("");
+    }
+    f = open_memstream(&buf, &len);
+    if (!f) {
+        return g_strdup("");
+    }
+    disco_print_counters(f, "");
+    fclose(f);
+    return buf; /* malloc'd: glib's g_free is free() */
+}
+
 void disco_ram_print_stats(void)
 {
     char prefix[96];
-    struct dsm_stats s;
     FILE *f = stderr;
 
     if (disco.stats_path) {
@@ -262,15 +339,7 @@ void disco_ram_print_stats(void)
         }
     }
     snprintf(prefix, sizeof(prefix), "disco %s: ", disco_node_name(disco.self));
-    if (dsm_region_stats(disco.region, &s) == 0) {
-        dsm_stats_print(&s, prefix, f);
-    }
-    fprintf(f, "%sipis_sent=%" PRIu64 "\n%sipis_received=%" PRIu64 "\n"
-            "%sio_forwarded=%" PRIu64 "\n%sio_served=%" PRIu64 "\n"
-            "%stb_invalidations=%" PRIu64 "\n%sguest_resets=%" PRIu32 "\n",
-            prefix, disco.n.ipis_sent, prefix, disco.n.ipis_received, prefix,
-            disco.n.io_forwarded, prefix, disco.n.io_served, prefix, disco.n.tb_invalidations,
-            prefix, disco.reset_generation);
+    disco_print_counters(f, prefix);
     if (f != stderr) {
         fclose(f);
     }
