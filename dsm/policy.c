@@ -14,6 +14,8 @@ struct dsm_policy {
 	uint8_t *moves;  /* per page: homes moved away from here (saturates) */
 	uint8_t *frozen; /* per page: write-shared, never move again */
 	uint8_t *replicated; /* per page: read-shared, keep the readers' copies */
+	uint8_t *handback;   /* per page: 1 + the node it is being handed back to, or 0 */
+	uint64_t *blocked_in; /* per node: c.intervals + 1 when it refused a hand-back */
 	uint64_t cold_cursor;     /* where dsm_policy_cold_home() goes on */
 	uint64_t handed_back_in;  /* c.intervals + 1 when a page was last handed back */
 	uint32_t handed_back_n;   /* ... and how many in that interval */
@@ -36,7 +38,9 @@ struct dsm_policy *dsm_policy_create(const struct dsm_policy_knobs *knobs, int s
 	p->moves = calloc(n_pages, 1);
 	p->frozen = calloc(n_pages, 1);
 	p->replicated = calloc(n_pages, 1);
-	if (!p->moves || !p->frozen || !p->replicated) {
+	p->handback = calloc(n_pages, 1);
+	p->blocked_in = calloc((size_t)n_nodes, sizeof(*p->blocked_in));
+	if (!p->moves || !p->frozen || !p->replicated || !p->handback || !p->blocked_in) {
 		dsm_policy_destroy(p);
 		return NULL;
 	}
@@ -50,6 +54,8 @@ void dsm_policy_destroy(struct dsm_policy *p)
 	free(p->moves);
 	free(p->frozen);
 	free(p->replicated);
+	free(p->handback);
+	free(p->blocked_in);
 	free(p);
 }
 
@@ -99,6 +105,7 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 	if (p->moves[page] < UINT8_MAX)
 		p->moves[page]++;
 	p->replicated[page] = 0;
+	p->handback[page] = 0;
 	p->c.migrations++;
 	*target = top_node;
 	return DSM_POLICY_MIGRATE;
@@ -106,6 +113,10 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 
 void dsm_policy_move_refused(struct dsm_policy *p, uint64_t page)
 {
+	/* A refused hand-back: that node has no room for homes either, so
+	 * handing it more this interval would only bounce between the two. */
+	if (page < p->n_pages && p->handback[page] && p->handback[page] <= p->n_nodes)
+		p->blocked_in[p->handback[page] - 1] = p->c.intervals + 1;
 	dsm_policy_undo_move(p, page);
 	p->c.refused++;
 }
@@ -127,6 +138,7 @@ bool dsm_policy_redo_move(struct dsm_policy *p, uint64_t page)
 	if (page >= p->n_pages || p->frozen[page] || p->moves[page] >= p->k.move_cap)
 		return false;
 	p->moves[page]++;
+	p->handback[page] = 0;
 	p->c.migrations++;
 	return true;
 }
@@ -140,6 +152,8 @@ int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, i
 		return -1;
 	if (p->handed_back_in == p->c.intervals + 1 &&
 	    p->handed_back_n >= DSM_POLICY_HANDBACKS_PER_INTERVAL)
+		return -1;
+	if (p->blocked_in[to] == p->c.intervals + 1)
 		return -1;
 	if (!max_looks || max_looks > p->n_pages)
 		max_looks = p->n_pages;
@@ -170,6 +184,7 @@ int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, i
 		return -1;
 	if (p->moves[other] < UINT8_MAX)
 		p->moves[other]++;
+	p->handback[other] = (uint8_t)(to + 1);
 	if (p->handed_back_in != p->c.intervals + 1) {
 		p->handed_back_in = p->c.intervals + 1;
 		p->handed_back_n = 0;
@@ -183,7 +198,11 @@ void dsm_policy_undo_move(struct dsm_policy *p, uint64_t page)
 {
 	if (page < p->n_pages && p->moves[page]) {
 		p->moves[page]--;
-		p->c.migrations--;
+		if (p->handback[page])
+			p->c.handbacks--; /* a hand-back, not a migration, was counted */
+		else
+			p->c.migrations--;
+		p->handback[page] = 0;
 	}
 }
 

@@ -38,14 +38,18 @@
  *   - a node that refused a home for want of room for home pages
  *     (DSM_ACT_NEED_ROOM with -EMLINK) hands one of its own home pages to
  *     the node that offered, at most DSM_POLICY_HANDBACKS_PER_INTERVAL per
- *     interval (dsm_policy_cold_home()): a page this node is not using,
+ *     interval, and none to a node that refused one this interval (it
+ *     has no room for homes either; dsm_policy_cold_home()): a page this
+ *     node is not using,
  *     i.e. one another node holds exclusive (the offerer's own first: the
  *     move then carries no data), or, if the runtime says which
  *     (dsm_policy_set_unused()), one nobody else holds that is not mapped
  *     here (a page never touched since the start: free memory of the
- *     guest); never a frozen one or one at its move cap. The cap bounds
- *     the offers two full nodes can bounce back and forth, each refusal
- *     answered by a hand-back the other refuses again.
+ *     guest); never a frozen one or one at its move cap. The cap and the
+ *     block bound the offers two full nodes can bounce back and forth,
+ *     each refusal answered by a hand-back the other refuses again. A
+ *     refused or undone hand-back un-counts the hand-back, not a
+ *     migration.
  *   - a refused move may be made again before the next interval
  *     (dsm_policy_redo_move()): the runtime retries it when the target
  *     has just handed a page here, so it has room for one more home.

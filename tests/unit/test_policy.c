@@ -261,6 +261,26 @@ static void test_untouched_home_handed_back(void **state)
 	dsm_policy_interval_done(p);
 	assert_true(dsm_policy_cold_home(p, e, 1, 0) >= 512);
 
+	/* a refused hand-back: un-counted as a hand-back (not as a
+	 * migration), and none to that node again this interval */
+	uint64_t mig0 = dsm_policy_counters(p)->migrations;
+	uint64_t hb0 = dsm_policy_counters(p)->handbacks;
+	uint64_t ref0 = dsm_policy_counters(p)->refused;
+	got = dsm_policy_cold_home(p, e, 1, 0);
+	assert_true(got >= 512);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0 + 1);
+	dsm_policy_move_refused(p, (uint64_t)got);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0);
+	assert_int_equal(dsm_policy_counters(p)->migrations, mig0);
+	assert_int_equal(dsm_policy_counters(p)->refused, ref0 + 1);
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1);
+	dsm_policy_interval_done(p);
+	got = dsm_policy_cold_home(p, e, 1, 0);
+	assert_true(got >= 512);
+	dsm_policy_undo_move(p, (uint64_t)got); /* migrate_home failed */
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0);
+	assert_int_equal(dsm_policy_counters(p)->migrations, mig0);
+
 	/* redo: a page decided to move, refused, made again */
 	uint32_t r[2] = { 0, 40 }, w[2] = { 0, 0 };
 	int t;
