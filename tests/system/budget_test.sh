@@ -17,9 +17,13 @@
 # and maps pages, so a walk can count a page dropped behind it and one
 # mapped ahead of it (seen: 73 pages over, with the sampler preempted on a
 # loaded 2-core host). 4 MiB is 1,024 pages, 1.3% of a 320 MiB budget.
-# It must also come within 10% of the budget at some point (else the
-# budget was never the limit and the test proves nothing), and every node
-# must have evicted and written back copies.
+# Every node's budget must also have been the limit at some point (else
+# the test proves nothing): requests waited for a frame (room_waits > 0:
+# every frame taken), and it evicted and wrote back copies. Resident
+# memory alone cannot show it: home pages nobody has touched count
+# against the budget but are not mapped (seen: a node of the 4-node run
+# at 73% of its budget by smaps while 25,000 of its requests waited for
+# a frame).
 #   budget_test.sh BUILD NODES MEM BUDGET MEMTEST_MIB [SLACK_KIB]
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 mem=$3 budget=$4 mib=$5 slack_kib=${6:-4096}
@@ -94,8 +98,8 @@ for ((i = 0; i < nodes; i++)); do
 	[ "$max" -le $((budget_kib + slack_kib)) ] ||
 		fail "$n held $max KiB of guest RAM, more than its budget $budget_kib KiB + $slack_kib KiB"
 	[ "$present" -le "$frames" ] || fail "$n mapped $present pages at once, budget $frames"
-	[ "$max" -ge $((budget_kib * 9 / 10)) ] ||
-		fail "$n never came near its budget (at most $max of $budget_kib KiB): the budget was not the limit"
+	[ "$rw" -gt 0 ] ||
+		fail "$n never had a request wait for a frame (room_waits=0): the budget was not the limit"
 	[ "$ev" -gt 0 ] && [ "$wb" -gt 0 ] || fail "$n evicted $ev copies and wrote back $wb: nothing had to leave"
 done
 tail -n 3 "$tmp/vm_test.txt"
