@@ -39,8 +39,10 @@ static void print_size(uint64_t bytes)
 {
 	if (bytes % (1ull << 30) == 0)
 		printf("%" PRIu64 " GiB", bytes >> 30);
-	else
+	else if (bytes % (1ull << 20) == 0)
 		printf("%" PRIu64 " MiB", bytes >> 20);
+	else
+		printf("%" PRIu64 " KiB", bytes >> 10);
 }
 
 static const char *placement_name(const struct cluster_config *cfg, const struct dsm_settings *d,
@@ -104,6 +106,21 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 	       placement_name(cfg, d, pl, sizeof(pl)),
 	       d->policy == DSM_POLICY_DISCO ? "disco" : "static", d->fault_timeout_ms,
 	       d->backing == DSM_BACKING_MEMFD ? "memfd" : "anonymous");
+	if (dsm_settings_have_budgets(d)) {
+		int listed = 0;
+		printf("    memory budgets:");
+		for (int i = 0; i < cfg->n_nodes; i++) {
+			if (!(vm->node_mask & (1ull << i)))
+				continue;
+			if (listed++ == 8) {
+				printf(" ...");
+				break;
+			}
+			printf(" %s ", cfg->nodes[i].name);
+			print_size(d->node_budget[i]);
+		}
+		printf("; min cache %" PRIu64 " KiB\n", d->min_cache >> 10);
+	}
 	if (vm->kernel[0])
 		printf("    kernel %s\n", vm->kernel);
 	if (vm->initrd[0])

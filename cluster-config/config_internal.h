@@ -163,6 +163,11 @@ int cfg_parse_vms(struct cfg_ctx *c, const yaml_node_t *root);        /* config_
 int cfg_parse_disks(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
 int cfg_parse_nics(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
 int cfg_validate(struct cfg_ctx *c);                                  /* config_validate.c */
+/* config_budget.c: vms[i].node_memory and vms[i].dsm.min_cache of the VM
+ * mapping @vmnode (after its vcpu_placement and dsm block), and the check
+ * that the VM fits its budgets (validator, VM index @v). */
+int cfg_parse_budget(struct cfg_ctx *c, const yaml_node_t *vmnode, struct cluster_vm *vm);
+int cfg_check_budget(struct cfg_ctx *c, int v);
 int cfg_validate_devices(struct cfg_ctx *c);          /* config_validate_devices.c */
 /* nodes[i].control_port, metrics_port, metrics_address (config_ports.c) */
 int cfg_parse_node_daemon(struct cfg_ctx *c, const yaml_node_t *node, struct cluster_node *n);

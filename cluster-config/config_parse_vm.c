@@ -20,11 +20,11 @@
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
 				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
-				      "on_reset", "housekeeping", "disks", "nics", "port", NULL};
+				      "on_reset", "housekeeping", "disks", "nics", "port", "node_memory", NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
-				       "backing",     "hot_pages_report", NULL};
+				       "backing",     "hot_pages_report", "min_cache", NULL};
 static const char *const policies[] = {"static", "disco", NULL}; /* enum dsm_policy_kind order */
 static const char *const backings[] = {"anonymous", "memfd", NULL}; /* enum dsm_backing_kind */
 static const char *const reset_actions[] = {"reset", "stop", NULL}; /* enum cluster_reset_action */
@@ -267,8 +267,8 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = parse_numa_distance(c, m, vm)) < 0 ||
 	    (r = cfg_get_choice(c, m, "on_reset", false, reset_actions, &on_reset)) < 0 ||
 	    (r = cfg_get_choice(c, m, "housekeeping", false, housekeepers, &housekeeping)) < 0 ||
-	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_disks(c, m, vm)) < 0 ||
-	    (r = cfg_parse_nics(c, m, vm)) < 0 ||
+	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_budget(c, m, vm)) < 0 ||
+	    (r = cfg_parse_disks(c, m, vm)) < 0 || (r = cfg_parse_nics(c, m, vm)) < 0 ||
 	    (r = cfg_get_int(c, m, "port", false, 1, 65535, &vm->port)) < 0)
 		return r;
 	vm->on_reset = (enum cluster_reset_action)on_reset;

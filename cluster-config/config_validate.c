@@ -96,7 +96,7 @@ static int check_vm(struct cfg_ctx *c, int v)
 {
 	const struct cluster_config *cfg = c->cfg;
 	const struct cluster_vm *vm = &cfg->vms[v];
-	int sum = 0;
+	int sum = 0, r;
 
 	for (int j = 0; j < v; j++) {
 		if (!strcmp(vm->name, cfg->vms[j].name)) {
@@ -129,7 +129,9 @@ static int check_vm(struct cfg_ctx *c, int v)
 				     "must take part in the VM",
 				     cfg->nodes[vm->dsm.placement_node].name);
 	}
-	return check_knobs(c, v, &vm->dsm.knobs);
+	if ((r = check_knobs(c, v, &vm->dsm.knobs)) < 0)
+		return r;
+	return cfg_check_budget(c, v);
 }
 
 int cfg_validate(struct cfg_ctx *c)

@@ -61,9 +61,16 @@ void dsm_evict_set_replicated(struct dsm_evict_clock *c, uint64_t page, bool rep
 int64_t dsm_evict_pick(struct dsm_evict_clock *c, dsm_evict_can_fn can_evict, void *ctx,
 		       uint64_t max_looks)
 {
+	uint64_t looked;
+	return dsm_evict_pick_counted(c, can_evict, ctx, max_looks, &looked);
+}
+
+int64_t dsm_evict_pick_counted(struct dsm_evict_clock *c, dsm_evict_can_fn can_evict, void *ctx,
+			       uint64_t max_looks, uint64_t *looked)
+{
 	if (!max_looks)
 		max_looks = 3 * c->n_pages;
-	for (uint64_t looked = 0; looked < max_looks; looked++) {
+	for (*looked = 1; *looked <= max_looks; ++*looked) {
 		uint64_t page = c->hand;
 		uint8_t *b = &c->bits[page];
 
@@ -81,5 +88,6 @@ int64_t dsm_evict_pick(struct dsm_evict_clock *c, dsm_evict_can_fn can_evict, vo
 		*b &= (uint8_t)~SPARED;
 		return (int64_t)page;
 	}
+	*looked = max_looks;
 	return -1;
 }

@@ -49,5 +49,9 @@ void dsm_evict_set_replicated(struct dsm_evict_clock *c, uint64_t page, bool rep
  * three sweeps). */
 int64_t dsm_evict_pick(struct dsm_evict_clock *c, dsm_evict_can_fn can_evict, void *ctx,
 		       uint64_t max_looks);
+/* The same, and *@looked = how many pages it looked at (a runtime that
+ * bounds its work per turn spends its allowance with it). */
+int64_t dsm_evict_pick_counted(struct dsm_evict_clock *c, dsm_evict_can_fn can_evict, void *ctx,
+			       uint64_t max_looks, uint64_t *looked);
 
 #endif

@@ -15,9 +15,13 @@
  * nothing on the way takes a lock but the socket's send mutex.
  *
  * The engine is entered here only, by engine_fault(), engine_receive(),
- * region_engine_migrate() and region_engine_peer_failed(); each passes a
- * struct engine_call of its own (region_internal.h) that the actions of
- * that one call read and update.
+ * region_engine_migrate(), region_engine_peer_failed() and, with a memory
+ * budget, region_engine_evict(); each passes a struct engine_call of its
+ * own (region_internal.h) that the actions of that one call read and
+ * update. After each, the budget's bookkeeping (room.c) sees what the call
+ * installed and checks that the node holds no more than its budget; the
+ * engine's requests for room are acted on later, from the loop turn, never
+ * from inside a call.
  *
  * Page payloads are read straight from the region for sending (the engine
  * always write-protects a writable page first), or from the incoming frame
@@ -135,6 +139,8 @@ static void install(struct dsm_region *r, uint64_t page, const void *src, bool w
 		return;
 	}
 	r->call->woken_page = page; /* the install woke its waiters */
+	r->call->installed_page = page;
+	r->call->installed_shared = !writable;
 	if (writable && r->hold)
 		dsm_hold_start(r->hold, page, now_ns());
 }
@@ -231,8 +237,7 @@ void region_emit(void *ctx, const struct dsm_action *a)
 		break;
 	case DSM_ACT_NEED_ROOM:
 	case DSM_ACT_MOVE_REFUSED:
-		/* Budgets only; the runtime does not set one (yet), so the
-		 * engine never emits these here. */
+		region_room_action(r, a); /* budgets only: acted on after the call */
 		break;
 	}
 }
@@ -241,13 +246,19 @@ void region_emit(void *ctx, const struct dsm_action *a)
 
 static void enter(struct dsm_region *r, struct engine_call *c, const uint8_t *incoming_page)
 {
-	*c = (struct engine_call){ .incoming_page = incoming_page, .woken_page = NO_PAGE };
+	*c = (struct engine_call){ .incoming_page = incoming_page, .woken_page = NO_PAGE,
+				   .installed_page = NO_PAGE };
 	r->call = c;
 }
 
 static void leave(struct dsm_region *r)
 {
+	struct engine_call *c = r->call;
+
 	r->call = NULL;
+	if (c->installed_page != NO_PAGE)
+		region_room_installed(r, c->installed_page, c->installed_shared);
+	region_room_check(r);
 }
 
 static void engine_fault(struct dsm_region *r, uint64_t page, bool is_write)
@@ -264,6 +275,8 @@ static int engine_receive(struct dsm_region *r, const struct dsm_msg *m, const u
 	enter(r, &c, page);
 	int rc = dsm_engine_receive(r->engine, m);
 	leave(r);
+	if (rc == 0 && m->kind == DSM_MSG_MIGRATE && dsm_engine_is_home(r->engine, m->page))
+		region_room_migrated_in(r, m->page, m->src);
 	return rc;
 }
 
@@ -282,6 +295,15 @@ void region_engine_peer_failed(struct dsm_region *r, int peer)
 	enter(r, &c, NULL);
 	dsm_engine_peer_failed(r->engine, peer);
 	leave(r);
+}
+
+int region_engine_evict(struct dsm_region *r, uint64_t page)
+{
+	struct engine_call c;
+	enter(r, &c, NULL);
+	int rc = dsm_engine_evict(r->engine, page);
+	leave(r);
+	return rc;
 }
 
 /* ---- userfaultfd events ---------------------------------------------------- */
@@ -315,6 +337,7 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 				continue;
 			bool is_write = flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
 			r->stats.uffd_events++;
+			region_room_touch(r, page);
 			engine_fault(r, page, is_write);
 			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
 				r->stats.fault_send_ns += now_ns() - t;
@@ -335,6 +358,13 @@ void region_check_timeouts(struct dsm_region *r, uint64_t now)
 	for (uint64_t p = 0; p < r->mem.n_pages; p++) {
 		uint64_t start = r->fault_start_ns[p];
 		if (start && now - start > limit) {
+			char room[512];
+			if (region_room_describe(r, room, sizeof(room))) {
+				region_fatal(r, "page %" PRIu64 " (offset 0x%" PRIx64 "): no answer "
+					     "for %u ms: %s", p, p * DSM_PAGE_SIZE,
+					     r->settings.fault_timeout_ms, room);
+				return;
+			}
 			int hint = dsm_engine_home_hint(r->engine, p);
 			region_fatal(r,
 				     "page %" PRIu64 " (offset 0x%" PRIx64 "): no answer for %u ms "

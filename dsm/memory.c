@@ -9,7 +9,15 @@
  *             UFFDIO_CONTINUE. Both wake the threads blocked on the page.
  *   protect   UFFDIO_WRITEPROTECT set or cleared (clearing wakes).
  *   drop      MADV_DONTNEED of the watched view: anonymous memory goes
- *             back to the host; a memfd keeps its page in the file.
+ *             back to the host; a memfd keeps its page in the file, unless
+ *             the node has a memory budget: then the file's page is
+ *             punched out (FALLOC_FL_PUNCH_HOLE) and goes back too. That
+ *             would break one-sided reads, whose registration pins the
+ *             file's pages, so a region with a budget does not use them
+ *             (one_sided.c).
+ *
+ * It counts the pages present (and the most ever), which with a budget
+ * must stay within it (region_room_check(), room.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,16 +90,18 @@ static int map_own_memory(struct dsm_memory *m)
 	return 0;
 }
 
-/* The second, unwatched mapping of each segment's memfd. The file's pages
- * are allocated now: a dropped copy keeps its page in the file anyway (only
- * the watched view is unmapped), so a node ends up holding the whole
- * region; allocating up front fails at start rather than mid-run when
- * memory is short, and no install pays for allocating a shmem page. */
+/* The second, unwatched mapping of each segment's memfd. Without a budget
+ * the file's pages are allocated now: a dropped copy keeps its page in the
+ * file anyway (only the watched view is unmapped), so a node ends up
+ * holding the whole region; allocating up front fails at start rather than
+ * mid-run when memory is short, and no install pays for allocating a shmem
+ * page. With a budget a node holds only what its budget allows, and a drop
+ * punches the page out: nothing is allocated up front. */
 static int map_views(struct dsm_memory *m, const char *label)
 {
 	for (int i = 0; i < m->n_seg; i++) {
-		if (fallocate(m->seg[i].fd, 0, (off_t)m->seg[i].fd_offset,
-			      (off_t)m->seg[i].size) < 0) {
+		if (!m->punch && fallocate(m->seg[i].fd, 0, (off_t)m->seg[i].fd_offset,
+					   (off_t)m->seg[i].size) < 0) {
 			int rc = -errno;
 			disco_log(DISCO_LOG_ERROR, "dsm: %s: cannot allocate %zu bytes of "
 				  "memfd backing: %s", label, m->seg[i].size, strerror(-rc));
@@ -115,6 +125,7 @@ int dsm_memory_init(struct dsm_memory *m, const struct dsm_region_options *o, si
 	m->uffd = -1;
 	m->own_memfd = -1;
 	m->memfd = o->settings->backing == DSM_BACKING_MEMFD;
+	m->punch = m->memfd && dsm_settings_have_budgets(o->settings);
 	if (o->n_segments < 0 || o->n_segments > DSM_MAX_SEGMENTS)
 		return -EINVAL;
 	for (int i = 0; i < o->n_segments; i++) {
@@ -156,20 +167,82 @@ int dsm_memory_init(struct dsm_memory *m, const struct dsm_region_options *o, si
 	return 0;
 }
 
-/* Apply @advice to every maximal run of pages whose home-ness is @home. */
-static int advise_runs(struct dsm_memory *m, bool (*is_home)(void *, uint64_t), void *ctx,
-		       bool home, int advice)
+/* The file offset of @page (memfd backing). */
+static off_t file_offset(const struct dsm_memory *m, uint64_t page, int *fd)
+{
+	int i = m->n_seg - 1;
+	while (page < m->seg_first_page[i])
+		i--;
+	*fd = m->seg[i].fd;
+	return (off_t)(m->seg[i].fd_offset + (page - m->seg_first_page[i]) * DSM_PAGE_SIZE);
+}
+
+/* Give the memory of pages [@first, @first + @n) back (their content is
+ * lost): MADV_DONTNEED; with a budget on memfd, a punched hole. */
+static int discard(struct dsm_memory *m, uint64_t first, uint64_t n)
+{
+	if (madvise(dsm_memory_page(m, first), n * DSM_PAGE_SIZE, MADV_DONTNEED) < 0)
+		return -errno;
+	if (m->punch) {
+		int fd;
+		off_t off = file_offset(m, first, &fd);
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			      (off_t)(n * DSM_PAGE_SIZE)) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p)
+{
+	static const uint8_t zero[64];
+	for (size_t o = 0; o < DSM_PAGE_SIZE; o += sizeof(zero))
+		if (memcmp(p + o, zero, sizeof(zero)))
+			return false;
+	return true;
+}
+
+/* What adopt does with page @p: keep it (a home page with content) or
+ * discard it. */
+struct adopt_rule {
+	bool (*is_home)(void *ctx, uint64_t page);
+	void *ctx;
+	bool sparse;
+};
+
+static bool keep_page(struct dsm_memory *m, const struct adopt_rule *a, uint64_t p)
+{
+	if (!a->is_home(a->ctx, p))
+		return false;
+	/* reading an untouched anonymous page maps the shared zero page:
+	 * nothing is allocated by looking */
+	return !a->sparse || !all_zero(dsm_memory_page(m, p));
+}
+
+/* Discard every maximal run of pages not kept, populate the kept ones;
+ * mark the kept ones present. */
+static int adopt_runs(struct dsm_memory *m, const struct adopt_rule *a)
 {
 	for (int i = 0; i < m->n_seg; i++) {
 		uint64_t first = m->seg_first_page[i], end = first + m->seg[i].size / DSM_PAGE_SIZE;
 		uint64_t start = first;
+		bool run_keep = first < end && keep_page(m, a, first);
 		for (uint64_t p = first; p <= end; p++) {
-			if (p < end && is_home(ctx, p) == home)
+			bool keep = p < end && keep_page(m, a, p);
+			if (p < end && keep == run_keep)
 				continue;
-			if (p > start && madvise(dsm_memory_page(m, start),
-						 (p - start) * DSM_PAGE_SIZE, advice) < 0)
-				return -errno;
-			start = p + 1;
+			if (p > start) {
+				int rc = run_keep ? (madvise(dsm_memory_page(m, start),
+							     (p - start) * DSM_PAGE_SIZE,
+							     MADV_POPULATE_WRITE) < 0 ? -errno : 0)
+						  : discard(m, start, p - start);
+				if (rc < 0)
+					return rc;
+				if (run_keep)
+					memset(m->present + start, 1, p - start);
+			}
+			start = p;
+			run_keep = keep;
 		}
 	}
 	return 0;
@@ -180,18 +253,24 @@ static int advise_runs(struct dsm_memory *m, bool (*is_home)(void *, uint64_t), 
  * image). Pages another node is home for are discarded: their content
  * comes from their home. Our own pages keep theirs, and are populated now,
  * before userfaultfd registration, so the loop thread can later read them
- * for sending without ever faulting on its own region.
+ * for sending without ever faulting on its own region. With @sparse, our
+ * pages that hold only zeros are discarded as well (not present: the
+ * engine's first touch maps a zero page, and one sent from here is sent
+ * from a zero page).
  */
-int dsm_memory_adopt(struct dsm_memory *m, bool (*is_home)(void *ctx, uint64_t page), void *ctx)
+int dsm_memory_adopt(struct dsm_memory *m, bool (*is_home)(void *ctx, uint64_t page), void *ctx,
+		     bool sparse)
 {
-	int rc = advise_runs(m, is_home, ctx, false, MADV_DONTNEED);
-	if (rc == 0)
-		rc = advise_runs(m, is_home, ctx, true, MADV_POPULATE_WRITE);
+	const struct adopt_rule a = { is_home, ctx, sparse };
+	int rc = adopt_runs(m, &a);
 	if (rc < 0)
 		return rc;
-	for (uint64_t p = 0; p < m->n_pages; p++)
-		if (is_home(ctx, p))
-			m->present[p] = m->writable[p] = 1;
+	m->n_present = 0;
+	for (uint64_t p = 0; p < m->n_pages; p++) {
+		m->writable[p] = m->present[p];
+		m->n_present += m->present[p];
+	}
+	m->max_present = m->n_present;
 	return 0;
 }
 
@@ -243,6 +322,8 @@ int dsm_memory_install(struct dsm_memory *m, uint64_t page, const void *src, boo
 	}
 	if (rc < 0)
 		return rc;
+	if (!m->present[page] && ++m->n_present > m->max_present)
+		m->max_present = m->n_present;
 	m->present[page] = 1;
 	m->writable[page] = writable;
 	if (!writable)
@@ -269,8 +350,12 @@ bool dsm_memory_drop(struct dsm_memory *m, uint64_t page)
 {
 	if (!m->present[page])
 		return false;
-	madvise(dsm_memory_page(m, page), DSM_PAGE_SIZE, MADV_DONTNEED);
+	int rc = discard(m, page, 1);
+	if (rc < 0)
+		disco_log(DISCO_LOG_WARN, "dsm: page %" PRIu64 ": cannot give its memory back: %s",
+			  page, strerror(-rc));
 	m->present[page] = 0;
+	m->n_present--;
 	m->writable[page] = 0;
 	dsm_memory_ver_stable(m, page);
 	return true;
@@ -283,8 +368,5 @@ int dsm_memory_wake(struct dsm_memory *m, uint64_t page)
 
 uint64_t dsm_memory_present_pages(const struct dsm_memory *m)
 {
-	uint64_t n = 0;
-	for (uint64_t p = 0; p < m->n_pages; p++)
-		n += m->present[p];
-	return n;
+	return m->n_present;
 }

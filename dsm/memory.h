@@ -36,10 +36,13 @@ struct dsm_memory {
 	uint64_t seg_first_page[DSM_MAX_SEGMENTS];
 	bool own_mapping;
 	bool memfd;           /* dsm.backing memfd */
+	bool punch;           /* memfd with a budget: a drop punches the file's page out */
 	uint8_t *seg_view[DSM_MAX_SEGMENTS]; /* memfd: the unwatched second views */
 	int own_memfd;        /* the memfd created here, or -1 */
 	int uffd;
 	uint8_t *present;     /* per page: a copy is mapped here */
+	uint64_t n_present;   /* pages present now ... */
+	uint64_t max_present; /* ... and at most so far */
 	uint8_t *writable;    /* per page: mapped read-write */
 	uint64_t *ver;        /* per page version words; NULL without one-sided reads */
 };
@@ -98,8 +101,12 @@ static inline void dsm_memory_ver_stable(struct dsm_memory *m, uint64_t page)
 int dsm_memory_init(struct dsm_memory *m, const struct dsm_region_options *o, size_t size,
 		    const char *label);
 /* Adopted memory: keep (and populate) the pages @is_home says are ours,
- * discard the rest, which will fill from their homes. */
-int dsm_memory_adopt(struct dsm_memory *m, bool (*is_home)(void *ctx, uint64_t page), void *ctx);
+ * discard the rest, which will fill from their homes. With @sparse (a
+ * budget) a home page that holds only zeros is discarded too: it is
+ * mapped (zero-filled) when first touched, so memory nobody uses is never
+ * resident. */
+int dsm_memory_adopt(struct dsm_memory *m, bool (*is_home)(void *ctx, uint64_t page), void *ctx,
+		     bool sparse);
 /* Open the userfaultfd and register every segment. */
 int dsm_memory_watch(struct dsm_memory *m);
 void dsm_memory_fini(struct dsm_memory *m);
@@ -111,7 +118,9 @@ int dsm_memory_install(struct dsm_memory *m, uint64_t page, const void *src, boo
  * blocked on it (making it writable), 0 when nothing was to do or nobody
  * was woken, negative errno on failure. */
 int dsm_memory_protect(struct dsm_memory *m, uint64_t page, bool writable);
-/* Unmap @page and give its memory back: true when a copy was there. */
+/* Unmap @page and give its memory back to the host (anonymous:
+ * MADV_DONTNEED; memfd with a budget: the file's page is punched out as
+ * well): true when a copy was there. */
 bool dsm_memory_drop(struct dsm_memory *m, uint64_t page);
 int dsm_memory_wake(struct dsm_memory *m, uint64_t page);
 /* Pages mapped here now. */

@@ -128,6 +128,14 @@ int region_one_sided_setup(struct dsm_region *r)
 			  "pages travel in frames");
 		return 0;
 	}
+	if (r->room.clock) {
+		/* The registration pins the file's pages, and a budget punches
+		 * dropped pages out of the file (memory.c): a peer would read
+		 * the pinned old page. */
+		disco_log(DISCO_LOG_INFO, "dsm: one-sided page reads are off under a memory "
+			  "budget; pages travel in frames");
+		return 0;
+	}
 	struct dsm_one_sided *o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;

@@ -15,8 +15,13 @@ struct dsm_policy {
 	uint8_t *moves;  /* per page: homes moved away from here (saturates) */
 	uint8_t *frozen; /* per page: write-shared, never move again */
 	uint8_t *replicated; /* per page: read-shared, keep the readers' copies */
+	uint8_t *handback;   /* per page: 1 + the node it is being handed back to, or 0 */
+	uint64_t *blocked_in; /* per node: c.intervals + 1 when it refused a hand-back */
 	uint64_t cold_cursor;     /* where dsm_policy_cold_home() goes on */
 	uint64_t handed_back_in;  /* c.intervals + 1 when a page was last handed back */
+	uint32_t handed_back_n;   /* ... and how many in that interval */
+	bool (*unused)(void *ctx, uint64_t page); /* a home page not mapped here */
+	void *unused_ctx;
 	struct dsm_policy_counters c;
 };
 
@@ -34,7 +39,9 @@ struct dsm_policy *dsm_policy_create(const struct dsm_policy_knobs *knobs, int s
 	p->moves = calloc(n_pages, 1);
 	p->frozen = calloc(n_pages, 1);
 	p->replicated = calloc(n_pages, 1);
-	if (!p->moves || !p->frozen || !p->replicated) {
+	p->handback = calloc(n_pages, 1);
+	p->blocked_in = calloc((size_t)n_nodes, sizeof(*p->blocked_in));
+	if (!p->moves || !p->frozen || !p->replicated || !p->handback || !p->blocked_in) {
 		dsm_policy_destroy(p);
 		return NULL;
 	}
@@ -48,6 +55,8 @@ void dsm_policy_destroy(struct dsm_policy *p)
 	free(p->moves);
 	free(p->frozen);
 	free(p->replicated);
+	free(p->handback);
+	free(p->blocked_in);
 	free(p);
 }
 
@@ -97,6 +106,7 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 	if (p->moves[page] < UINT8_MAX)
 		p->moves[page]++;
 	p->replicated[page] = 0;
+	p->handback[page] = 0;
 	p->c.migrations++;
 	*target = top_node;
 	return DSM_POLICY_MIGRATE;
@@ -104,6 +114,10 @@ enum dsm_policy_action dsm_policy_decide(struct dsm_policy *p, uint64_t page,
 
 void dsm_policy_move_refused(struct dsm_policy *p, uint64_t page)
 {
+	/* A refused hand-back: that node has no room for homes either, so
+	 * handing it more this interval would only bounce between the two. */
+	if (page < p->n_pages && p->handback[page] && p->handback[page] <= p->n_nodes)
+		p->blocked_in[p->handback[page] - 1] = p->c.intervals + 1;
 	dsm_policy_undo_move(p, page);
 	p->c.refused++;
 }
@@ -113,12 +127,34 @@ bool dsm_policy_replicated(const struct dsm_policy *p, uint64_t page)
 	return page < p->n_pages && p->replicated[page];
 }
 
+void dsm_policy_set_unused(struct dsm_policy *p, bool (*unused)(void *ctx, uint64_t page),
+			   void *ctx)
+{
+	p->unused = unused;
+	p->unused_ctx = ctx;
+}
+
+bool dsm_policy_redo_move(struct dsm_policy *p, uint64_t page)
+{
+	if (page >= p->n_pages || p->frozen[page] || p->moves[page] >= p->k.move_cap)
+		return false;
+	p->moves[page]++;
+	p->handback[page] = 0;
+	p->c.migrations++;
+	return true;
+}
+
 int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, int to,
 			     uint64_t max_looks)
 {
-	int64_t other = -1;
+	int64_t other = -1, untouched = -1;
 
-	if (to < 0 || to >= p->n_nodes || to == p->self || p->handed_back_in == p->c.intervals + 1)
+	if (to < 0 || to >= p->n_nodes || to == p->self)
+		return -1;
+	if (p->handed_back_in == p->c.intervals + 1 &&
+	    p->handed_back_n >= DSM_POLICY_HANDBACKS_PER_INTERVAL)
+		return -1;
+	if (p->blocked_in[to] == p->c.intervals + 1)
 		return -1;
 	if (!max_looks || max_looks > p->n_pages)
 		max_looks = p->n_pages;
@@ -126,22 +162,35 @@ int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, i
 		uint64_t page = p->cold_cursor;
 
 		p->cold_cursor = page + 1 == p->n_pages ? 0 : page + 1;
-		/* home here, no copy here: another node holds it exclusive */
 		if (!dsm_engine_is_home(e, page) || p->frozen[page] || p->moves[page] >= p->k.move_cap ||
-		    dsm_engine_dir_state(e, page) != DSM_DIR_REMOTE_EXCL || dsm_engine_dir_busy(e, page))
+		    dsm_engine_dir_busy(e, page))
 			continue;
-		if (dsm_engine_owner(e, page) == to) {
-			other = (int64_t)page;
-			break;
+		enum dsm_dir_state d = dsm_engine_dir_state(e, page);
+		/* home here, no copy here: another node holds it exclusive */
+		if (d == DSM_DIR_REMOTE_EXCL) {
+			if (dsm_engine_owner(e, page) == to) {
+				other = (int64_t)page;
+				break;
+			}
+			if (other < 0)
+				other = (int64_t)page;
+		} else if (d == DSM_DIR_HOME_EXCL && untouched < 0 && p->unused &&
+			   p->unused(p->unused_ctx, page)) {
+			untouched = (int64_t)page; /* nobody has it, and it is not mapped here */
 		}
-		if (other < 0)
-			other = (int64_t)page;
 	}
+	if (other < 0)
+		other = untouched;
 	if (other < 0)
 		return -1;
 	if (p->moves[other] < UINT8_MAX)
 		p->moves[other]++;
-	p->handed_back_in = p->c.intervals + 1;
+	p->handback[other] = (uint8_t)(to + 1);
+	if (p->handed_back_in != p->c.intervals + 1) {
+		p->handed_back_in = p->c.intervals + 1;
+		p->handed_back_n = 0;
+	}
+	p->handed_back_n++;
 	p->c.handbacks++;
 	return other;
 }
@@ -150,7 +199,11 @@ void dsm_policy_undo_move(struct dsm_policy *p, uint64_t page)
 {
 	if (page < p->n_pages && p->moves[page]) {
 		p->moves[page]--;
-		p->c.migrations--;
+		if (p->handback[page])
+			p->c.handbacks--; /* a hand-back, not a migration, was counted */
+		else
+			p->c.migrations--;
+		p->handback[page] = 0;
 	}
 }
 

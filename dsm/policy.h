@@ -38,11 +38,22 @@
  *     room;
  *   - a node that refused a home for want of room for home pages
  *     (DSM_ACT_NEED_ROOM with -EMLINK) hands one of its own home pages to
- *     the node that offered, at most once per interval
- *     (dsm_policy_cold_home()): a page this node holds no copy of (another
- *     node has it exclusive: this node is not using it), the offerer's own
- *     first (the move then carries no data), never a frozen one or one at
- *     its move cap.
+ *     the node that offered, at most DSM_POLICY_HANDBACKS_PER_INTERVAL per
+ *     interval, and none to a node that refused one this interval (it
+ *     has no room for homes either; dsm_policy_cold_home()): a page this
+ *     node is not using,
+ *     i.e. one another node holds exclusive (the offerer's own first: the
+ *     move then carries no data), or, if the runtime says which
+ *     (dsm_policy_set_unused()), one nobody else holds that is not mapped
+ *     here (a page never touched since the start: free memory of the
+ *     guest); never a frozen one or one at its move cap. The cap and the
+ *     block bound the offers two full nodes can bounce back and forth,
+ *     each refusal answered by a hand-back the other refuses again. A
+ *     refused or undone hand-back un-counts the hand-back, not a
+ *     migration.
+ *   - a refused move may be made again before the next interval
+ *     (dsm_policy_redo_move()): the runtime retries it when the target
+ *     has just handed a page here, so it has room for one more home.
  */
 #ifndef DISCO_DSM_POLICY_H
 #define DISCO_DSM_POLICY_H
@@ -73,6 +84,9 @@ struct dsm_policy_counters {
 
 struct dsm_policy;
 
+/* Hand-backs per interval at most (dsm_policy_cold_home()). */
+#define DSM_POLICY_HANDBACKS_PER_INTERVAL 256
+
 /* NULL on allocation failure. */
 struct dsm_policy *dsm_policy_create(const struct dsm_policy_knobs *knobs, int self, int n_nodes,
 				     uint64_t n_pages);
@@ -92,12 +106,21 @@ void dsm_policy_move_refused(struct dsm_policy *p, uint64_t page);
 bool dsm_policy_replicated(const struct dsm_policy *p, uint64_t page);
 /* This node refused node @to's offer for want of room for home pages: a
  * home page of @e (this node's engine) to move to @to instead, or -1 if
- * there is none or one was handed back this interval. Looks at most
- * @max_looks pages (0: all) from where the last search stopped. Counts the
- * hand-back as a move of the page; call dsm_policy_undo_move() if
- * dsm_engine_migrate_home() fails. */
+ * there is none or DSM_POLICY_HANDBACKS_PER_INTERVAL were handed back this
+ * interval. Looks at most @max_looks pages (0: all) from where the last
+ * search stopped. Counts the hand-back as a move of the page; call
+ * dsm_policy_undo_move() if dsm_engine_migrate_home() fails. */
 int64_t dsm_policy_cold_home(struct dsm_policy *p, const struct dsm_engine *e, int to,
 			     uint64_t max_looks);
+/* How the runtime tells a home page this node does not use: @unused(ctx,
+ * page) true when the page is not mapped here at all. NULL (the default):
+ * only pages other nodes hold exclusive count as cold. */
+void dsm_policy_set_unused(struct dsm_policy *p, bool (*unused)(void *ctx, uint64_t page),
+			   void *ctx);
+/* Make the refused MIGRATE of @page again (the target may have room now):
+ * counts it as a move again. False (nothing counted) if the page is
+ * frozen or at its move cap. */
+bool dsm_policy_redo_move(struct dsm_policy *p, uint64_t page);
 /* Marks the end of an interval (for the counters). */
 void dsm_policy_interval_done(struct dsm_policy *p);
 const struct dsm_policy_counters *dsm_policy_counters(const struct dsm_policy *p);

@@ -54,6 +54,13 @@ static void fill_stats(struct dsm_region *r, struct dsm_stats *out)
 	out->pages_homed = dsm_engine_home_frames(r->engine);
 	uint64_t used = dsm_engine_frames_used(r->engine);
 	out->pages_cached = used > out->pages_homed ? used - out->pages_homed : 0;
+	out->pages_present_max = r->mem.max_present;
+	if (r->room.clock) {
+		out->budget_frames = r->room.frames;
+		out->min_cache_frames = r->room.min_cache;
+		out->frames_used = dsm_engine_frames_used(r->engine);
+		out->home_frames = dsm_engine_home_frames(r->engine);
+	}
 }
 
 struct stats_call {
@@ -106,7 +113,10 @@ static int migrate_on_loop(void *arg)
  * Disco's policy, once per interval on the loop thread: every page this
  * node is home for that took misses gets a decision, and its counts start
  * over. A migration starts the protocol's home move (FLUSH round, then
- * MIGRATE); requests meanwhile queue at the old home.
+ * MIGRATE; with budgets an OFFER first, which the target may refuse);
+ * requests meanwhile queue at the old home. Under a budget the decision
+ * also sets the page's "replicated" hint, which shared GRANTs carry to
+ * the readers' eviction clocks.
  */
 static void on_policy_timer(uv_timer_t *h)
 {
@@ -120,8 +130,11 @@ static void on_policy_timer(uv_timer_t *h)
 		dsm_engine_page_node_misses_clear(r->engine, p);
 		if (!dsm_engine_is_home(r->engine, p))
 			continue;
-		if (dsm_policy_decide(r->policy, p, r->policy_reads, r->policy_writes, &target) !=
-		    DSM_POLICY_MIGRATE)
+		enum dsm_policy_action act =
+			dsm_policy_decide(r->policy, p, r->policy_reads, r->policy_writes, &target);
+		if (r->room.clock)
+			dsm_engine_set_replicated(r->engine, p, dsm_policy_replicated(r->policy, p));
+		if (act != DSM_POLICY_MIGRATE)
 			continue;
 		if (region_engine_migrate(r, p, target) < 0)
 			dsm_policy_undo_move(r->policy, p);
@@ -132,6 +145,7 @@ static void on_policy_timer(uv_timer_t *h)
 static void on_timeout_timer(uv_timer_t *h)
 {
 	struct dsm_region *r = h->data;
+	region_room_tick(r);
 	region_check_timeouts(r, uv_hrtime());
 }
 
@@ -184,13 +198,16 @@ static void on_peer_down(void *opaque, int peer, const char *why, bool stopping)
 	region_engine_peer_failed(r, peer);
 }
 
-/* Held messages are due within min_hold_us: poll. A fault waits for its
- * answer: poll for a bounded time (the session's poll_us). */
+/* Held messages are due within min_hold_us: poll. Evictions the engine
+ * asked for: a bounded share each turn, polling while some are left. A
+ * fault waits for its answer: poll for a bounded time (the session's
+ * poll_us). */
 static enum rpc_loop_need on_loop_turn(void *opaque, uint64_t now)
 {
 	struct dsm_region *r = opaque;
+	bool held = r->hold && dsm_hold_release(r->hold, r, now);
 
-	if (r->hold && dsm_hold_release(r->hold, r, now))
+	if (region_room_turn(r, now) == RPC_LOOP_BUSY || held)
 		return RPC_LOOP_BUSY;
 	return r->faults_in_flight ? RPC_LOOP_WAITING : RPC_LOOP_IDLE;
 }
@@ -245,7 +262,11 @@ static int create_parts(struct dsm_region *r, const struct dsm_region_options *o
 	r->engine = dsm_engine_create(r->self, r->n_nodes, n_pages, initial_home, r, region_emit, r);
 	if (!r->engine)
 		return -ENOMEM;
-	if ((o->n_segments || o->addr) && (rc = dsm_memory_adopt(&r->mem, is_home, r)) < 0)
+	if ((rc = region_room_setup(r)) < 0)
+		return rc;
+	region_room_policy_setup(r);
+	if ((o->n_segments || o->addr) &&
+	    (rc = dsm_memory_adopt(&r->mem, is_home, r, r->room.clock != NULL)) < 0)
 		return rc;
 	return dsm_memory_watch(&r->mem);
 }
@@ -336,6 +357,7 @@ void dsm_region_destroy(struct dsm_region *r)
 	free(r->policy_writes);
 	dsm_hold_destroy(r->hold);
 	region_one_sided_free(r);
+	region_room_free(r);
 	free(r);
 }
 

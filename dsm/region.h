@@ -65,6 +65,15 @@ struct dsm_stats {
 	/* The engine's frame accounting (budgets): pages this node is the
 	 * home of, and copies it holds of pages homed elsewhere. */
 	uint64_t pages_homed, pages_cached;
+	/* Memory budget (docs/protocol.md §10; zeros without one): this
+	 * node's budget and min_cache in frames, the frames it holds now and
+	 * how many of them are home pages, the most pages it ever had mapped,
+	 * and eviction rounds that found no copy to evict. The evictions,
+	 * write-backs and waits for room are the engine's counters. */
+	uint64_t budget_frames, min_cache_frames, frames_used, home_frames;
+	uint64_t pages_present_max;
+	uint64_t room_sweeps_empty;
+	uint64_t moves_retried; /* refused home moves made again once the target had room */
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 

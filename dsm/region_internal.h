@@ -14,6 +14,8 @@
  *   policy  Disco's placement policy (policy.h), with policy disco
  *   hold    messages waiting out a page's minimum hold (hold.c)
  *   os      one-sided page reads (one_sided.c), when they are on
+ *   room    the memory budget's runtime side (room.c): evictions, the
+ *           clock, hand-backs, the overrun check
  *
  * Locking: none. After dsm_region_create() everything here is touched by
  * the session's loop thread alone (API calls run on it through
@@ -25,6 +27,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "dsm/evict.h"
 #include "dsm/policy.h"
 #include "dsm/region.h"
 #include "memory.h"
@@ -49,6 +52,29 @@ struct dsm_wire_extra {
 struct engine_call {
 	const uint8_t *incoming_page; /* payload of the frame being handled */
 	uint64_t woken_page;          /* last page whose waiters an action woke */
+	uint64_t installed_page;      /* last page an action installed (the clock) */
+	bool installed_shared;        /* ... read-only */
+};
+
+/* The memory budget's runtime state (room.c); all zero without a budget. */
+struct region_room {
+	struct dsm_evict_clock *clock; /* NULL without a budget */
+	uint64_t frames, min_cache;    /* this node's budget, in pages */
+	bool asked;                    /* NEED_ROOM (0, -ENOSPC) not acted on yet */
+	bool must_evict;               /* -ENOSPC: evict one even if no request waits */
+	dsm_nodeset_t handback_to;     /* -EMLINK from these nodes: hand each a home */
+	uint64_t idle_looks;           /* clock looks since the last victim */
+	uint64_t now;                  /* the current loop turn's time */
+	uint64_t retry_at;             /* a sweep found no victim: not before this */
+	/* Home moves a node refused for want of room for home pages
+	 * (-EMLINK), per target node: made again when that node hands a home
+	 * here (it has room for one more then). */
+	struct room_retry {
+		uint64_t *page;        /* ring of ROOM_RETRY_RING pages, or NULL */
+		uint32_t head, count;
+		uint32_t credit;       /* homes it handed us since: moves to retry */
+	} *retry;                      /* n_nodes entries */
+	dsm_nodeset_t retry_due;       /* nodes with credit */
 };
 
 struct dsm_hold;
@@ -82,6 +108,7 @@ struct dsm_region {
 	bool fatal_reported;
 	struct dsm_hold *hold;       /* NULL when min_hold_us is 0 */
 	struct dsm_one_sided *os;    /* NULL unless one-sided reads are on */
+	struct region_room room;     /* the memory budget's runtime side */
 	struct rpc_pb_arena arena;    /* protobuf unpack scratch (wire.c) */
 };
 
@@ -96,6 +123,24 @@ void region_deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 		    const struct dsm_wire_extra *x, const uint8_t *page);
 int region_engine_migrate(struct dsm_region *r, uint64_t page, int target);
 void region_engine_peer_failed(struct dsm_region *r, int peer);
+int region_engine_evict(struct dsm_region *r, uint64_t page);
+
+/* room.c: memory budgets (docs/protocol.md §10.7) */
+int region_room_setup(struct dsm_region *r);  /* after the engine is created */
+void region_room_policy_setup(struct dsm_region *r); /* ... and the policy */
+void region_room_free(struct dsm_region *r);
+/* NEED_ROOM or MOVE_REFUSED, from region_emit: notes what to do later. */
+void region_room_action(struct dsm_region *r, const struct dsm_action *a);
+void region_room_touch(struct dsm_region *r, uint64_t page);                /* a fault */
+void region_room_installed(struct dsm_region *r, uint64_t page, bool shared); /* an install */
+void region_room_check(struct dsm_region *r); /* after every engine entry */
+/* A MIGRATE from @from made this node @page's home (engine_receive). */
+void region_room_migrated_in(struct dsm_region *r, uint64_t page, int from);
+/* The loop turn: evictions and hand-backs, bounded; BUSY while work is left. */
+enum rpc_loop_need region_room_turn(struct dsm_region *r, uint64_t now);
+void region_room_tick(struct dsm_region *r);  /* the timeout timer */
+/* A fault timed out: if requests wait for a frame, say why (true). */
+bool region_room_describe(struct dsm_region *r, char *buf, size_t len);
 
 /* hold.c: messages for a page waiting out its minimum hold
  * (dsm.min_hold_us): a page this node got writable stays here at least

@@ -2,7 +2,8 @@
 /*
  * The DSM's own settings: where pages start (placement), whether and how
  * their homes move (policy and its knobs), how a node keeps its copy
- * (backing), and the runtime's time limits. The DSM owns these types; the
+ * (backing), how much memory each node may hold (budgets), and the
+ * runtime's time limits. The DSM owns these types; the
  * cluster config (cluster-config/) translates a VM's `dsm:` block of the
  * YAML into them, and every default lives here, in dsm_settings_default(),
  * so the parser, the tools and the tests agree on it.
@@ -55,7 +56,17 @@ struct dsm_settings {
 	uint32_t min_hold_us;          /* an owner keeps a page at least this long */
 	enum dsm_backing_kind backing;
 	uint32_t hot_pages_report;     /* at stop, log this many of the most-waited-for pages */
+	/* Memory budgets (docs/protocol.md, "Budgets and eviction"): the bytes
+	 * of guest memory node n may hold, its home pages and its cached
+	 * copies together. All 0: no budget (a node keeps a copy of every
+	 * page it touches). Otherwise every node taking part has one. */
+	uint64_t node_budget[DSM_MAX_NODES];
+	/* Bytes of every budget kept for cached copies and requests in flight
+	 * (home pages may take the rest): the engine's min_cache. */
+	uint64_t min_cache;
 };
+
+#define DSM_MIN_CACHE_DEFAULT (2ull << 20) /* 512 frames */
 
 /* The defaults of every DSM setting: docs/config.md (vms[].dsm) lists them. */
 static inline struct dsm_settings dsm_settings_default(void)
@@ -70,7 +81,18 @@ static inline struct dsm_settings dsm_settings_default(void)
 		.min_hold_us = 0,
 		.backing = DSM_BACKING_ANONYMOUS,
 		.hot_pages_report = 0,
+		.node_budget = { 0 },
+		.min_cache = DSM_MIN_CACHE_DEFAULT,
 	};
+}
+
+/* True when @s gives the nodes memory budgets. */
+static inline int dsm_settings_have_budgets(const struct dsm_settings *s)
+{
+	for (int n = 0; n < DSM_MAX_NODES; n++)
+		if (s->node_budget[n])
+			return 1;
+	return 0;
 }
 
 /*
@@ -116,6 +138,29 @@ static inline int dsm_placement_home(const struct dsm_placement *p, uint64_t pag
 		return -1;
 	}
 	return -1;
+}
+
+/* How many pages @node is home for at the start (what its budget must
+ * hold besides its cache). */
+static inline uint64_t dsm_placement_home_pages(const struct dsm_placement *p, int node)
+{
+	if (node < 0 || node >= p->n_nodes)
+		return 0;
+	switch (p->kind) {
+	case DSM_PLACEMENT_NODE:
+		return node == p->node ? p->n_pages : 0;
+	case DSM_PLACEMENT_INTERLEAVE: {
+		int k = __builtin_popcountll(p->nodes), rank = 0;
+		if (k == 0 || !((p->nodes >> node) & 1))
+			return 0;
+		for (int n = 0; n < node; n++)
+			rank += (int)((p->nodes >> n) & 1);
+		return p->n_pages / (uint64_t)k + ((uint64_t)rank < p->n_pages % (uint64_t)k);
+	}
+	case DSM_PLACEMENT_NUMA:
+		return p->range_pages[node];
+	}
+	return 0;
 }
 
 #endif

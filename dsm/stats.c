@@ -52,12 +52,27 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	P("pages_read", s->pages_read);
 	P("page_rereads", s->page_rereads);
 	P("pages_present", s->pages_present);
+	P("pages_present_max", s->pages_present_max);
+	P("budget_frames", s->budget_frames);
+	P("min_cache_frames", s->min_cache_frames);
+	P("frames_used", s->frames_used);
+	P("home_frames", s->home_frames);
+	P("evictions", e->evictions);
+	P("writebacks", e->writebacks);
+	P("room_waits", e->room_waits);
+	P("room_sweeps_empty", s->room_sweeps_empty);
+	P("offers_sent", e->offers_sent);
+	P("offers_refused", e->offers_refused);
+	P("offers_declined", e->offers_declined);
 	P("policy_intervals", s->policy.intervals);
 	P("policy_hot_pages", s->policy.hot_pages);
 	P("policy_migrations", s->policy.migrations);
 	P("policy_replications", s->policy.replications);
 	P("policy_frozen_pages", s->policy.freezes);
 	P("policy_capped", s->policy.capped);
+	P("policy_refused", s->policy.refused);
+	P("policy_handbacks", s->policy.handbacks);
+	P("policy_moves_retried", s->moves_retried);
 #undef P
 	if (s->faults_served) {
 		double n = (double)s->faults_served * 1000.0;

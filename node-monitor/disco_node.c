@@ -237,22 +237,34 @@ static int find_qemu(const struct cli *c, char *out, size_t len)
 	return -ENOENT;
 }
 
-/* The guest memory this node may come to hold must fit this machine: a
- * node keeps a copy of every page it touches (and with dsm.backing memfd
- * allocates the whole region at start), so the VM's memory is the bound.
- * 0, or -ENOMEM after printing. */
-static int check_host_memory(const struct cli *c, const struct cluster_vm *vm)
+/* The guest memory this node may come to hold must fit this machine.
+ * Without a budget a node keeps a copy of every page it touches (and with
+ * dsm.backing memfd allocates the whole region at start), so the VM's
+ * memory is the bound; with one (vms[].node_memory) it holds at most its
+ * budget, so a VM larger than this machine may run, and the budget is the
+ * bound. 0, or -ENOMEM after printing. */
+static int check_host_memory(const struct cli *c, const struct cluster_vm *vm, int node)
 {
 	struct sysinfo si;
 
 	if (sysinfo(&si) < 0)
 		return 0; /* nothing to compare with: QEMU will say */
 	uint64_t host = (uint64_t)si.totalram * si.mem_unit;
+	uint64_t budget = vm->dsm.node_budget[node];
+	if (budget) {
+		if (budget <= host)
+			return 0;
+		fprintf(stderr,
+			"disco-node %s: vm %s gives node %s a memory budget of %" PRIu64 " MiB "
+			"(vms[].node_memory), more than this machine's %" PRIu64 " MiB\n",
+			c->node, vm->name, c->node, budget >> 20, host >> 20);
+		return -ENOMEM;
+	}
 	if (vm->memory_bytes <= host)
 		return 0;
 	fprintf(stderr,
 		"disco-node %s: vm %s has %" PRIu64 " MiB of guest memory, more than this machine's "
-		"%" PRIu64 " MiB: %s\n",
+		"%" PRIu64 " MiB: %s; give the nodes memory budgets (vms[].node_memory) to run it\n",
 		c->node, vm->name, vm->memory_bytes >> 20, host >> 20,
 		vm->dsm.backing == DSM_BACKING_MEMFD
 			? "dsm.backing memfd allocates the whole region on every node at start"
@@ -375,7 +387,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	if (check_host_memory(&c, vm) < 0)
+	if (check_host_memory(&c, vm, node) < 0)
 		goto out;
 	if (!vm->kernel[0])
 		fprintf(stderr,

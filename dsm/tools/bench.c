@@ -16,9 +16,19 @@
  *   userfaultfd floor   in this process, no network: a local fault served
  *                       by a busy handler thread (uffd_floor.c), and the
  *                       overhead_ratio it leaves at best
+ *   miss evicting dirty (a 2-node cluster of its own, with memory budgets:
+ *                       node 1 may hold --samples pages) node 1 writes
+ *                       pages homed at node 0: the first --samples writes
+ *                       find a free frame (the plain write miss), each
+ *                       later one must first evict a dirty copy (EVICT,
+ *                       the home's FETCH pulls the data back, then the
+ *                       request); node 0 then checks every value came home
  *
  * With no arguments: a generated 2-node cluster on 127.0.0.1 for all the
- * figures, then a 4-node one for the upgrade with 3 sharers. Last line:
+ * figures, then a 4-node one for the upgrade with 3 sharers, then a 2-node
+ * one with memory budgets for the miss that evicts a dirty copy (a line
+ *   evict_dirty_miss_p50_us=<x> plain_write_miss_p50_us=<y> evict_dirty_ratio=<x/y>
+ * ). Last line:
  *   read_fault_p50_us=<x> rtt_p50_us=<y> overhead_ratio=<x/y>
  * --transport, --address and --rdma-* choose the generated clusters'
  * network. --transport both runs only a 3-node cluster, over rdma and
@@ -44,6 +54,7 @@
 struct opts {
 	const char *config, *node, *vm, *result_file;
 	int samples, rounds;
+	bool evict;          /* member: the eviction measurement only */
 	struct tool_net net; /* of the generated clusters */
 	bool net_given;      /* a network option was on the command line */
 	bool both;           /* --transport both */
@@ -52,6 +63,7 @@ struct opts {
 struct figures {
 	double read_p50, read_p99, up_p50, up_p99, pp_p50, pp_p99, rtt_p50, rtt_p99;
 	double sread_p50, sread_p99; /* 0 with 2 nodes */
+	double wmiss_p50, wmiss_p99, wevict_p50, wevict_p99; /* the eviction run only */
 	int n_nodes;
 };
 
@@ -75,12 +87,57 @@ static void wait_for_value(volatile uint64_t *w, uint64_t v)
 		sched_yield(); /* 2 cores: leave them to the loop threads */
 }
 
+/* The eviction run: node 1's budget holds --samples pages (placement
+ * node:n0, so none is its own). Returns 0 or negative. */
+static int evict_member(struct tool_member *m, const struct opts *o, struct figures *fig,
+			uint64_t *t)
+{
+	uint8_t *base = dsm_region_base(m->region);
+	uint64_t S = (uint64_t)o->samples;
+	int rc;
+
+	if (m->node == 0)
+		for (uint64_t p = 0; p < 2 * S; p++)
+			*word_at(base, p) = p + 1;
+	if ((rc = barrier(m, 1)) < 0)
+		return rc;
+	if (m->node == 1) {
+		for (uint64_t i = 0; i < 2 * S; i++) {
+			uint64_t t0 = tool_now_ns();
+			*word_at(base, i) = 0xbeef0000 + i;
+			t[i] = tool_now_ns() - t0;
+		}
+		fig->wmiss_p50 = tool_percentile(t, S, 50) / 1000;
+		fig->wmiss_p99 = tool_percentile(t, S, 99) / 1000;
+		fig->wevict_p50 = tool_percentile(t + S, S, 50) / 1000;
+		fig->wevict_p99 = tool_percentile(t + S, S, 99) / 1000;
+		struct dsm_stats st;
+		dsm_region_stats(m->region, &st);
+		if (st.engine.writebacks < S / 2) {
+			fprintf(stderr, "bench: only %" PRIu64 " write-backs for %" PRIu64
+				" writes past the budget\n", st.engine.writebacks, S);
+			rc = -EIO;
+		}
+	}
+	if (barrier(m, 2) < 0 || rc)
+		return rc ? rc : -EIO;
+	if (m->node == 0) /* everything node 1 wrote came home */
+		for (uint64_t p = 0; p < 2 * S; p++)
+			if (*word_at(base, p) != 0xbeef0000 + p) {
+				fprintf(stderr, "bench: page %" PRIu64 " holds %" PRIu64 " after the "
+					"write-back\n", p, *word_at(base, p));
+				rc = -EIO;
+			}
+	return rc;
+}
+
 static int run_member(const struct opts *o)
 {
 	struct tool_member m;
 	struct figures fig = { 0 };
 	uint64_t S = (uint64_t)o->samples;
-	uint64_t *t = calloc(S > (uint64_t)o->rounds ? S : (uint64_t)o->rounds, sizeof(uint64_t));
+	uint64_t *t = calloc(2 * S > (uint64_t)o->rounds ? 2 * S : (uint64_t)o->rounds,
+			     sizeof(uint64_t));
 
 	if (!t || tool_member_join(&m, o->config, o->node, o->vm)) {
 		free(t);
@@ -98,6 +155,17 @@ static int run_member(const struct opts *o)
 		return 1;
 	}
 
+	if (o->evict) {
+		if ((rc = evict_member(&m, o, &fig, t)) == 0 && (rc = barrier(&m, 3)) == 0 &&
+		    m.node == 1 && o->result_file) {
+			FILE *f = fopen(o->result_file, "w");
+			if (f) {
+				fwrite(&fig, sizeof(fig), 1, f);
+				fclose(f);
+			}
+		}
+		goto out;
+	}
 	/* Node 0 writes every page so they hold data at their home. */
 	if (m.node == 0)
 		for (uint64_t p = 0; p < end; p++)
@@ -218,11 +286,18 @@ out:
 
 /* One generated cluster of @n_nodes on @net; 0, or 1 after a line on stderr. */
 static int run_cluster(const char *argv0, const struct opts *o, const struct tool_net *net,
-		       int n_nodes, struct figures *fig)
+		       int n_nodes, bool evict, struct figures *fig)
 {
-	char config[4200], dir[4200], result[4300], samples[32], rounds[32];
-	int rc = tool_make_local_config(net, n_nodes, "64M", "node:n0", 0, config, sizeof(config),
-					dir, sizeof(dir));
+	char config[4200], dir[4200], result[4300], samples[32], rounds[32], budgets[96];
+	/* the eviction run: node 0 holds every page (home of all) and one
+	 * more frame; node 1 holds --samples pages */
+	snprintf(budgets, sizeof(budgets), "{n0: %uK, n1: %uK}", 64 * 1024 + 4,
+		 (unsigned)o->samples * 4);
+	int rc = tool_make_local_config(net, n_nodes,
+					&(struct tool_vm){ .memory = "64M", .placement = "node:n0",
+							   .node_memory = evict ? budgets : NULL,
+							   .min_cache = evict ? "4K" : NULL },
+					config, sizeof(config), dir, sizeof(dir));
 	if (rc < 0) {
 		fprintf(stderr, "bench: cannot generate a cluster on %s: %s%s\n", net->address,
 			strerror(-rc),
@@ -232,7 +307,8 @@ static int run_cluster(const char *argv0, const struct opts *o, const struct too
 	snprintf(result, sizeof(result), "%s/result", dir);
 	snprintf(samples, sizeof(samples), "%d", o->samples);
 	snprintf(rounds, sizeof(rounds), "%d", o->rounds);
-	char *extra[] = { "--samples", samples, "--rounds", rounds, "--result-file", result, NULL };
+	char *extra[] = { "--samples", samples, "--rounds", rounds, "--result-file", result,
+			  evict ? "--evict" : NULL, NULL };
 	fflush(stdout); /* what we printed so far comes before the members' lines */
 	int failed = tool_run_members(argv0, config, extra, 600);
 	FILE *f = fopen(result, "r");
@@ -242,8 +318,9 @@ static int run_cluster(const char *argv0, const struct opts *o, const struct too
 	unlink(result);
 	tool_remove_local_config(dir);
 	if (failed || !ok) {
-		fprintf(stderr, "disco-dsm-bench: a member of the %d-node %s cluster failed\n",
-			n_nodes, cluster_transport_name(net->transport));
+		fprintf(stderr, "disco-dsm-bench: a member of the %d-node %s cluster%s failed\n",
+			n_nodes, cluster_transport_name(net->transport),
+			evict ? " with memory budgets" : "");
 		return 1;
 	}
 	return 0;
@@ -296,11 +373,18 @@ static void print_uffd_floor(const struct opts *o, double rtt_p50)
 
 static int run_one_transport(const char *argv0, const struct opts *o)
 {
-	struct figures two, four;
+	struct figures two, four, ev;
 
-	if (run_cluster(argv0, o, &o->net, 2, &two) || run_cluster(argv0, o, &o->net, 4, &four))
+	if (run_cluster(argv0, o, &o->net, 2, false, &two) ||
+	    run_cluster(argv0, o, &o->net, 4, false, &four) ||
+	    run_cluster(argv0, o, &o->net, 2, true, &ev))
 		return 1;
 	print_table(o, &o->net, &two, &four);
+	printf("write_miss (budget, frame free) p50=%7.1f p99=%7.1f\n", ev.wmiss_p50, ev.wmiss_p99);
+	printf("write_miss_evicting_dirty p50=%7.1f p99=%7.1f (node 1's budget full of dirty "
+	       "copies: the write-back first)\n", ev.wevict_p50, ev.wevict_p99);
+	printf("evict_dirty_miss_p50_us=%.1f plain_write_miss_p50_us=%.1f evict_dirty_ratio=%.2f\n",
+	       ev.wevict_p50, ev.wmiss_p50, ev.wmiss_p50 > 0 ? ev.wevict_p50 / ev.wmiss_p50 : 0.0);
 	print_uffd_floor(o, two.rtt_p50);
 	printf("read_fault_p50_us=%.1f rtt_p50_us=%.1f overhead_ratio=%.2f\n", two.read_p50,
 	       two.rtt_p50, two.rtt_p50 > 0 ? two.read_p50 / two.rtt_p50 : 0.0);
@@ -319,10 +403,10 @@ static int run_both_transports(const char *argv0, const struct opts *o)
 	tcp.transport = CLUSTER_TRANSPORT_TCP;
 	printf("--transport both: 3-node cluster over rdma, then over tcp; the 4-node run "
 	       "(write_upgrade_3_sharers) is skipped\n");
-	if (run_cluster(argv0, o, &rdma, 3, &r))
+	if (run_cluster(argv0, o, &rdma, 3, false, &r))
 		return 1;
 	print_table(o, &rdma, &r, NULL);
-	if (run_cluster(argv0, o, &tcp, 3, &t))
+	if (run_cluster(argv0, o, &tcp, 3, false, &t))
 		return 1;
 	print_table(o, &tcp, &t, NULL);
 	printf("rdma_read_fault_p50_us=%.1f tcp_read_fault_p50_us=%.1f rdma_rtt_p50_us=%.1f "
@@ -337,13 +421,15 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: disco-dsm-bench [options]\n"
 		   "Measures DSM fault latencies and the raw transport round trip in one run.\n"
-		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1.\n"
+		   "With no options: generated 2-node, then 4-node, clusters on 127.0.0.1, then\n"
+		   "a 2-node one with memory budgets (a miss that must evict a dirty copy).\n"
 		   "With --transport both: 3-node clusters only, over rdma and over tcp.\n\n"
 		   "  --config FILE     run on this cluster config instead (needs --node)\n"
 		   "  --node NAME       run as this member (node index 0 serves, 1 measures)\n"
 		   "  --vm NAME         VM whose memory to use (default: the first)\n"
 		   "  --samples N       faults per measurement (default 2000)\n"
-		   "  --rounds N        ping-pong rounds (default 1000)\n");
+		   "  --rounds N        ping-pong rounds (default 1000)\n"
+		   "  --evict           (member) the eviction measurement only\n");
 	tool_net_usage(f, "tcp|rdma|both");
 	fprintf(f, "  --help            this text\n");
 }
@@ -356,6 +442,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, 0, 'c' }, { "node", required_argument, 0, 'n' },
 		{ "vm", required_argument, 0, 'v' },     { "samples", required_argument, 0, 's' },
 		{ "rounds", required_argument, 0, 'r' }, { "result-file", required_argument, 0, 'f' },
+		{ "evict", no_argument, 0, 'e' },
 		TOOL_NET_LONG_OPTIONS,
 		{ "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
 	};
@@ -380,6 +467,7 @@ int main(int argc, char **argv)
 		case 'n': o.node = optarg; break;
 		case 'v': o.vm = optarg; break;
 		case 'f': o.result_file = optarg; break;
+		case 'e': o.evict = true; break;
 		case 's': o.samples = (int)strtol(optarg, &end, 10); break;
 		case 'r': o.rounds = (int)strtol(optarg, &end, 10); break;
 		case 'h': usage(stdout); return 0;

@@ -12,6 +12,12 @@
  * a generated 4-node cluster on 127.0.0.1; --transport, --address and
  * --rdma-* change its network) and reports the sum.
  *
+ * With memory budgets (--node-memory, or the config's vms[].node_memory)
+ * each node may hold only part of what the threads touch, so pages are
+ * evicted and dirty ones written back all the time; the checks are the
+ * same, and the run also fails unless evictions and write-backs happened
+ * (a budget that never made anything leave proves nothing).
+ *
  * Threads: main creates --threads workers after the start barrier and joins
  * them. A worker owns its tally (copied into its DSM slot at the end),
  * takes no lock but the spinlock in DSM memory, and blocks only in DSM
@@ -60,6 +66,7 @@ struct record {
 
 struct opts {
 	const char *config, *node, *vm, *result_dir;
+	const char *node_memory, *min_cache; /* budgets of the generated cluster */
 	int processes, threads, counter_pages;
 	unsigned min_hold_us;
 	uint64_t iterations, seed;
@@ -344,20 +351,31 @@ static int run_member(struct opts *o)
 	}
 	uint64_t faults = (after.engine.local_read_faults + after.engine.local_write_faults) -
 			  (before.engine.local_read_faults + before.engine.local_write_faults);
+	/* with a budget: every page mapped here fitted in it, all along */
+	if (after.budget_frames && after.pages_present_max > after.budget_frames) {
+		fprintf(stderr, "stress[%s]: %" PRIu64 " pages were mapped at once, budget %" PRIu64
+			"\n", o->node, after.pages_present_max, after.budget_frames);
+		errors++;
+	}
 	printf("stress[%s]: threads=%d iterations=%" PRIu64 " page_reads_checked=%" PRIu64
 	       " torn_retries=%" PRIu64 " coherence_faults=%" PRIu64 " elapsed_ms=%.0f "
 	       "faults_per_s=%.0f fault_p50_us<=%.0f fault_p99_us<=%.0f pages_read=%" PRIu64
-	       " page_rereads=%" PRIu64 " result=%s\n",
+	       " page_rereads=%" PRIu64 " budget_frames=%" PRIu64 " pages_present_max=%" PRIu64
+	       " evictions=%" PRIu64 " writebacks=%" PRIu64 " room_waits=%" PRIu64 " result=%s\n",
 	       o->node, o->threads, o->iterations, reads, torn, faults, (double)elapsed / 1e6,
 	       (double)faults / ((double)elapsed / 1e9), dsm_stats_latency_percentile(&after, 50),
 	       dsm_stats_latency_percentile(&after, 99), after.pages_read, after.page_rereads,
-	       errors ? "FAIL" : "PASS");
+	       after.budget_frames, after.pages_present_max, after.engine.evictions,
+	       after.engine.writebacks, after.engine.room_waits, errors ? "FAIL" : "PASS");
 	if (o->result_dir) {
 		char path[4200];
 		snprintf(path, sizeof(path), "%s/result-%s", o->result_dir, o->node);
 		FILE *f = fopen(path, "w");
 		if (f) {
-			fprintf(f, "%" PRIu64 " %" PRIu64 " %d\n", faults, elapsed, errors);
+			fprintf(f, "%" PRIu64 " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %" PRIu64
+				" %" PRIu64 "\n", faults, elapsed, errors, after.budget_frames,
+				after.engine.evictions, after.engine.writebacks,
+				after.engine.room_waits);
 			fclose(f);
 		}
 	}
@@ -378,9 +396,13 @@ static int run_all(struct opts *o, const char *argv0)
 		snprintf(config, sizeof(config), "%s", o->config);
 		if (mkdtemp(strcpy(dir, "/tmp/disco-stress-XXXXXX")) == NULL)
 			return 1;
-	} else if ((rc = tool_make_local_config(&o->net, o->processes, "64M", "interleave",
-						o->min_hold_us, config, sizeof(config), dir,
-						sizeof(dir))) < 0) {
+	} else if ((rc = tool_make_local_config(&o->net, o->processes,
+						&(struct tool_vm){ .memory = "64M",
+								   .placement = "interleave",
+								   .min_hold_us = o->min_hold_us,
+								   .node_memory = o->node_memory,
+								   .min_cache = o->min_cache },
+						config, sizeof(config), dir, sizeof(dir))) < 0) {
 		fprintf(stderr, "stress: cannot generate a cluster on %s: %s%s\n", o->net.address,
 			strerror(-rc),
 			rc == -EADDRNOTAVAIL ? " (is it an address of this machine?)" : "");
@@ -394,20 +416,27 @@ static int run_all(struct opts *o, const char *argv0)
 			  "--counter-pages", cpages, "--result-dir", dir, NULL };
 	int failed = tool_run_members(argv0, config, extra, 300);
 
-	uint64_t faults = 0, max_elapsed = 0;
+	uint64_t faults = 0, max_elapsed = 0, budgets = 0, evictions = 0, writebacks = 0;
+	uint64_t room_waits = 0;
 	struct cluster_config *cfg;
 	char err[512];
 	int members = 0;
 	if (cluster_config_load(config, &cfg, err, sizeof(err)) == 0) {
 		for (int i = 0; i < cfg->n_nodes; i++) {
 			char path[4400];
-			uint64_t f, e;
+			uint64_t f, e, b, ev, wb, rw;
 			int errs;
 			snprintf(path, sizeof(path), "%s/result-%s", dir, cfg->nodes[i].name);
 			FILE *fp = fopen(path, "r");
-			if (fp && fscanf(fp, "%" SCNu64 " %" SCNu64 " %d", &f, &e, &errs) == 3) {
+			if (fp && fscanf(fp, "%" SCNu64 " %" SCNu64 " %d %" SCNu64 " %" SCNu64
+					 " %" SCNu64 " %" SCNu64, &f, &e, &errs, &b, &ev, &wb,
+					 &rw) == 7) {
 				faults += f;
 				max_elapsed = e > max_elapsed ? e : max_elapsed;
+				budgets += b != 0;
+				evictions += ev;
+				writebacks += wb;
+				room_waits += rw;
 				members++;
 			}
 			if (fp)
@@ -421,11 +450,20 @@ static int run_all(struct opts *o, const char *argv0)
 	else
 		tool_remove_local_config(dir);
 	bool ok = failed == 0 && members > 0;
+	if (ok && budgets && (!evictions || !writebacks)) {
+		fprintf(stderr, "stress: FAIL: the nodes have memory budgets, but %" PRIu64
+			" evictions and %" PRIu64 " write-backs happened: the budget made "
+			"nothing leave (make it smaller)\n", evictions, writebacks);
+		ok = false;
+	}
 	printf("stress: processes=%d threads_per_process=%d iterations=%" PRIu64
-	       " coherence_faults=%" PRIu64 " elapsed_s=%.2f faults_per_s=%.0f result=%s\n",
-	       members, o->threads, o->iterations, faults, (double)max_elapsed / 1e9,
-	       max_elapsed ? (double)faults / ((double)max_elapsed / 1e9) : 0.0,
-	       ok ? "PASS" : "FAIL");
+	       " coherence_faults=%" PRIu64 " elapsed_s=%.2f faults_per_s=%.0f", members,
+	       o->threads, o->iterations, faults, (double)max_elapsed / 1e9,
+	       max_elapsed ? (double)faults / ((double)max_elapsed / 1e9) : 0.0);
+	if (budgets)
+		printf(" budgets=%" PRIu64 " evictions=%" PRIu64 " writebacks=%" PRIu64
+		       " room_waits=%" PRIu64, budgets, evictions, writebacks, room_waits);
+	printf(" result=%s\n", ok ? "PASS" : "FAIL");
 	return ok ? 0 : 1;
 }
 
@@ -445,7 +483,12 @@ static void usage(FILE *f)
 		"  --seed N          random seed (default 1)\n"
 		"  --counter-pages N pages the 64 shared counters spread over (default 16;\n"
 		"                    fewer = hotter pages, more = more pages in motion)\n"
-		"  --min-hold-us N   dsm.min_hold_us of the generated cluster (default 0)\n",
+		"  --min-hold-us N   dsm.min_hold_us of the generated cluster (default 0)\n"
+		"  --node-memory S   memory budget of each node of the generated cluster\n"
+		"                    (vms[].node_memory; its 64M region is interleaved, so\n"
+		"                    each node is home of 64M/N: e.g. 16448K with 4 nodes\n"
+		"                    leaves 16 frames for copies; default: no budget)\n"
+		"  --min-cache S     dsm.min_cache of the generated cluster (default 2M)\n",
 		MAX_THREADS);
 	tool_net_usage(f, "tcp|rdma");
 	fprintf(f, "  --help            this text\n");
@@ -462,6 +505,8 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, 0, 's' },      { "result-dir", required_argument, 0, 'r' },
 		{ "counter-pages", required_argument, 0, 'k' },
 		{ "min-hold-us", required_argument, 0, 'm' },
+		{ "node-memory", required_argument, 0, 'b' },
+		{ "min-cache", required_argument, 0, 'C' },
 		TOOL_NET_LONG_OPTIONS,
 		{ "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
 	};
@@ -486,6 +531,8 @@ int main(int argc, char **argv)
 		case 's': o.seed = strtoull(optarg, &end, 10); break;
 		case 'k': o.counter_pages = (int)strtol(optarg, &end, 10); break;
 		case 'm': o.min_hold_us = (unsigned)strtoul(optarg, &end, 10); break;
+		case 'b': o.node_memory = optarg; break;
+		case 'C': o.min_cache = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -510,6 +557,12 @@ int main(int argc, char **argv)
 	if (o.config && o.net_given) {
 		fprintf(stderr, "disco-dsm-stress: --transport, --address and --rdma-* shape the "
 			"generated cluster; with --config the file sets them\n");
+		return 2;
+	}
+	if (o.config && (o.node_memory || o.min_cache)) {
+		fprintf(stderr, "disco-dsm-stress: --node-memory and --min-cache shape the "
+			"generated cluster; with --config the file sets them (vms[].node_memory, "
+			"dsm.min_cache)\n");
 		return 2;
 	}
 	counter_pages = o.counter_pages;

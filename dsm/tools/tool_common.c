@@ -267,7 +267,7 @@ static void write_nodes(FILE *f, const struct tool_net *net, int n_nodes, const 
 }
 
 static int write_yaml(const char *path, const struct tool_net *net, int n_nodes,
-		      const char *memory, const char *placement, unsigned min_hold_us)
+		      const struct tool_vm *vm)
 {
 	int ports[CLUSTER_MAX_NODES];
 	int rc = pick_ports(net->address, n_nodes, ports);
@@ -283,18 +283,21 @@ static int write_yaml(const char *path, const struct tool_net *net, int n_nodes,
 		cluster_transport_name(net->transport));
 	write_nodes(f, net, n_nodes, ports);
 	fprintf(f, "vms:\n  - name: dsm\n    memory: %s\n    vcpus: %d\n    vcpu_placement:\n",
-		memory, n_nodes);
+		vm->memory, n_nodes);
 	for (int i = 0; i < n_nodes; i++)
 		fprintf(f, "      n%d: 1\n", i);
+	if (vm->node_memory)
+		fprintf(f, "    node_memory: %s\n", vm->node_memory);
 	fprintf(f, "    dsm:\n      placement: %s\n      fault_timeout_ms: 10000\n"
-		   "      min_hold_us: %u\n      backing: %s\n", placement, min_hold_us,
+		   "      min_hold_us: %u\n      backing: %s\n", vm->placement, vm->min_hold_us,
 		net->backing == DSM_BACKING_MEMFD ? "memfd" : "anonymous");
+	if (vm->min_cache)
+		fprintf(f, "      min_cache: %s\n", vm->min_cache);
 	return fclose(f) ? -errno : 0;
 }
 
-int tool_make_local_config(const struct tool_net *net, int n_nodes, const char *memory,
-			   const char *placement, unsigned min_hold_us, char *path, size_t pathlen,
-			   char *dir, size_t dirlen)
+int tool_make_local_config(const struct tool_net *net, int n_nodes, const struct tool_vm *vm,
+			   char *path, size_t pathlen, char *dir, size_t dirlen)
 {
 	int rc;
 
@@ -305,7 +308,7 @@ int tool_make_local_config(const struct tool_net *net, int n_nodes, const char *
 		return -errno;
 	snprintf(path, pathlen, "%s/cluster.yaml", dir);
 	if ((rc = write_key(dir)) < 0 ||
-	    (rc = write_yaml(path, net, n_nodes, memory, placement, min_hold_us)) < 0)
+	    (rc = write_yaml(path, net, n_nodes, vm)) < 0)
 		tool_remove_local_config(dir);
 	return rc;
 }

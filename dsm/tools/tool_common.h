@@ -65,12 +65,22 @@ void tool_net_usage(FILE *f, const char *transports);
  * for memfd backing. */
 void tool_net_describe(const struct tool_net *n, char *buf, size_t len);
 
+/* The VM of a generated cluster: its memory, dsm.placement and
+ * dsm.min_hold_us, and optionally memory budgets: @node_memory is the YAML
+ * value of vms[].node_memory (one size, or a flow mapping like
+ * "{n0: 64M, n1: 8M}"), @min_cache that of dsm.min_cache; NULL: none. */
+struct tool_vm {
+	const char *memory, *placement;
+	unsigned min_hold_us;
+	const char *node_memory, *min_cache;
+};
+
 /* Write a config for @n_nodes on @net's address and transport (free ports,
- * a random key) into a new temporary folder @dir (PATH_MAX); the config's
- * path goes to @path (PATH_MAX). On failure nothing is left behind. */
-int tool_make_local_config(const struct tool_net *net, int n_nodes, const char *memory,
-			   const char *placement, unsigned min_hold_us, char *path, size_t pathlen,
-			   char *dir, size_t dirlen);
+ * a random key) with the one VM @vm into a new temporary folder @dir
+ * (PATH_MAX); the config's path goes to @path (PATH_MAX). On failure
+ * nothing is left behind. */
+int tool_make_local_config(const struct tool_net *net, int n_nodes, const struct tool_vm *vm,
+			   char *path, size_t pathlen, char *dir, size_t dirlen);
 /* Remove what tool_make_local_config wrote. */
 void tool_remove_local_config(const char *dir);
 

@@ -17,7 +17,8 @@
  *                 N atomic increments of one counter in the same page: the
  *                 worst case for a page-grained DSM.
  *   misplaced     the thread on the first CPU fills an N MiB buffer
- *                 (default 16; first touch puts it on that CPU's node), then
+ *                 (default 16; bound to that CPU's node, and the node of
+ *                 its pages printed after the run), then
  *                 only the thread on the last CPU uses it: P passes
  *                 (default 64) of x -> x * A + key(pass), then a sum.
  *   all           each of the above with its defaults, in turn (N and P are
@@ -267,12 +268,34 @@ static void run_write_shared(struct numa *m)
 
 /* ---- misplaced ---------------------------------------------------------------- */
 
+/* Puts @buf's pages on the calling CPU's node (mbind MPOL_BIND), not only
+ * preferred there as a first touch does: with little free memory on that
+ * node (the kernel, the initramfs and the page cache live on the first
+ * node) the kernel silently takes pages from another, and the buffer would
+ * sit on the node that uses it. */
+static void bind_to_my_node(void *buf, size_t bytes)
+{
+	unsigned cpu = 0, node = 0;
+	unsigned long mask;
+
+	if (syscall(SYS_getcpu, &cpu, &node, NULL) != 0 || node >= 64) {
+		printf("numa: getcpu: %s; the buffer is placed by first touch\n", strerror(errno));
+		return;
+	}
+	mask = 1ul << node;
+	if (syscall(SYS_mbind, buf, bytes, 2 /* MPOL_BIND */, &mask, 64ul, 0u) != 0)
+		printf("numa: mbind to node %u: %s; the buffer is placed by first touch\n", node,
+		       strerror(errno));
+}
+
 static void *misplaced_thread(struct guest_thread *t)
 {
 	struct numa *m = t->arg;
 	int last = m->nthreads - 1;
-	if (t->index == 0)
+	if (t->index == 0) {
+		bind_to_my_node(m->shared_buf, m->words * 8);
 		fill(m->shared_buf, 7, m->words);
+	}
 	pthread_barrier_wait(&m->barrier);
 	if (t->index == last) {
 		m->t0 = guest_now_ns();
@@ -281,6 +304,38 @@ static void *misplaced_thread(struct guest_thread *t)
 	}
 	pthread_barrier_wait(&m->barrier);
 	return NULL;
+}
+
+/* Where the kernel put the buffer's pages: "node 0: a, node 1: b" from
+ * move_pages(2) asked for status only. First touch prefers the toucher's
+ * node, but a node short of free memory gives pages from another, and
+ * then the buffer is not misplaced at all: say so. */
+static void print_buffer_nodes(const char *what, void *buf, size_t bytes)
+{
+	enum { SAMPLES = 256, NODES = 8 };
+	void *pages[SAMPLES];
+	int status[SAMPLES], count[NODES] = { 0 }, other = 0;
+	size_t n = bytes / GUEST_PAGE < SAMPLES ? bytes / GUEST_PAGE : SAMPLES;
+
+	if (!n)
+		return;
+	for (size_t i = 0; i < n; i++)
+		pages[i] = (char *)buf + (bytes / GUEST_PAGE / n) * i * GUEST_PAGE;
+	if (syscall(SYS_move_pages, 0, (unsigned long)n, pages, NULL, status, 0) != 0) {
+		printf("numa: %s: where its pages are: move_pages: %s\n", what, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (status[i] >= 0 && status[i] < NODES)
+			count[status[i]]++;
+		else
+			other++;
+	}
+	printf("numa: %s: %zu sampled pages on node", what, n);
+	for (int k = 0; k < NODES; k++)
+		if (count[k])
+			printf(" %d: %d,", k, count[k]);
+	printf(" elsewhere/not present: %d\n", other);
 }
 
 static void run_misplaced(struct numa *m)
@@ -292,6 +347,7 @@ static void run_misplaced(struct numa *m)
 	       m->words * 8 / MIB, guest_thread_cpu(0), m->passes, guest_thread_cpu(last));
 	m->shared_buf = guest_alloc(m->words * 8);
 	guest_run(m->nthreads, misplaced_thread, m);
+	print_buffer_nodes("misplaced buffer", m->shared_buf, m->words * 8);
 	check_buffer_sum(m, last, 7, m->sum[last]);
 	munmap(m->shared_buf, m->words * 8);
 }

@@ -20,6 +20,10 @@ expect 2 'expected a number, got "x"' "$bench" --samples x
 expect 2 "go together" "$bench" --node n1
 expect 2 'backing wants anonymous or memfd, got "hugetlb"' "$stress" --backing hugetlb
 expect 1 "bad.yaml" "$stress" --config "$tmp/bad.yaml" --node n0
+expect 2 "node-memory and --min-cache shape the generated cluster" "$stress" --config "$tmp/bad.yaml" --node-memory 16M
+# a budget that cannot hold the generated VM: the validator's message, naming the numbers
+expect 1 'vms\[0\]\.node_memory: the budgets add up to 32M, less than the guest.s memory \(64M\) plus dsm\.min_cache \(2M\) on each of the 4 nodes: 72M' \
+	"$stress" --node-memory 8M
 expect 1 "no node named \"zz\"" "$stress" --config "$(dirname "$0")/../../cluster-config/examples/local-2node.yaml" --node zz
 examples="$(cd "$(dirname "$0")/../../cluster-config/examples" && pwd)"
 sed -e 's/transport: tcp/transport: rdma/' -e "s#key_file: local.key#key_file: $examples/local.key#" \

@@ -32,6 +32,9 @@ EOF
 printf 'cluster:\n  name: x\n  auth: { key_file: nokey }\nnodes: []\n' > "$tmp/bad.yaml"
 sed -e "s#kernel: .*#kernel: $tmp/nope/vmlinuz#" "$tmp/c.yaml" > "$tmp/nokernel.yaml"
 sed -e "s#memory: .*#memory: 1T#" "$tmp/c.yaml" > "$tmp/huge.yaml"
+# memory budgets: a node's budget is what it may hold, not the VM's memory
+sed -e "s#memory: .*#memory: 1T\n    node_memory: 513G#" "$tmp/c.yaml" > "$tmp/hugebudget.yaml"
+sed -e "s#memory: .*#memory: 32G\n    node_memory: 17G#" "$tmp/c.yaml" > "$tmp/bigvm.yaml"
 printf '#!/bin/sh\nexit 3\n' > "$tmp/exit3"; chmod +x "$tmp/exit3"
 printf '#!/bin/sh\nkill -9 $$\n' > "$tmp/killed"; chmod +x "$tmp/killed"
 printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/args"\n' "$tmp" > "$tmp/record"; chmod +x "$tmp/record"
@@ -111,6 +114,18 @@ expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 
 if [ "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" -lt $((1024 * 1024 * 1024)) ]; then
 	expect 2 "^disco-node n0: vm demo has 1048576 MiB of guest memory, more than this machine's [0-9]+ MiB: a node keeps a copy of every page it touches" \
 		"$node" --config "$tmp/huge.yaml" --node n0 "${q[@]}"
+fi
+
+# with budgets: a budget larger than the machine is refused; a VM larger
+# than the machine starts when each node's budget fits (skipped where the
+# machine has that much, or too little for a 17G budget)
+host_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+if [ "$host_kb" -lt $((513 * 1024 * 1024)) ]; then
+	expect 2 "^disco-node n0: vm demo gives node n0 a memory budget of 525312 MiB \(vms\[\]\.node_memory\), more than this machine's [0-9]+ MiB$" \
+		"$node" --config "$tmp/hugebudget.yaml" --node n0 "${q[@]}"
+fi
+if [ "$host_kb" -lt $((32 * 1024 * 1024)) ] && [ "$host_kb" -ge $((17 * 1024 * 1024)) ]; then
+	expect 0 "starting /bin/true for VM demo" "$node" --config "$tmp/bigvm.yaml" --node n1 "${q[@]}"
 fi
 
 # running "QEMU": exit status and signals, the real argv reaches it

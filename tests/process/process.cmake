@@ -8,6 +8,20 @@ add_test(NAME dsm_stress_4_processes_memfd
          COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000 --backing memfd)
 set_tests_properties(dsm_stress_4_processes_memfd PROPERTIES LABELS "process" TIMEOUT 600)
 
+# Memory budgets smaller than the region (docs/protocol.md §10): each node is
+# home of 16 MiB of the interleaved 64 MiB and may cache 4 (or 16) pages
+# besides, so copies are evicted and written back all the time; every
+# counter and checksum must still be exact, and evictions and write-backs
+# must have happened.
+add_test(NAME dsm_stress_4_processes_budget
+         COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000
+                 --node-memory 16400K --min-cache 4K)
+set_tests_properties(dsm_stress_4_processes_budget PROPERTIES LABELS "process" TIMEOUT 600)
+add_test(NAME dsm_stress_4_processes_budget_memfd
+         COMMAND disco-dsm-stress --processes 4 --threads 2 --iterations 3000
+                 --node-memory 16448K --min-cache 16K --backing memfd)
+set_tests_properties(dsm_stress_4_processes_budget_memfd PROPERTIES LABELS "process" TIMEOUT 600)
+
 add_test(NAME dsm_bench_smoke
          COMMAND ${CMAKE_SOURCE_DIR}/tests/process/bench_smoke.sh $<TARGET_FILE:disco-dsm-bench>)
 set_tests_properties(dsm_bench_smoke PROPERTIES LABELS "process" TIMEOUT 300)

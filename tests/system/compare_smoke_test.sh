@@ -46,7 +46,7 @@ for w in boot misplaced; do
 done
 
 last=$(tail -n 1 "$tmp/out.txt")
-[[ "$last" =~ ^numa_local_ratio=[^\ ]+\ read_shared_ratio=[^\ ]+\ misplaced_speedup=[0-9.]+\ boot_ratio=[0-9.]+$ ]] ||
+[[ "$last" =~ ^numa_local_ratio=[^\ ]+\ read_shared_ratio=[^\ ]+\ misplaced_speedup=[0-9.]+\ boot_ratio=[0-9.]+\ policy_migrations=[0-9]+$ ]] ||
 	fail "the last line is not the summary: $last"
 grep -h "^| " "$md"
 echo "$last"

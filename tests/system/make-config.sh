@@ -9,7 +9,9 @@
 # to the kernel command line), CONNECT_TIMEOUT_MS; another guest: KERNEL
 # (then no initrd unless INITRD) and CMDLINE (replaces the Linux one);
 # TRANSPORT=rdma with ADDRESS, RDMA_DEVICE and RDMA_GID (the Soft-RoCE VM's
-# rxe0 on 10.0.2.15, GID 1, by default); PEER_TIMEOUT_MS (default 3000).
+# rxe0 on 10.0.2.15, GID 1, by default); PEER_TIMEOUT_MS (default 3000);
+# NODE_MEMORY (the VM's vms[].node_memory: each node's memory budget, e.g.
+# 320M).
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=${4:-256M} dsm_extra=${5:-}
 transport=${TRANSPORT:-tcp} address=${ADDRESS:-127.0.0.1}
@@ -51,6 +53,7 @@ echo "    kernel: $kernel"
 [ -z "$initrd" ] || echo "    initrd: $initrd"
 echo "    cmdline: \"$cmdline${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
 echo "    on_reset: ${ON_RESET:-stop}"
+[ -z "${NODE_MEMORY:-}" ] || echo "    node_memory: $NODE_MEMORY"
 if [ -n "$dsm_extra" ]; then
 	echo "    dsm:"
 	echo "      $dsm_extra"

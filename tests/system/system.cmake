@@ -40,6 +40,16 @@ add_test(NAME system_missing_node_named
          COMMAND ${SYSTEST}/missing_node_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(system_missing_node_named PROPERTIES LABELS "system" TIMEOUT 120)
 
+# A VM larger than any node (memory budgets, docs/protocol.md §10): the guest's
+# memtest over more memory than any node may hold, each node's resident guest
+# RAM sampled from /proc/PID/smaps against its budget.
+add_test(NAME system_vm_larger_than_any_node
+         COMMAND ${SYSTEST}/budget_test.sh ${CMAKE_BINARY_DIR} 2 512M 320M 384)
+set_tests_properties(system_vm_larger_than_any_node PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+add_test(NAME system_vm_larger_than_any_node_4_nodes
+         COMMAND ${SYSTEST}/budget_test.sh ${CMAKE_BINARY_DIR} 4 512M 160M 256)
+set_tests_properties(system_vm_larger_than_any_node_4_nodes PROPERTIES LABELS "system" TIMEOUT 1500 RUN_SERIAL TRUE)
+
 # The runners as scripts call them, and the default guest's console as a
 # person types into it (scripts/run-vm.sh; tests/guest/init's traps).
 add_test(NAME system_run_vm_in_pipe

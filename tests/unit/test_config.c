@@ -645,6 +645,44 @@ static void test_64_nodes_and_dotted_names(void **state)
 				 "vcpu_placement, but the master runs vCPU 0");
 }
 
+/* Memory budgets: one size for every node of the VM, or one per node;
+ * without the key no node has one; min_cache has its default in the DSM's
+ * settings; a node with no vCPU but listed gets one too. */
+static void test_node_memory(void **state)
+{
+	static const char nodes[] = "nodes:\n"
+				    "  - {name: n0, address: 127.0.0.1, port: 1}\n"
+				    "  - {name: n1, address: 127.0.0.1, port: 2}\n"
+				    "  - {name: n2, address: 127.0.0.1, port: 3}\n";
+	char body[2048];
+	struct cluster_config *cfg;
+
+	snprintf(body, sizeof(body), "%svms:\n  - {name: v, memory: 512M, vcpus: 2,"
+		 " vcpu_placement: {n0: 1, n2: 1}, node_memory: 320M}\n", nodes);
+	cfg = load_string_ok(body);
+	assert_int_equal(cfg->vms[0].dsm.node_budget[0], 320 * MIB);
+	assert_int_equal(cfg->vms[0].dsm.node_budget[1], 0); /* not in the VM */
+	assert_int_equal(cfg->vms[0].dsm.node_budget[2], 320 * MIB);
+	assert_int_equal(cfg->vms[0].dsm.min_cache, DSM_MIN_CACHE_DEFAULT);
+	assert_true(dsm_settings_have_budgets(&cfg->vms[0].dsm));
+	cluster_config_free(cfg);
+
+	snprintf(body, sizeof(body), "%svms:\n  - {name: v, memory: 64M, vcpus: 2,"
+		 " vcpu_placement: {n0: 2, n1: 0}, node_memory: {n1: 8196K, n0: 1G},"
+		 " dsm: {min_cache: 8M, placement: interleave}}\n", nodes);
+	cfg = load_string_ok(body);
+	assert_int_equal(cfg->vms[0].dsm.node_budget[0], GIB);
+	assert_int_equal(cfg->vms[0].dsm.node_budget[1], 8196 * 1024);
+	assert_int_equal(cfg->vms[0].dsm.min_cache, 8 * MIB);
+	cluster_config_free(cfg);
+
+	snprintf(body, sizeof(body), "%svms:\n  - {name: v, memory: 64M, vcpus: 1,"
+		 " vcpu_placement: {n0: 1}, node_memory: ~}\n", nodes);
+	cfg = load_string_ok(body);
+	assert_false(dsm_settings_have_budgets(&cfg->vms[0].dsm));
+	cluster_config_free(cfg);
+}
+
 /* debian-2node.yaml: its disk and NIC, and the defaults of the keys it
  * leaves out. */
 static void test_debian_2node_devices(void **state)
@@ -842,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_daemon_keys_and_vm_ports),
 		cmocka_unit_test(test_vm_view),
 		cmocka_unit_test(test_rack_4node),
+		cmocka_unit_test(test_node_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

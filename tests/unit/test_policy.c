@@ -192,8 +192,9 @@ static void test_cold_home_handed_back(void **state)
 	/* node 1's own page first (it holds the data) */
 	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), 9);
 	assert_int_equal(dsm_policy_counters(p)->handbacks, 1);
-	/* once per interval */
-	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1);
+	/* its move under way, another node's exclusive page is next */
+	assert_int_equal(dsm_engine_migrate_home(e, 9, 1), 0);
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), 4);
 	dsm_policy_interval_done(p);
 	/* for node 2: its own page 4 */
 	assert_int_equal(dsm_policy_cold_home(p, e, 2, 0), 4);
@@ -201,11 +202,95 @@ static void test_cold_home_handed_back(void **state)
 	/* a frozen page never goes; another node's exclusive page does */
 	uint32_t r[3] = { 0, 10, 10 }, w[3] = { 0, 8, 4 };
 	int t;
+	remote_write(e, 7, 1);
 	assert_int_equal(dsm_policy_decide(p, 4, r, w, &t), DSM_POLICY_FREEZE);
-	assert_int_equal(dsm_policy_cold_home(p, e, 2, 0), 9);
+	assert_int_equal(dsm_policy_cold_home(p, e, 2, 0), 7);
 	dsm_policy_interval_done(p);
 	assert_int_equal(dsm_policy_cold_home(p, e, 0, 0), -1); /* itself */
 	assert_int_equal(dsm_policy_cold_home(p, e, 7, 0), -1); /* no such node */
+	dsm_engine_destroy(e);
+	dsm_policy_destroy(p);
+}
+
+/* Pages 0..7 are "not mapped here" (the runtime's word). */
+static bool low_pages_unused(void *ctx, uint64_t page)
+{
+	(void)ctx;
+	return page < 8;
+}
+
+static bool high_pages_unused(void *ctx, uint64_t page)
+{
+	(void)ctx;
+	return page >= 512;
+}
+
+/* A home page nobody holds and the runtime says is not mapped here is
+ * cold too, after those others hold exclusive; at most
+ * DSM_POLICY_HANDBACKS_PER_INTERVAL per interval; a refused move can be
+ * made again, counted again, unless at its cap. */
+static void test_untouched_home_handed_back(void **state)
+{
+	(void)state;
+	struct dsm_policy *p = dsm_policy_create(&knobs, 0, 2, 1024);
+	struct dsm_engine *e = dsm_engine_create(0, 2, 1024, home_is_node0, NULL, no_actions, NULL);
+	assert_non_null(p);
+	assert_non_null(e);
+
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1); /* no predicate: none */
+	dsm_policy_set_unused(p, low_pages_unused, NULL);
+	remote_write(e, 12, 1);
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), 12); /* held elsewhere first */
+	assert_int_equal(dsm_engine_migrate_home(e, 12, 1), 0);
+	int64_t got = dsm_policy_cold_home(p, e, 1, 0);
+	assert_true(got >= 0 && got < 8);
+	/* every untouched page once its move is under way, then none */
+	int n = 1;
+	for (; got >= 0; n++) {
+		assert_true(got < 8);
+		assert_int_equal(dsm_engine_migrate_home(e, (uint64_t)got, 1), 0);
+		got = dsm_policy_cold_home(p, e, 1, 0);
+	}
+	assert_int_equal(n, 1 + 8);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, 9);
+	/* the cap per interval, with 512 untouched pages */
+	dsm_policy_interval_done(p);
+	dsm_policy_set_unused(p, high_pages_unused, NULL);
+	for (n = 0; (got = dsm_policy_cold_home(p, e, 1, 0)) >= 0; n++)
+		assert_int_equal(dsm_engine_migrate_home(e, (uint64_t)got, 1), 0);
+	assert_int_equal(n, DSM_POLICY_HANDBACKS_PER_INTERVAL);
+	dsm_policy_interval_done(p);
+	assert_true(dsm_policy_cold_home(p, e, 1, 0) >= 512);
+
+	/* a refused hand-back: un-counted as a hand-back (not as a
+	 * migration), and none to that node again this interval */
+	uint64_t mig0 = dsm_policy_counters(p)->migrations;
+	uint64_t hb0 = dsm_policy_counters(p)->handbacks;
+	uint64_t ref0 = dsm_policy_counters(p)->refused;
+	got = dsm_policy_cold_home(p, e, 1, 0);
+	assert_true(got >= 512);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0 + 1);
+	dsm_policy_move_refused(p, (uint64_t)got);
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0);
+	assert_int_equal(dsm_policy_counters(p)->migrations, mig0);
+	assert_int_equal(dsm_policy_counters(p)->refused, ref0 + 1);
+	assert_int_equal(dsm_policy_cold_home(p, e, 1, 0), -1);
+	dsm_policy_interval_done(p);
+	got = dsm_policy_cold_home(p, e, 1, 0);
+	assert_true(got >= 512);
+	dsm_policy_undo_move(p, (uint64_t)got); /* migrate_home failed */
+	assert_int_equal(dsm_policy_counters(p)->handbacks, hb0);
+	assert_int_equal(dsm_policy_counters(p)->migrations, mig0);
+
+	/* redo: a page decided to move, refused, made again */
+	uint32_t r[2] = { 0, 40 }, w[2] = { 0, 0 };
+	int t;
+	assert_int_equal(dsm_policy_decide(p, 100, r, w, &t), DSM_POLICY_MIGRATE);
+	uint64_t m = dsm_policy_counters(p)->migrations;
+	dsm_policy_move_refused(p, 100);
+	assert_int_equal(dsm_policy_counters(p)->migrations, m - 1);
+	assert_true(dsm_policy_redo_move(p, 100));
+	assert_int_equal(dsm_policy_counters(p)->migrations, m);
 	dsm_engine_destroy(e);
 	dsm_policy_destroy(p);
 }
@@ -223,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_replicated_mark_follows_decisions),
 		cmocka_unit_test(test_refused_move_does_not_count),
 		cmocka_unit_test(test_cold_home_handed_back),
+		cmocka_unit_test(test_untouched_home_handed_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * nodes. The coherence test runs both nodes inside this process (each
  * with its own session, loop thread, transport and region mapping); the
  * lost-peer test runs the second node in a child process and kills it
- * with SIGKILL.
+ * with SIGKILL. The budget tests give the nodes memory budgets
+ * (vms[].node_memory) far smaller than what the threads touch.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -436,7 +437,7 @@ static void test_policy_moves_home_to_main_user(void **state)
 	(void)state;
 	struct cluster_config *cfg = make_config(
 		port_base() + 2,
-		", policy: disco, interval_ms: 20, trigger: 2, sharing: 2, write_share: 1000");
+		", policy: disco, interval_ms: 500, trigger: 2, sharing: 2, write_share: 1000");
 	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
 	struct dsm_page_counters pc;
 	struct dsm_stats sa;
@@ -477,6 +478,197 @@ static void test_missing_peer_named_at_start(void **state)
 	assert_non_null(strstr(err, "n1 (127.0.0.1:"));
 	node_destroy(a);
 	cluster_config_free(cfg);
+}
+
+
+/* ---- memory budgets --------------------------------------------------------- */
+
+/* @n nodes, a 4M region interleaved over them, memory budgets
+ * @node_memory (vms[].node_memory's YAML value), dsm.min_cache 4K, and the
+ * dsm settings @extra. */
+static struct cluster_config *make_budget_config(int port, int n, const char *node_memory,
+						 const char *extra)
+{
+	char yaml[4096], err[512];
+	size_t o = 0;
+	struct cluster_config *cfg = NULL;
+
+	o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+			      "cluster:\n  name: test\n  auth: { key_file: %s/key }\n"
+			      "  heartbeat_ms: 100\n  peer_timeout_ms: 1000\n"
+			      "  connect_timeout_ms: 10000\nnodes:\n", keydir);
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+				      "  - { name: n%d, address: 127.0.0.1, port: %d }\n", i, port + i);
+	o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+			      "vms:\n  - name: v\n    memory: 4M\n    vcpus: %d\n"
+			      "    vcpu_placement: {", n);
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(yaml + o, sizeof(yaml) - o, "%sn%d: 1", i ? ", " : " ", i);
+	snprintf(yaml + o, sizeof(yaml) - o,
+		 " }\n    node_memory: %s\n"
+		 "    dsm: { placement: interleave, fault_timeout_ms: 2000, min_cache: 4K %s}\n",
+		 node_memory, extra);
+	if (cluster_config_load_string(yaml, "test.yaml", &cfg, err, sizeof(err)) < 0)
+		fail_msg("config: %s", err);
+	return cfg;
+}
+
+/* Pages of @base mapped (resident) in the kernel's view. */
+static uint64_t resident_pages(void *base, size_t size)
+{
+	unsigned char v[4096 / 4];
+	uint64_t n = 0;
+
+	assert_true(size / PAGE <= sizeof(v));
+	assert_int_equal(mincore(base, size, v), 0);
+	for (size_t i = 0; i < size / PAGE; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/*
+ * Node 1 may hold its 512 home pages and 16 copies (528 frames); it writes
+ * every page homed at node 0 (512 of them), so almost every write first
+ * evicts a dirty copy, which its home takes back. Node 0 then reads every
+ * value, node 1 reads them again: nothing written back is lost. Node 1
+ * never maps more pages than its budget, in its own count and the
+ * kernel's (mincore; with memfd backing the file's allocated blocks,
+ * which a drop must punch out).
+ */
+static void budget_round_trip(int port, bool memfd)
+{
+	struct cluster_config *cfg =
+		make_budget_config(port, 2, "2112K", memfd ? ", backing: memfd" : "");
+	size_t size = cfg->vms[0].memory_bytes;
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = NULL;
+	int fd = -1;
+	uint8_t *mem = NULL;
+
+	if (memfd) { /* node 1 adopts a memfd of ours, to look at the file */
+		fd = memfd_create("test-budget", MFD_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, (off_t)size), 0);
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		assert_true(mem != MAP_FAILED);
+		struct dsm_segment seg = { mem, size, fd, 0 };
+		struct dsm_region_options o = { .segments = &seg, .n_segments = 1 };
+		assert_int_equal(create_with(cfg, 1, o, NULL, &b), 0);
+	} else {
+		b = create(cfg, 1, NULL, NULL);
+	}
+	start_pair(a, b);
+
+	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
+	uint64_t pages = size / PAGE;
+	for (uint64_t p = 0; p < pages; p += 2) /* node 0's pages */
+		*(volatile uint64_t *)(bb + p * PAGE + 16) = p * 7 + 1;
+	for (uint64_t p = 0; p < pages; p += 2)
+		assert_int_equal(*(volatile uint64_t *)(ba + p * PAGE + 16), p * 7 + 1);
+	for (uint64_t p = 0; p < pages; p += 2)
+		assert_int_equal(*(volatile uint64_t *)(bb + p * PAGE + 16), p * 7 + 1);
+
+	struct dsm_stats sb;
+	assert_int_equal(dsm_region_stats(b, &sb), 0);
+	print_message("node 1: budget %llu frames, at most %llu mapped, %llu evictions, %llu "
+		      "write-backs, %llu waits for room\n",
+		      (unsigned long long)sb.budget_frames, (unsigned long long)sb.pages_present_max,
+		      (unsigned long long)sb.engine.evictions,
+		      (unsigned long long)sb.engine.writebacks,
+		      (unsigned long long)sb.engine.room_waits);
+	assert_int_equal(sb.budget_frames, 528);
+	assert_int_equal(sb.min_cache_frames, 1);
+	assert_true(sb.pages_present_max <= 528);
+	assert_true(sb.frames_used <= 528);
+	assert_true(sb.engine.writebacks >= 512 - 16);
+	assert_true(sb.engine.evictions > 0); /* the clean copies of the reads */
+	assert_true(sb.engine.room_waits > 0);
+	assert_int_equal(sb.engine.protocol_errors, 0);
+	/* the kernel's view of node 1's memory */
+	uint64_t resident = resident_pages(bb, size);
+	print_message("node 1: %llu pages resident\n", (unsigned long long)resident);
+	assert_true(resident <= 528);
+	if (memfd) {
+		struct stat st;
+		assert_int_equal(fstat(fd, &st), 0);
+		print_message("node 1: memfd holds %lld KiB\n", (long long)st.st_blocks / 2);
+		assert_true((uint64_t)st.st_blocks * 512 <= 528 * PAGE);
+	}
+	stop_pair(a, b, cfg);
+	if (memfd) {
+		munmap(mem, size);
+		close(fd);
+	}
+}
+
+static void test_budget_evicts_and_writes_back(void **state)
+{
+	(void)state;
+	budget_round_trip(port_base() + 2, false);
+}
+
+static void test_budget_evicts_and_writes_back_memfd(void **state)
+{
+	(void)state;
+	budget_round_trip(port_base() + 4, true);
+}
+
+/*
+ * Disco's policy under budgets: node 1 misses page 2 (homed at node 0)
+ * most, but holds as many home pages as it may (512 of 513 frames, 1 kept
+ * for copies). Node 0's offer is refused (-EMLINK, the policy un-counts
+ * the move), node 1 hands node 0 a cold home page instead (page 1, which
+ * node 0 holds exclusive), and the refused move is made again: when that
+ * page arrives (policy_moves_retried) or at a later interval, whichever
+ * comes first (a race, so only printed). One round per interval at most
+ * (20 ms interval, 30 ms rounds): node 0's one miss stays below
+ * `sharing`, so the page is not taken for read-shared.
+ */
+static void test_budget_refused_move_hands_a_home_back(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_budget_config(
+		port_base() + 2, 2, "{n0: 3M, n1: 2052K}",
+		", policy: disco, interval_ms: 20, trigger: 2, sharing: 2, write_share: 1000");
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
+	struct dsm_page_counters pc;
+	struct dsm_stats sa, sb;
+
+	start_pair(a, b);
+	volatile uint64_t *pa = (volatile uint64_t *)((uint8_t *)dsm_region_base(a) + 2 * PAGE);
+	volatile uint64_t *pb = (volatile uint64_t *)((uint8_t *)dsm_region_base(b) + 2 * PAGE);
+	/* node 0 takes node 1's page 1 exclusive: a home node 1 does not use */
+	*(volatile uint64_t *)((uint8_t *)dsm_region_base(a) + 1 * PAGE) = 99;
+	uint64_t deadline = now_ms() + 10000;
+	int rounds = 0;
+	while (dsm_region_page_stats(b, 2, &pc, NULL, NULL) != 0 && now_ms() < deadline) {
+		uint64_t v = pb[0];
+		pb[0] = v + 1;
+		pa[1] = v;
+		rounds++;
+		usleep(30 * 1000);
+	}
+	assert_int_equal(dsm_region_page_stats(b, 2, &pc, NULL, NULL), 0); /* home: node 1 */
+	assert_int_equal(dsm_region_page_stats(a, 1, &pc, NULL, NULL), 0); /* handed to node 0 */
+	assert_int_equal(dsm_region_stats(a, &sa), 0);
+	assert_int_equal(dsm_region_stats(b, &sb), 0);
+	print_message("%d rounds; node 0: %llu offers, %llu refused, %llu retried; node 1: %llu "
+		      "declined, %llu handed back\n", rounds,
+		      (unsigned long long)sa.engine.offers_sent, (unsigned long long)sa.policy.refused,
+		      (unsigned long long)sa.moves_retried,
+		      (unsigned long long)sb.engine.offers_declined,
+		      (unsigned long long)sb.policy.handbacks);
+	assert_true(sa.policy.refused >= 1);
+	assert_true(sb.engine.offers_declined >= 1);
+	assert_true(sb.policy.handbacks >= 1);
+	assert_true(sb.home_frames <= 512);
+	assert_true(sb.frames_used <= 513);
+	assert_int_equal(sa.engine.protocol_errors + sb.engine.protocol_errors, 0);
+	/* and the data came along both ways */
+	assert_int_equal(pb[0], (uint64_t)rounds);
+	assert_int_equal(pa[0], (uint64_t)rounds);
+	assert_int_equal(*(volatile uint64_t *)((uint8_t *)dsm_region_base(b) + 1 * PAGE), 99);
+	stop_pair(a, b, cfg);
 }
 
 /* ---- lost peer ---------------------------------------------------------- */
@@ -695,6 +887,70 @@ static void test_lost_owner_fails_fault_with_its_name(void **state)
 	lost_peer_fails_fault(port_base() + 4, 0);
 }
 
+
+/*
+ * A node out of room because the others are gone: node 1 caches copies of
+ * node 0's pages until its cache (9 frames) is full; node 0 leaves; a
+ * copy of a page whose home is gone cannot be given back, so node 1's
+ * fault on a page of node 2 waits for a frame that never comes, and the
+ * fault timeout says so, with the node, the VM and the numbers.
+ */
+static void test_budget_out_of_room_named(void **state)
+{
+	(void)state;
+	/* ports base + 2..5: nodes the lost-peer tests left running */
+	struct cluster_config *cfg = make_budget_config(port_base() + 5, 3, "1400K", "");
+	cfg->vms[0].dsm.fault_timeout_ms = 1000;
+	struct dsm_region *n0 = create(cfg, 0, NULL, NULL), *n1 = create(cfg, 1, on_fatal, NULL);
+	struct dsm_region *n2 = create(cfg, 2, NULL, NULL);
+	struct starter s1 = { .r = n1 }, s2 = { .r = n2 };
+	pthread_t t1, t2;
+	char err[256];
+
+	pthread_create(&t1, NULL, start_thread, &s1);
+	pthread_create(&t2, NULL, start_thread, &s2);
+	assert_int_equal(node_start(n0, err, sizeof(err)), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	assert_int_equal(s1.rc, 0);
+	assert_int_equal(s2.rc, 0);
+
+	uint8_t *b1 = dsm_region_base(n1);
+	for (uint64_t p = 0; p < 60; p += 3) /* node 0's pages (interleave over 3) */
+		assert_int_equal(*(volatile uint64_t *)(b1 + p * PAGE), 0);
+	struct dsm_stats st;
+	assert_int_equal(dsm_region_stats(n1, &st), 0);
+	assert_int_equal(st.frames_used, st.budget_frames); /* full of node 0's copies */
+
+	node_stop(n0);
+	for (int i = 0; i < 5000 && !(rpc_session_peers_down(session_of(n1)) & 1); i++)
+		usleep(1000);
+	assert_true(rpc_session_peers_down(session_of(n1)) & 1);
+
+	pthread_mutex_lock(&fatal_mu);
+	fatal_msg[0] = 0;
+	pthread_mutex_unlock(&fatal_mu);
+	pthread_t t;
+	pthread_create(&t, NULL, touch_thread, b1 + 2 * PAGE); /* node 2's page */
+	pthread_detach(t);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	pthread_mutex_lock(&fatal_mu);
+	while (!fatal_msg[0])
+		if (pthread_cond_timedwait(&fatal_cond, &fatal_mu, &deadline) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&fatal_mu);
+	if (!fatal_msg[0])
+		fail_msg("no fatal error within 10 s of running out of room");
+	print_message("fatal error reported: %s\n", fatal_msg);
+	assert_non_null(strstr(fatal_msg, "node n1 ran out of room for VM v"));
+	assert_non_null(strstr(fatal_msg, "350 frames"));
+	assert_non_null(strstr(fatal_msg, "1 requests wait for a frame"));
+	assert_non_null(strstr(fatal_msg, "homes of its copies are lost"));
+	/* n1 and n2 are left running: a thread stays blocked on n1 */
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -732,10 +988,15 @@ int main(void)
 		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
 		cmocka_unit_test(test_segments_form_one_region),
 		cmocka_unit_test(test_policy_moves_home_to_main_user),
+		cmocka_unit_test(test_budget_evicts_and_writes_back),
+		cmocka_unit_test(test_budget_evicts_and_writes_back_memfd),
+		cmocka_unit_test(test_budget_refused_move_hands_a_home_back),
 		cmocka_unit_test(test_missing_peer_named_at_start),
 		cmocka_unit_test(test_bad_one_sided_frames_fail_the_peer),
 		cmocka_unit_test(test_lost_home_fails_fault_with_its_name),
 		cmocka_unit_test(test_lost_owner_fails_fault_with_its_name),
+		/* last: leaves n1 and n2 running on ports base + 5..7 */
+		cmocka_unit_test(test_budget_out_of_room_named),
 	};
 	return cmocka_run_group_tests_name("dsm_region", tests, setup, teardown);
 }

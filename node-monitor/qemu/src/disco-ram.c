@@ -13,6 +13,12 @@
  * translated code of every page whose local copy is dropped (before the
  * drop is acknowledged, so the writer never runs ahead of a stale
  * translation here), and stop the VM when a fault cannot be served.
+ *
+ * With a memory budget (vms[].node_memory) the node holds only that much
+ * of guest RAM: the DSM evicts cached copies and gives their memory back.
+ * One line in the node's log says where guest RAM is mapped and what the
+ * budget is, so a test can watch the kernel's view of it
+ * (/proc/PID/smaps of those mappings).
  */
 #include "qemu/osdep.h"
 #include <sys/syscall.h>
@@ -29,6 +35,7 @@
 #include "cpu.h"
 
 #include "disco-internal.h"
+#include "rpc/log.h"
 
 static int disco_find_backend_ram(RAMBlock *rb, void *opaque)
 {
@@ -262,6 +269,21 @@ void disco_ram_init_done(void)
     rc = dsm_region_create(&o, &disco.region);
     if (rc < 0) {
         disco_die("cannot put guest RAM under the DSM: %s", strerror(-rc));
+    }
+    if (dsm_settings_have_budgets(&disco.vm->dsm)) {
+        char where[64 * DSM_MAX_SEGMENTS];
+        size_t used = 0;
+
+        where[0] = '\0';
+        for (int i = 0; i < disco.n_ram && used < sizeof(where); i++) {
+            int w = snprintf(where + used, sizeof(where) - used, "%s0x%" PRIxPTR "+%zu",
+                             i ? " " : "", (uintptr_t)segs[i].addr, segs[i].size);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        disco_log(DISCO_LOG_INFO, "vm %s: guest RAM %zu MiB, memory budget %" PRIu64
+                  " MiB here (dsm.min_cache %" PRIu64 " KiB); pid %d, RAM mappings %s",
+                  disco.vm->name, size >> 20, disco.vm->dsm.node_budget[disco.self] >> 20,
+                  disco.vm->dsm.min_cache >> 10, (int)getpid(), where);
     }
 }
 
