@@ -437,7 +437,7 @@ static void test_policy_moves_home_to_main_user(void **state)
 	(void)state;
 	struct cluster_config *cfg = make_config(
 		port_base() + 2,
-		", policy: disco, interval_ms: 500, trigger: 2, sharing: 2, write_share: 1000");
+		", policy: disco, interval_ms: 20, trigger: 2, sharing: 2, write_share: 1000");
 	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
 	struct dsm_page_counters pc;
 	struct dsm_stats sa;
