@@ -206,11 +206,11 @@ static void disco_check_kernel_faults(void)
  * user-mode faults only and the system call would fail with EFAULT: the
  * guest would see I/O errors. Refuse to start instead.
  */
-static void disco_check_kernel_faults(void)
+static void disco_check_disk_faults(void)
 {
     int fd;
 
-    if (disco_nonmaster || !disco.vm->n_disks) {
+    if (disco_is(DISCO_NONMASTER) || !disco.vm->n_disks) {
         return;
     }
     fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -245,6 +245,7 @@ void disco_ram_init_done(void)
                     "NOT invalidated when other nodes write it (test only)");
     }
     disco_check_kernel_faults();
+    disco_check_disk_faults();
     cluster_vm_dsm_placement(disco.cfg, disco.vm, &placement);
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
