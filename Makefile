@@ -4,7 +4,9 @@ BUILD ?= build
 SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build debian-image test test-sanitize bench bench-debian run run-debian compare clean
+FUZZ_SECONDS ?= 600
+
+.PHONY: all setup build debian-image test sanitize-build test-sanitize fuzz bench bench-debian run run-debian compare clean
 
 all: build
 
@@ -28,15 +30,26 @@ debian-image: build
 
 # All tests: units, simulator, SPIN model, process tests, system tests that
 # boot the guests across node processes; then the unit and simulator tests
-# again under ASan+UBSan.
+# again under ASan+UBSan, and the fuzz targets for a minute each.
 test: build debian-image
 	cd $(BUILD) && ctest --output-on-failure
 	$(MAKE) --no-print-directory test-sanitize
 
-test-sanitize: setup
-	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDISCO_SANITIZE=ON
+# The sanitizer build uses clang, whose libFuzzer the fuzz_* targets need
+# (tests/fuzz/); its tests are those labelled sanitize, fuzz_* included.
+# DISCO_FUZZ_SECONDS: how long each fuzz_* test runs (60 in `make test`).
+sanitize-build: setup
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DDISCO_SANITIZE=ON -DDISCO_FUZZ_SECONDS=$(or $(FUZZ_RUN_SECONDS),60)
 	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+
+test-sanitize: sanitize-build
 	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L sanitize
+
+# The fuzz targets only, for FUZZ_SECONDS each (default 600).
+fuzz:
+	$(MAKE) --no-print-directory sanitize-build FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+	cd $(SANITIZE_BUILD) && ctest --output-on-failure -L fuzz
 
 bench: build
 	scripts/bench-dsm.sh $(BUILD)

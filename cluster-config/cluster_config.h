@@ -147,6 +147,8 @@ struct cluster_config {
 	uint32_t heartbeat_ms;         /* default 200 */
 	uint32_t peer_timeout_ms;      /* no frame for this long = peer failed, default 3000 */
 	uint32_t connect_timeout_ms;   /* waiting for peers at start, default 30000 */
+	uint32_t hello_timeout_ms;     /* an accepted connection's Hello, default 1000 */
+	uint32_t proof_timeout_ms;     /* the peer's AuthProof after the Hellos, default 1000 */
 	struct rpc_loop_settings loop; /* cluster.loop: how each node's loop thread waits */
 	int n_nodes;
 	struct cluster_node nodes[CLUSTER_MAX_NODES];

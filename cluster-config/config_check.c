@@ -136,6 +136,8 @@ static void print_summary(const struct cluster_config *cfg)
 	printf("  heartbeat %" PRIu32 " ms, peer timeout %" PRIu32 " ms, connect timeout %" PRIu32
 	       " ms\n",
 	       cfg->heartbeat_ms, cfg->peer_timeout_ms, cfg->connect_timeout_ms);
+	printf("  handshake: Hello within %" PRIu32 " ms, proof within %" PRIu32 " ms\n",
+	       cfg->hello_timeout_ms, cfg->proof_timeout_ms);
 	print_nodes(cfg);
 	printf("vms:%s\n", cfg->n_vms ? "" : " none");
 	for (int i = 0; i < cfg->n_vms && i < SHOW_VMS; i++)

@@ -1,6 +1,10 @@
 /*
  * Error messages of the cluster-config module: the field path, the one-line
- * message format and quoting of the values we found.
+ * message format and quoting of the values we found. A message is always
+ * one line of printable ASCII: a value is quoted with its quote marks and
+ * backslashes escaped and every control byte, DEL or byte >= 0x80 shown as
+ * \xNN (cfg_quote()); anything else unprintable that reaches a message (a
+ * key in the field path, the file name) is shown as \xNN too (vfail()).
  *
  * Every message is "file:line:col: field.path: what was expected, got what
  * was found", so a user can jump to the spot and needs no second line. The
@@ -70,9 +74,34 @@ void cfg_path_set(struct cfg_ctx *c, const char *fmt, ...)
 	c->path[c->path_len] = '\0';
 }
 
+/* @in into @out (@len bytes) with every control byte, DEL and byte >=
+ * 0x80 shown as \xNN: a message is one line of printable ASCII, whatever
+ * the file's keys (the field path) or its name contain. Values are quoted
+ * with cfg_quote() before they get here; this catches the rest. */
+static void printable(char *out, size_t len, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 1 < len; p++) {
+		if (*p < 0x20 || *p >= 0x7f) {
+			if (o + 5 > len)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		} else {
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+}
+
 static int vfail(struct cfg_ctx *c, size_t line, size_t col, const char *fmt, va_list ap)
 {
 	char msg[4096 + 512]; /* room for a full path */
+	char whole[2 * sizeof(msg)];
 
 	/* Only the first error is reported: later ones are consequences. */
 	if (c->failed || !c->err || c->errlen == 0) {
@@ -82,9 +111,11 @@ static int vfail(struct cfg_ctx *c, size_t line, size_t col, const char *fmt, va
 	c->failed = true;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (c->path_len)
-		snprintf(c->err, c->errlen, "%s:%zu:%zu: %s: %s", c->name, line, col, c->path, msg);
+		snprintf(whole, sizeof(whole), "%s:%zu:%zu: %s: %s", c->name, line, col, c->path,
+			 msg);
 	else
-		snprintf(c->err, c->errlen, "%s:%zu:%zu: %s", c->name, line, col, msg);
+		snprintf(whole, sizeof(whole), "%s:%zu:%zu: %s", c->name, line, col, msg);
+	printable(c->err, c->errlen, whole);
 	return -EINVAL;
 }
 
@@ -191,7 +222,7 @@ static size_t escape(unsigned char ch, char tmp[8])
 		return (size_t)snprintf(tmp, 8, "\\n");
 	if (ch == '\t')
 		return (size_t)snprintf(tmp, 8, "\\t");
-	if (ch < 0x20 || ch == 0x7f)
+	if (ch < 0x20 || ch >= 0x7f) /* control bytes, DEL, and every byte of UTF-8 */
 		return (size_t)snprintf(tmp, 8, "\\x%02x", ch);
 	tmp[0] = (char)ch;
 	tmp[1] = '\0';

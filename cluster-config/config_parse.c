@@ -16,7 +16,7 @@
 static const char *const top_keys[] = {"cluster", "nodes", "vms", NULL};
 static const char *const cluster_keys[] = {"name",         "transport",       "auth",
 					   "heartbeat_ms", "peer_timeout_ms", "connect_timeout_ms",
-					   "loop",         NULL};
+					   "hello_timeout_ms", "proof_timeout_ms", "loop", NULL};
 static const char *const auth_keys[] = {"key_file", NULL};
 static const char *const node_keys[] = {"name", "address", "port", "transport", "rdma", NULL};
 static const char *const rdma_keys[] = {"device", "port", "gid_index", NULL};
@@ -80,6 +80,8 @@ static int parse_cluster(struct cfg_ctx *c, const yaml_node_t *root)
 	cfg->heartbeat_ms = 200;
 	cfg->peer_timeout_ms = 3000;
 	cfg->connect_timeout_ms = 30000;
+	cfg->hello_timeout_ms = 1000;
+	cfg->proof_timeout_ms = 1000;
 	if ((r = cfg_get_name(c, m, "name", true, "a cluster name", cfg->name)) < 0 ||
 	    (r = cfg_get_choice(c, m, "transport", false, transports, &transport)) < 0 ||
 	    (r = parse_auth(c, m)) < 0 ||
@@ -87,6 +89,8 @@ static int parse_cluster(struct cfg_ctx *c, const yaml_node_t *root)
 	    (r = cfg_get_u32(c, m, "peer_timeout_ms", false, 1, 600000, &cfg->peer_timeout_ms)) < 0 ||
 	    (r = cfg_get_u32(c, m, "connect_timeout_ms", false, 100, 600000,
 			     &cfg->connect_timeout_ms)) < 0 ||
+	    (r = cfg_get_u32(c, m, "hello_timeout_ms", false, 10, 60000, &cfg->hello_timeout_ms)) < 0 ||
+	    (r = cfg_get_u32(c, m, "proof_timeout_ms", false, 10, 60000, &cfg->proof_timeout_ms)) < 0 ||
 	    (r = parse_loop(c, m)) < 0)
 		return r;
 	cfg->transport = (enum cluster_transport)transport;

@@ -6,6 +6,12 @@
  * every refusal names what the Hello claimed and what we expected, since
  * the usual cause is a config file that differs between two machines.
  * Secrets (key, MAC state, expected MAC) are wiped after use.
+ *
+ * Whoever sent a Hello on a connection we accepted has proven nothing yet,
+ * so messages about it say what it claims ("claims to be node n2"), never
+ * the configured node's address; the transport puts the connection's real
+ * address in front. Names it sent are escaped (disco_escape()): they may
+ * hold newlines or terminal escapes meant to forge log lines.
  */
 #include "rpc/auth.h"
 
@@ -18,6 +24,10 @@
 
 #include "membership.pb-c.h"
 #include "rpc/frame.h"
+#include "rpc/log.h"
+
+/* Room for a name a peer sent, escaped and cut (disco_escape()). */
+#define PEER_TEXT_MAX (CLUSTER_NAME_MAX + 16)
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -81,6 +91,9 @@ int rpc_auth_on_hello(struct rpc_auth *a, const uint8_t *body, size_t len, int e
 	char who[400];
 	int ret;
 
+	char theirs[PEER_TEXT_MAX];
+
+	a->accepted = expected_peer < 0;
 	if (expected_peer >= 0)
 		rpc_auth_describe_node(cfg, expected_peer, who, sizeof(who));
 	else
@@ -95,9 +108,10 @@ int rpc_auth_on_hello(struct rpc_auth *a, const uint8_t *body, size_t len, int e
 	/* Name the peer by what it claims as soon as we can. */
 	if (expected_peer < 0) {
 		if (h->node_index < (uint32_t)cfg->n_nodes)
-			rpc_auth_describe_node(cfg, (int)h->node_index, who, sizeof(who));
+			snprintf(who, sizeof(who), "claims to be node %s",
+				 cfg->nodes[h->node_index].name);
 		else
-			snprintf(who, sizeof(who), "node claiming index %" PRIu32, h->node_index);
+			snprintf(who, sizeof(who), "claims node index %" PRIu32, h->node_index);
 	}
 
 	if (h->protocol_version != RPC_FRAME_VERSION) {
@@ -107,8 +121,8 @@ int rpc_auth_on_hello(struct rpc_auth *a, const uint8_t *body, size_t len, int e
 		goto out;
 	}
 	if (strcmp(h->cluster_name, cfg->name) != 0) {
-		seterr(err, errlen, "%s: belongs to cluster \"%.64s\", we are \"%s\"", who,
-			 h->cluster_name, cfg->name);
+		seterr(err, errlen, "%s: belongs to cluster \"%s\", we are \"%s\"", who,
+			 disco_escape_str(theirs, sizeof(theirs), h->cluster_name), cfg->name);
 		ret = -EPERM;
 		goto out;
 	}
@@ -131,8 +145,9 @@ int rpc_auth_on_hello(struct rpc_auth *a, const uint8_t *body, size_t len, int e
 		goto out;
 	}
 	if (strcmp(h->node_name, cfg->nodes[idx].name) != 0) {
-		seterr(err, errlen, "%s: calls itself \"%.64s\", the config names index %d \"%s\"",
-			 who, h->node_name, idx, cfg->nodes[idx].name);
+		seterr(err, errlen, "%s: calls itself \"%s\", the config names index %d \"%s\"",
+			 who, disco_escape_str(theirs, sizeof(theirs), h->node_name), idx,
+			 cfg->nodes[idx].name);
 		ret = -EPERM;
 		goto out;
 	}
@@ -207,7 +222,10 @@ int rpc_auth_check_proof(struct rpc_auth *a, const uint8_t *body, size_t len, ch
 
 	if (!a->hello_done)
 		FAIL(EPROTO, "connecting node: AuthProof before Hello");
-	rpc_auth_describe_node(a->cfg, a->peer, who, sizeof(who));
+	if (a->accepted)
+		snprintf(who, sizeof(who), "claims to be node %s", a->cfg->nodes[a->peer].name);
+	else
+		rpc_auth_describe_node(a->cfg, a->peer, who, sizeof(who));
 	if (a->proof_ok)
 		FAIL(EPROTO, "%s: second AuthProof on one connection", who);
 

@@ -19,7 +19,11 @@
  * transport uses it only on its loop thread).
  *
  * Errors are negative errno values with one line in @err that names the
- * peer and the reason, e.g. "node n2 (127.0.0.1:7402): wrong key (bad HMAC)":
+ * peer and the reason, e.g. "node n2 (127.0.0.1:7402): wrong key (bad HMAC)"
+ * on a connection we dialled, "claims to be node n2: wrong key (bad HMAC)"
+ * on one we accepted (nothing is proven yet; the caller adds the
+ * connection's real address). Text the peer sent is escaped
+ * (disco_escape()).
  *   -EPROTO  malformed message, wrong protocol version, bad nonce/MAC
  *            length, message out of order
  *   -EPERM   identity refused: other cluster, index out of range or our
@@ -47,6 +51,8 @@ struct rpc_auth {
 	const struct cluster_config *cfg;
 	int self;
 	int peer;             /* index named by the accepted Hello, -1 before */
+	bool accepted;        /* the peer dialled us: until its proof, it only claims
+			       * to be node `peer` (messages say so) */
 	bool hello_done;      /* the peer's Hello was accepted */
 	bool proof_ok;        /* the peer's AuthProof was verified */
 	uint8_t nonce[RPC_AUTH_NONCE_LEN];      /* ours, fresh per connection */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "membership.pb-c.h"
+#include "rpc/log.h"
 
 size_t rpc_pack_heartbeat(uint64_t sent_ns, uint8_t buf[RPC_HEARTBEAT_MAX])
 {
@@ -24,7 +25,10 @@ size_t rpc_pack_goodbye(uint8_t buf[RPC_GOODBYE_MAX])
 void rpc_goodbye_reason(const uint8_t *body, size_t len, char *out, size_t outlen)
 {
 	Disco__Goodbye *g = disco__goodbye__unpack(NULL, len, body);
-	snprintf(out, outlen, "%s", g && g->reason && g->reason[0] ? g->reason : "no reason given");
+	if (g && g->reason && g->reason[0])
+		disco_escape_str(out, outlen, g->reason); /* the peer's text */
+	else
+		snprintf(out, outlen, "no reason given");
 	if (g)
 		disco__goodbye__free_unpacked(g, NULL);
 }

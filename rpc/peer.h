@@ -33,13 +33,39 @@
  *   struct rpc_conn   one connection and its handshake, the first member of
  *                     the back end's link (struct tcp_link, verbs_link).
  *
- * A connection is not a peer. It starts out anonymous (an accepted socket)
- * or claiming a node (one we dialled; an RDMA connect request names its
- * node). An anonymous connection claims a node when its Hello names one
- * that should dial us and has no connection yet (rpc_conn_attach()); a
- * peer has at most one attached connection, and only an attached
- * connection carries the peer's frames. A fault on a connection that
- * claims no node closes only that connection.
+ * A connection is not a peer. One we dialled is attached to its peer from
+ * the start (rpc_conn_attach()): we chose whom to call, and there is one
+ * dial at a time. One we accepted is anonymous until the other end has
+ * proven the key: its Hello (TCP) or connect request (RDMA) only makes it
+ * claim a node (c->peer), and any number of anonymous connections may
+ * claim the same node at once, so an impostor cannot keep the real node
+ * out. The first whose proof verifies attaches to the peer, if the node
+ * should dial us and is not up (rpc_peers_acceptable()). A peer has at
+ * most one attached connection, and only an attached connection carries
+ * the peer's frames or changes the peer's state.
+ *
+ * Before the proof, nothing a connection does reaches the peer: a refused
+ * Hello or proof, a bad frame, EOF, a reset or a deadline closes that
+ * connection only (the dialler dials again after its backoff) and is
+ * recorded as the peer's last handshake error, which the owner may show
+ * (rpc_transport_handshake_error()). Once UP, any fault fails the peer.
+ *
+ * Anonymous connections are capped (the back end's max_anon, and
+ * max_anon_per_source per source address: an IPv4 address or an IPv6 /64).
+ * A new one is never refused: it evicts the oldest anonymous connection of
+ * its own source when that source is at its cap, else, when all slots are
+ * taken, the oldest of the source that holds the most. So a real node,
+ * which opens one connection at a time from its own address, gets in
+ * however many connections others hold. Each must say Hello within
+ * cluster.hello_timeout_ms of being accepted and prove the key within
+ * cluster.proof_timeout_ms after the Hellos.
+ *
+ * Logging. Messages about a connection name its real source address next
+ * to what it claims ("connection from 10.0.0.9:4711: claims to be node
+ * n2: wrong key (bad HMAC)"), never the configured node's address alone.
+ * What an unauthenticated client can trigger at will goes through a rate
+ * limit (rpc/log.h: one line a second with the count), per claimed node and
+ * one for connections that claim nothing yet.
  *
  * Thread model
  * ------------
@@ -51,8 +77,10 @@
  * stop() (forwarded through the async handle).
  *
  * Lock rules. A peer's send_mu guards the fields marked so below and, while
- * a connection is the peer's send_conn, that connection's send state (the
- * back end says which fields). It is a leaf lock: nothing else is taken
+ * a connection is attached to the peer, that connection's send state (the
+ * back end says which fields; rpc_conn_lock_send()); an anonymous
+ * connection's send state is the loop thread's alone, since no sender can
+ * reach it. send_mu is a leaf lock: nothing else is taken
  * while it is held (the verbs back end's mr_mu is never held with it) and
  * no callback runs under it. The loop thread publishes a connection as
  * send_conn, and withdraws it, only under send_mu, so a sender never
@@ -71,10 +99,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "rpc/auth.h"
 #include "rpc/transport.h"
+#include "rpc/log.h"
 
 /* Dial backoff: 50 ms doubling to 1 s, for as long as a peer was never up. */
 #define RPC_BACKOFF_MIN_MS 50
@@ -82,6 +112,7 @@
 /* Room for one failure reason (a peer's description comes on top). */
 #define RPC_WHY_MAX 512
 #define RPC_REMOTE_MAX 56 /* "[IPv6]:port" of a connection, for messages */
+#define RPC_SOURCE_LEN 16 /* a source key: IPv4 address or IPv6 /64, zero-padded */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -98,14 +129,27 @@ enum rpc_conn_phase {
 struct rpc_conn {
 	struct rpc_peers *t;
 	struct rpc_conn *prev, *next; /* t->conns, until the back end unlinks it */
-	int peer;         /* node index it claims (dialled, or named by the peer); else -1 */
+	int peer;         /* node index it claims (dialled, or named by its Hello or
+			   * connect request; proven only once attached); else -1 */
 	bool dialled;     /* we initiated it */
 	bool attached;    /* t->peers[peer].conn == this */
+	bool anon;        /* counted in t->n_anon: accepted, not attached, open */
 	bool closing;     /* rpc_conn_close() ran; the back end frees it later */
 	enum rpc_conn_phase phase;
-	uint64_t opened_ms;          /* uv_now() at creation: the handshake timeout */
-	char remote[RPC_REMOTE_MAX]; /* the other end's address, for messages */
+	uint64_t opened_ms;          /* uv_now() at creation */
+	uint64_t deadline_ms;        /* uv_now() by which the current step of the
+				      * handshake must be over (on_tick) */
+	char remote[RPC_REMOTE_MAX]; /* the other end's real address, for messages */
+	uint8_t source[RPC_SOURCE_LEN]; /* the other end's address, for the cap */
 	struct rpc_auth auth;        /* fresh per connection */
+
+	/* Send state (with the back end's own, e.g. the TCP out-queue): the
+	 * loop thread's while no sender can reach the connection; guarded by
+	 * its peer's send_mu once it is attached (rpc_conn_lock_send()). */
+	int send_err;         /* the link broke under a sender (negative errno);
+			       * the loop thread fails the connection */
+	const char *send_why; /* static text naming that failure, or NULL */
+	bool flush_wanted;    /* a frame is queued; the loop was asked to flush */
 };
 
 /* What a link's write() did with a frame. */
@@ -125,17 +169,17 @@ struct rpc_peer {
 	uv_timer_t dial_timer;
 	unsigned backoff_ms;
 	uint64_t last_rx_ms;   /* uv_now() of the last frame received */
+	struct disco_log_limit hs_log; /* handshake failures of connections claiming it */
 
 	/* Guarded by send_mu (leaf lock). On a cache line of its own: senders
 	 * on other threads take it for every frame, while the loop thread
-	 * writes last_rx_ms for every frame it receives. */
+	 * writes last_rx_ms for every frame it receives. send_mu also guards
+	 * the send state of the connection attached to the peer. */
 	pthread_mutex_t send_mu __attribute__((aligned(64)));
 	struct rpc_conn *send_conn; /* the attached connection once it carries frames */
 	bool sendable;              /* UP: rpc_transport_send() may write */
-	int send_err;               /* the link broke under a sender (negative errno);
-				     * the loop thread fails the peer */
-	const char *send_why;       /* static text naming that failure, or NULL */
-	bool flush_wanted;          /* a frame is queued; the loop was asked to flush */
+	char hs_error[RPC_WHY_MAX]; /* why the last handshake of a connection that
+				     * claimed it failed, or "" */
 };
 
 /*
@@ -146,6 +190,8 @@ struct rpc_link_ops {
 	const struct rpc_transport_ops *transport; /* what users call (RPC_PEERS_TRANSPORT_OPS) */
 	size_t size;     /* of the back end's transport struct, struct rpc_peers first */
 	size_t max_body; /* largest frame body send() accepts */
+	int max_anon;            /* anonymous (accepted, unproven) connections kept */
+	int max_anon_per_source; /* of them from one source address */
 	/* Optional: create(): set the back end's fields that are not zero at
 	 * rest. Nothing may fail here. */
 	void (*init)(struct rpc_peers *t);
@@ -157,14 +203,17 @@ struct rpc_link_ops {
 	 * machine dials again after the backoff. A failure after the
 	 * connection exists is reported with rpc_conn_fail(). */
 	int (*dial)(struct rpc_peers *t, struct rpc_peer *p);
-	/* send_mu held, p->send_conn set: write the frame in @iov (@n pieces,
-	 * @total bytes) at once, or queue what does not fit behind what is
-	 * queued. RPC_LINK_SENT, RPC_LINK_QUEUED, or a negative errno; when
-	 * the link itself broke it also sets p->send_err (and send_why). */
-	int (*write)(struct rpc_peer *p, const struct iovec *iov, int n, size_t total);
+	/* @c's send state locked (rpc_conn_lock_send()): write the frame in
+	 * @iov (@n pieces, @total bytes) at once, or queue what does not fit
+	 * behind what is queued. RPC_LINK_SENT, RPC_LINK_QUEUED, or a negative
+	 * errno; when the link itself broke it also sets c->send_err (and
+	 * send_why). Any thread for a peer's send_conn; the loop thread for a
+	 * connection no sender can reach (the handshake of an accepted one). */
+	int (*write)(struct rpc_conn *c, const struct iovec *iov, int n, size_t total);
 	/* Optional: a write on the loop thread queued; flush as soon as the
-	 * link can take more (send_mu not held). NULL: through the async. */
-	void (*flush_soon)(struct rpc_peer *p);
+	 * link can take more (send state not locked). NULL: through the
+	 * async, or the next tick for a connection that is not attached. */
+	void (*flush_soon)(struct rpc_conn *c);
 	/* The async woke the loop and @p's link has no error: push what is
 	 * queued (@flush_wanted: a sender asked for it). */
 	void (*wake)(struct rpc_peer *p, bool flush_wanted);
@@ -172,9 +221,9 @@ struct rpc_link_ops {
 	void (*tick)(struct rpc_peer *p);
 	/* stop(), after our Goodbye to @p: push it out before the close. */
 	void (*farewell)(struct rpc_peer *p);
-	/* Optional: wait up to @ms for what was posted to @p to leave (before
+	/* Optional: wait up to @ms for what was posted on @c to leave (before
 	 * a refused AuthProof closes the link, so the peer, too, learns). */
-	void (*settle)(struct rpc_peer *p, unsigned ms);
+	void (*settle)(struct rpc_conn *c, unsigned ms);
 	/* Tear @c down; it is detached already. The back end unlinks
 	 * (rpc_conn_unlink()) and frees it once nothing can point into it. */
 	void (*close)(struct rpc_conn *c);
@@ -191,7 +240,8 @@ struct rpc_peers {
 	const struct rpc_link_ops *link;
 	struct rpc_peer *peers; /* cfg->n_nodes entries; peers[self] unused */
 	struct rpc_conn *conns; /* every connection the back end has not unlinked */
-	int n_anon;             /* connections that claim no node yet */
+	int n_anon;             /* accepted connections not attached yet (c->anon) */
+	struct disco_log_limit anon_log; /* connections that claim no node, evictions */
 	uv_timer_t hb_timer;
 	uv_async_t async;
 	uv_thread_t loop_tid;
@@ -248,6 +298,21 @@ static inline struct rpc_peer *rpc_conn_peer(const struct rpc_conn *c)
 	return c->peer >= 0 ? &c->t->peers[c->peer] : NULL;
 }
 
+/* The lock of @c's send state: its peer's send_mu once @c is attached
+ * (senders may reach it), none before (only the loop thread can). Taken
+ * and released on the loop thread, which alone attaches connections. */
+static inline void rpc_conn_lock_send(struct rpc_conn *c)
+{
+	if (c->attached)
+		pthread_mutex_lock(&rpc_conn_peer(c)->send_mu);
+}
+
+static inline void rpc_conn_unlock_send(struct rpc_conn *c)
+{
+	if (c->attached)
+		pthread_mutex_unlock(&rpc_conn_peer(c)->send_mu);
+}
+
 /* What send() returns once the link failed with @err: the owner sees
  * -ECONNRESET or -EPIPE; the log line names the real error. */
 static inline int rpc_send_error(int err)
@@ -259,18 +324,20 @@ static inline int rpc_send_error(int err)
 
 /* The back end's create(): check the arguments, allocate link->size
  * bytes (zeroed) and fill struct rpc_peers: -EINVAL (no @out, node index
- * out of range, too many nodes, zero heartbeat or timeout), -ENOMEM. */
+ * out of range, too many nodes, a zero heartbeat or timeout), -ENOMEM. */
 int rpc_peers_create(const struct rpc_link_ops *link, uv_loop_t *loop,
 		     const struct cluster_config *cfg, int self, const struct rpc_callbacks *cb,
 		     void *opaque, struct rpc_transport **out);
 /* rpc_transport_ops entries, the same for every back end. */
 #define RPC_PEERS_TRANSPORT_OPS                                                             \
 	.start = rpc_peers_start, .send = rpc_peers_send, .peer_state = rpc_peers_peer_state, \
-	.fail_peer = rpc_peers_fail_peer, .stop = rpc_peers_stop, .destroy = rpc_peers_destroy
+	.handshake_error = rpc_peers_handshake_error, .fail_peer = rpc_peers_fail_peer,     \
+	.stop = rpc_peers_stop, .destroy = rpc_peers_destroy
 int rpc_peers_start(struct rpc_transport *t);
 int rpc_peers_send(struct rpc_transport *t, int peer, uint16_t type, const void *body,
 		   size_t body_len, const void *page);
 enum rpc_peer_state rpc_peers_peer_state(struct rpc_transport *t, int peer);
+size_t rpc_peers_handshake_error(struct rpc_transport *t, int peer, char *buf, size_t len);
 void rpc_peers_fail_peer(struct rpc_transport *t, int peer, const char *why);
 void rpc_peers_stop(struct rpc_transport *t);
 void rpc_peers_destroy(struct rpc_transport *t);
@@ -280,20 +347,31 @@ void rpc_peers_stop_now(struct rpc_peers *t, bool goodbye);
 void rpc_peers_fail_all(struct rpc_peers *t, const char *why);
 /* Wake the loop thread (any thread; see the lock rules above). */
 void rpc_peers_wake(struct rpc_peers *t);
-/* The reason why node @node may not attach a connection it opened to us
- * in @why, or NULL when it may: the peer to attach to. Loop thread. */
+/* The reason why a connection that claims node @node, opened to us, may
+ * not attach to it (now, or once it proved the key) in @why, or NULL
+ * when it may: the peer to attach to. Loop thread. */
 struct rpc_peer *rpc_peers_acceptable(struct rpc_peers *t, int node, char *why, size_t len);
+/* "10.0.0.2:7401" or "[fe80::1]:7401" for @sa into @buf. */
+void rpc_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 /* ---- peer.c: connections (loop thread) ---- */
 
-/* Fill @c (zeroed by the caller) and put it on t->conns; @peer: the node
- * it claims, or -1. -EIO when the auth state cannot be prepared. */
+/* Fill @c (zeroed by the caller) and put it on t->conns. @peer: the node
+ * it claims (dialled: the one we call; accepted: what an RDMA connect
+ * request named), or -1; @remote: the other end's address. An accepted
+ * connection is anonymous: it takes a slot, evicting another anonymous
+ * connection when its source or the transport is at its cap (peer.h, top).
+ * -EIO when the auth state cannot be prepared. */
 int rpc_conn_init(struct rpc_conn *c, struct rpc_peers *t, int peer, bool dialled,
-		  enum rpc_conn_phase phase, const char *remote);
+		  enum rpc_conn_phase phase, const struct sockaddr *remote);
 /* Take @c off t->conns (the back end, when it frees @c). */
 void rpc_conn_unlink(struct rpc_conn *c);
-/* @c becomes @p's connection. */
+/* @c becomes @p's connection (a dialled one at once; an accepted one
+ * once its proof verified). */
 void rpc_conn_attach(struct rpc_conn *c, struct rpc_peer *p);
+/* A handshake frame on @c: through its peer's send path once attached,
+ * else straight to the link (loop thread). 0 or a negative errno. */
+int rpc_conn_send(struct rpc_conn *c, uint16_t type, const void *body, size_t body_len);
 /* The link can carry frames: the handshake starts (a dialler says Hello). */
 void rpc_conn_linked(struct rpc_conn *c);
 /* One whole frame arrived on @c (valid until this returns). @c may be
@@ -305,13 +383,14 @@ void rpc_conn_closed_by_peer(struct rpc_conn *c);
  * under send_mu, then hand it to the back end's close(). */
 void rpc_conn_close(struct rpc_conn *c);
 /*
- * Something went wrong on @c. @fatal (a refused proof, a protocol fault,
- * a link that cannot be set up) fails the peer it claims; otherwise,
- * before that peer was UP, only @c closes, and the peer waits for (or
- * dials) the next attempt. A fault on an UP peer's connection is fatal; a
- * fault on a connection that claims no node only closes it.
+ * Something went wrong on @c. Once @c is UP, its peer fails. Before, only
+ * @c closes, whatever went wrong: the peer waits for (or dials) the next
+ * attempt, and the reason becomes its last handshake error. @refused: the
+ * other end broke the protocol or was refused (a bad frame, Hello or
+ * proof), logged as a warning; otherwise a link event (connect refused,
+ * EOF, a reset, a deadline), logged quietly.
  */
-void rpc_conn_fail(struct rpc_conn *c, bool fatal, const char *fmt, ...)
+void rpc_conn_fail(struct rpc_conn *c, bool refused, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- peer.c: peers (loop thread) ---- */

@@ -19,6 +19,10 @@
  * connection under send_mu). So on_peer_down never runs inside send(),
  * even on the loop thread: a broken link is failed by on_async.
  *
+ * An accepted connection is anonymous until the peer proved the key: no
+ * sender can reach it, and the loop thread writes its Hello and AuthProof
+ * straight to it (rpc_conn_send()), without a lock.
+ *
  * The counters of struct rpc_transport_stats count a frame as sent when
  * the link took it, at once or into its queue; send_queued counts those
  * that did not go out whole at once.
@@ -27,56 +31,101 @@
 
 #include <errno.h>
 
+/* Header, body and page of one frame as @iov (3 pieces at most); the
+ * header is encoded into @hdr. Returns the number of pieces. */
+static int frame_iov(uint8_t hdr[RPC_FRAME_HEADER_SIZE], struct iovec iov[3], uint16_t type,
+		     const void *body, size_t body_len, const void *page, size_t *total)
+{
+	int n = 0;
+
+	rpc_frame_header_encode(hdr, type, page ? RPC_FRAME_FLAG_PAGE : 0, (uint32_t)body_len);
+	iov[n++] = (struct iovec){ hdr, RPC_FRAME_HEADER_SIZE };
+	if (body_len)
+		iov[n++] = (struct iovec){ (void *)body, body_len };
+	if (page)
+		iov[n++] = (struct iovec){ (void *)page, RPC_PAGE_SIZE };
+	*total = 0;
+	for (int i = 0; i < n; i++)
+		*total += iov[i].iov_len;
+	return n;
+}
+
+/* Write one frame to @c, whose send state is locked; counts it. Returns 0
+ * or a negative errno; *@kick: the loop thread must act (a frame queued
+ * for the first time, or the link broke). */
+static int write_frame(struct rpc_peers *t, struct rpc_conn *c, const struct iovec *iov, int n,
+		       size_t total, bool *kick)
+{
+	int ret = t->link->write(c, iov, n, total);
+
+	*kick = false;
+	if (ret < 0) {
+		*kick = c->send_err != 0; /* the loop fails the connection */
+		return ret;
+	}
+	if (ret == RPC_LINK_QUEUED) {
+		rpc_stat_add(&t->base.stats.send_queued, 1);
+		if (!c->flush_wanted) {
+			c->flush_wanted = true;
+			*kick = true;
+		}
+	}
+	rpc_stat_add(&t->base.stats.frames_sent, 1);
+	rpc_stat_add(&t->base.stats.bytes_sent, total);
+	return 0;
+}
+
 int rpc_peer_send(struct rpc_peer *p, uint16_t type, const void *body, size_t body_len,
 		  const void *page, bool internal)
 {
 	struct rpc_peers *t = p->t;
 	uint8_t hdr[RPC_FRAME_HEADER_SIZE];
 	struct iovec iov[3];
-	int n = 0, ret;
-	size_t total = 0;
+	size_t total;
+	int n = frame_iov(hdr, iov, type, body, body_len, page, &total), ret;
 	bool kick = false;
 
-	rpc_frame_header_encode(hdr, type, page ? RPC_FRAME_FLAG_PAGE : 0, (uint32_t)body_len);
-	iov[n++] = (struct iovec){ hdr, sizeof(hdr) };
-	if (body_len)
-		iov[n++] = (struct iovec){ (void *)body, body_len };
-	if (page)
-		iov[n++] = (struct iovec){ (void *)page, RPC_PAGE_SIZE };
-	for (int i = 0; i < n; i++)
-		total += iov[i].iov_len;
-
 	pthread_mutex_lock(&p->send_mu);
-	if (p->send_err) {
-		ret = rpc_send_error(p->send_err);
+	struct rpc_conn *c = p->send_conn;
+	if (c && c->send_err) {
+		ret = rpc_send_error(c->send_err);
 		goto out;
 	}
-	if (!p->send_conn || (!internal && !p->sendable)) {
+	if (!c || (!internal && !p->sendable)) {
 		ret = -ENOTCONN;
 		goto out;
 	}
-	ret = t->link->write(p, iov, n, total);
-	if (ret < 0) {
-		kick = p->send_err != 0; /* the loop fails the peer */
-		goto out;
-	}
-	if (ret == RPC_LINK_QUEUED) {
-		rpc_stat_add(&t->base.stats.send_queued, 1);
-		if (!p->flush_wanted) {
-			p->flush_wanted = true;
-			kick = true;
-		}
-		ret = 0;
-	}
-	rpc_stat_add(&t->base.stats.frames_sent, 1);
-	rpc_stat_add(&t->base.stats.bytes_sent, total);
+	ret = write_frame(t, c, iov, n, total, &kick);
 out:;
-	bool here = kick && !p->send_err && t->link->flush_soon && rpc_on_loop_thread(t);
+	/* On the loop thread a queued frame is flushed directly; @c stays
+	 * valid after the unlock, since only this thread closes it. */
+	bool here = kick && !c->send_err && t->link->flush_soon && rpc_on_loop_thread(t);
 	if (kick && !here)
 		uv_async_send(&t->async);
 	pthread_mutex_unlock(&p->send_mu);
 	if (here)
-		t->link->flush_soon(p);
+		t->link->flush_soon(c);
+	return ret;
+}
+
+int rpc_conn_send(struct rpc_conn *c, uint16_t type, const void *body, size_t body_len)
+{
+	struct rpc_peers *t = c->t;
+	uint8_t hdr[RPC_FRAME_HEADER_SIZE];
+	struct iovec iov[3];
+	size_t total;
+	bool kick;
+
+	if (c->attached)
+		return rpc_peer_send(rpc_conn_peer(c), type, body, body_len, NULL, true);
+	if (c->closing)
+		return -ENOTCONN;
+	if (c->send_err)
+		return rpc_send_error(c->send_err);
+	int n = frame_iov(hdr, iov, type, body, body_len, NULL, &total);
+	int ret = write_frame(t, c, iov, n, total, &kick);
+	if (ret == 0 && kick && t->link->flush_soon)
+		t->link->flush_soon(c);
 	return ret;
 }
 

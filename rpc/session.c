@@ -400,8 +400,13 @@ int rpc_session_add_client(struct rpc_session *s, const struct rpc_session_clien
 	return 0;
 }
 
+/* "timed out after N ms waiting for n1 (addr:port) ..." with, for each
+ * missing node that tried, why its last handshake failed (a wrong key, a
+ * Hello from another cluster: before a peer proved the key that only
+ * closes the connection, so it never failed the join). */
 static void describe_missing(struct rpc_session *s, uint64_t up, char *err, size_t errlen)
 {
+	char why[512];
 	size_t off = (size_t)snprintf(err, errlen, "timed out after %u ms waiting for",
 				      s->cfg->connect_timeout_ms);
 	for (int n = 0; n < s->n_nodes && off < errlen; n++) {
@@ -409,6 +414,9 @@ static void describe_missing(struct rpc_session *s, uint64_t up, char *err, size
 			continue;
 		off += (size_t)snprintf(err + off, errlen - off, " %s (%s:%d)", s->cfg->nodes[n].name,
 					s->cfg->nodes[n].address, s->cfg->nodes[n].port);
+		if (off < errlen &&
+		    rpc_transport_handshake_error(s->transport, n, why, sizeof(why)) > 0)
+			off += (size_t)snprintf(err + off, errlen - off, " [last handshake: %s]", why);
 	}
 }
 

@@ -109,9 +109,11 @@ int rpc_session_create(const struct cluster_config *cfg, int self, struct rpc_se
 int rpc_session_add_client(struct rpc_session *s, const struct rpc_session_client *c);
 /* Start the loop thread and join: 0 once every peer is authenticated;
  * else stops the session and returns -ETIMEDOUT after
- * cfg->connect_timeout_ms (@err names every missing node and its
- * address), -ECONNREFUSED when a peer failed while joining, -EIO when the
- * loop could not start (logged). */
+ * cfg->connect_timeout_ms (@err names every missing node, its address
+ * and why its last handshake failed, if it tried), -ECONNREFUSED when a
+ * peer failed while joining (a device error: before its proof, nothing a
+ * connection does fails a peer), -EIO when the loop could not start
+ * (logged). */
 int rpc_session_start(struct rpc_session *s, char *err, size_t errlen);
 /* Goodbye to every peer, close every handle, join the loop thread. */
 void rpc_session_stop(struct rpc_session *s);

@@ -23,14 +23,16 @@
 #define READS_PER_WAKE 8  /* read() calls per readable event before yielding */
 #define ACCEPTS_PER_WAKE 16
 #define OUTQ_KEEP (1u << 20) /* an empty queue keeps at most this much memory */
-/* Accepted connections whose Hello has not named a peer yet; more are
- * refused (each holds a receive buffer; the handshake timeout reaps them). */
-#define MAX_ANON_CONNS (2 * CLUSTER_MAX_NODES)
+/* Accepted connections whose peer has not proven the key yet, in all and
+ * from one source address; a new one evicts an older one (rpc/peer.h).
+ * Each holds a receive buffer (malloc'd, touched only as bytes arrive). */
+#define TCP_MAX_ANON (2 * CLUSTER_MAX_NODES)
+#define TCP_MAX_ANON_PER_SOURCE 8
 
 /*
  * One socket. Loop thread only, except the write state, which is guarded
- * by the peer's send_mu while this link is the peer's send_conn (peer.h),
- * and is the loop thread's before and after. Freed in the poll handle's
+ * by the peer's send_mu while this link is attached to the peer (peer.h:
+ * rpc_conn_lock_send()), and is the loop thread's before and after. Freed in the poll handle's
  * close callback.
  */
 struct tcp_link {
@@ -75,12 +77,12 @@ static inline struct tcp_link *tcp_link_of(struct rpc_conn *c)
 /* tcp_link.c (loop thread unless said otherwise). */
 /* A link on socket @fd, watched for @events; NULL on failure (fd closed). */
 struct tcp_link *tcp_link_new(struct tcp_transport *t, int fd, int peer, bool dialled,
-			      const char *remote, int events);
+			      const struct sockaddr *remote, int events);
 void tcp_link_set_events(struct tcp_link *l, bool writable);
 void tcp_link_flush(struct tcp_link *l);
 /* rpc_link_ops entries. */
-int tcp_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t total); /* any thread */
-void tcp_link_flush_soon(struct rpc_peer *p);
+int tcp_link_write(struct rpc_conn *c, const struct iovec *iov, int n, size_t total); /* any thread */
+void tcp_link_flush_soon(struct rpc_conn *c);
 void tcp_link_wake(struct rpc_peer *p, bool flush_wanted);
 void tcp_link_farewell(struct rpc_peer *p);
 void tcp_link_close(struct rpc_conn *c);

@@ -46,7 +46,7 @@ static void on_closed(uv_handle_t *h)
 }
 
 struct tcp_link *tcp_link_new(struct tcp_transport *t, int fd, int peer, bool dialled,
-			      const char *remote, int events)
+			      const struct sockaddr *remote, int events)
 {
 	struct tcp_link *l = rpc_zalloc_lines(sizeof(*l));
 	uint8_t *rbuf = malloc(RPC_TCP_RBUF_SIZE);
@@ -218,9 +218,9 @@ static int outq_append(struct tcp_link *l, const struct iovec *iov, int n, size_
 	return 0;
 }
 
-int tcp_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t total)
+int tcp_link_write(struct rpc_conn *c, const struct iovec *iov, int n, size_t total)
 {
-	struct tcp_link *l = tcp_link_of(p->send_conn);
+	struct tcp_link *l = tcp_link_of(c);
 	size_t done = 0;
 
 	if (l->out_off == l->out_len) {
@@ -231,8 +231,8 @@ int tcp_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t to
 		while (w < 0 && errno == EINTR);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				p->send_err = -errno;
-				return rpc_send_error(p->send_err);
+				c->send_err = -errno;
+				return rpc_send_error(c->send_err);
 			}
 			w = 0;
 		}
@@ -244,7 +244,7 @@ int tcp_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t to
 	}
 	if (outq_append(l, iov, n, done) < 0) {
 		if (done > 0) /* half a frame is on the wire: the stream is lost */
-			p->send_err = -ENOMEM;
+			c->send_err = -ENOMEM;
 		return -ENOMEM;
 	}
 	return RPC_LINK_QUEUED;
@@ -253,27 +253,27 @@ int tcp_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t to
 /* The socket of @l is writable: push out the queue (loop thread). */
 void tcp_link_flush(struct tcp_link *l)
 {
-	struct rpc_peer *p = rpc_conn_peer(&l->conn);
+	struct rpc_conn *c = &l->conn;
 	int err = 0;
 	bool empty = false;
 
-	pthread_mutex_lock(&p->send_mu);
-	while (l->out_off < l->out_len && !p->send_err) {
+	rpc_conn_lock_send(c);
+	while (l->out_off < l->out_len && !c->send_err) {
 		ssize_t w = send(l->fd, l->outq + l->out_off, l->out_len - l->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				p->send_err = -errno;
+				c->send_err = -errno;
 			break;
 		}
 		l->out_off += (size_t)w;
 	}
-	err = p->send_err;
+	err = c->send_err;
 	if (l->out_off == l->out_len) {
 		l->out_off = l->out_len = 0;
-		p->flush_wanted = false;
+		c->flush_wanted = false;
 		empty = true;
 		if (l->out_cap > OUTQ_KEEP) {
 			free(l->outq);
@@ -281,18 +281,16 @@ void tcp_link_flush(struct tcp_link *l)
 			l->out_cap = 0;
 		}
 	}
-	pthread_mutex_unlock(&p->send_mu);
+	rpc_conn_unlock_send(c);
 	if (err)
-		rpc_conn_fail(&l->conn, false, "send: %s", strerror(-err));
+		rpc_conn_fail(c, false, "send: %s", strerror(-err));
 	else if (empty && l->write_armed)
 		tcp_link_set_events(l, false);
 }
 
 /* A write on the loop thread queued: arm UV_WRITABLE now. */
-void tcp_link_flush_soon(struct rpc_peer *p)
+void tcp_link_flush_soon(struct rpc_conn *c)
 {
-	struct rpc_conn *c = p->conn;
-
 	if (c && !c->closing && c->phase != RPC_CONN_LINKING && !tcp_link_of(c)->write_armed)
 		tcp_link_set_events(tcp_link_of(c), true);
 }
@@ -300,7 +298,7 @@ void tcp_link_flush_soon(struct rpc_peer *p)
 void tcp_link_wake(struct rpc_peer *p, bool flush_wanted)
 {
 	if (flush_wanted)
-		tcp_link_flush_soon(p);
+		tcp_link_flush_soon(p->conn);
 }
 
 /* stop(): push the Goodbye out, then FIN; drain what the peer sent so
@@ -361,7 +359,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 				      soerr ? strerror(soerr) : uv_strerror(status));
 		return;
 	}
-	if ((events & UV_WRITABLE) && l->conn.attached)
+	if (events & UV_WRITABLE)
 		tcp_link_flush(l);
 	if ((events & UV_READABLE) && !l->conn.closing)
 		do_read(l);

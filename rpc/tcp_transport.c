@@ -24,8 +24,10 @@
  * to a socket that is being closed.
  *
  * Connections. Every socket has TCP_NODELAY. An accepted socket is
- * anonymous until its Hello names a node; at most MAX_ANON_CONNS are kept
- * (each holds a receive buffer), more are refused at accept().
+ * anonymous until its peer proved the key; at most TCP_MAX_ANON are kept,
+ * TCP_MAX_ANON_PER_SOURCE from one address (each holds a receive buffer):
+ * a new one evicts an older one (rpc/peer.c, admit()), it is never
+ * refused.
  */
 #include "tcp_internal.h"
 
@@ -48,22 +50,6 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(buf, len, "%s:%d", host, port);
-}
-
 static int resolve(const char *host, int port, int flags, struct addrinfo **out)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -83,7 +69,6 @@ static int tcp_dial(struct rpc_peers *bt, struct rpc_peer *p)
 	struct tcp_transport *t = tcp_of(bt);
 	struct tcp_dial_addr *a = &t->dial_addrs[p->index];
 	const struct cluster_node *n = &rpc_peers_cfg(bt)->nodes[p->index];
-	char remote[RPC_REMOTE_MAX];
 
 	if (!a->resolved) {
 		/* Blocking for a host name; addresses are numeric in practice. */
@@ -112,8 +97,8 @@ static int tcp_dial(struct rpc_peers *bt, struct rpc_peer *p)
 		close(fd);
 		return err;
 	}
-	format_addr((struct sockaddr *)&a->addr, remote, sizeof(remote));
-	struct tcp_link *l = tcp_link_new(t, fd, p->index, true, remote, UV_WRITABLE);
+	struct tcp_link *l = tcp_link_new(t, fd, p->index, true, (struct sockaddr *)&a->addr,
+					  UV_WRITABLE);
 	if (!l)
 		return -ENOMEM;
 	rpc_conn_attach(&l->conn, p);
@@ -134,26 +119,18 @@ static void on_listen_poll(uv_poll_t *h, int status, int events)
 	for (int i = 0; i < ACCEPTS_PER_WAKE && !t->peers.stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		char remote[RPC_REMOTE_MAX];
 		int fd = accept4(t->listen_fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				disco_log(DISCO_LOG_ERROR, "accept: %s", strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK) /* e.g. EMFILE, again and again */
+				disco_log_limited(&t->peers.anon_log, DISCO_LOG_ERROR, "accept: %s",
+						  strerror(errno));
 			return;
 		}
-		format_addr((struct sockaddr *)&ss, remote, sizeof(remote));
-		if (t->peers.n_anon >= MAX_ANON_CONNS) {
-			disco_log(DISCO_LOG_WARN, "refusing connection from %s: %d connections "
-				  "have not said who they are yet", remote, t->peers.n_anon);
-			close(fd);
-			continue;
-		}
 		set_nodelay(fd);
-		disco_log(DISCO_LOG_DEBUG, "connection from %s", remote);
-		tcp_link_new(t, fd, -1, false, remote, UV_READABLE);
+		tcp_link_new(t, fd, -1, false, (struct sockaddr *)&ss, UV_READABLE);
 	}
 }
 
@@ -261,6 +238,8 @@ static const struct rpc_link_ops tcp_link_ops = {
 	.transport = &tcp_ops,
 	.size = sizeof(struct tcp_transport),
 	.max_body = RPC_FRAME_MAX_BODY,
+	.max_anon = TCP_MAX_ANON,
+	.max_anon_per_source = TCP_MAX_ANON_PER_SOURCE,
 	.init = tcp_init,
 	.open = tcp_open,
 	.dial = tcp_dial,

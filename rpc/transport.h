@@ -38,8 +38,10 @@
 struct rpc_transport;
 
 enum rpc_peer_state {
-	RPC_PEER_CONNECTING,    /* dialling / waiting for it to dial us */
-	RPC_PEER_AUTHENTICATING,/* connected, challenge-response running */
+	RPC_PEER_CONNECTING,    /* dialling / waiting for it to dial us and prove the key */
+	RPC_PEER_AUTHENTICATING,/* we dialled it, challenge-response running (a peer
+				 * that dials us goes from CONNECTING to UP: until
+				 * its proof, its connection is anonymous) */
 	RPC_PEER_UP,            /* authenticated: frames flow */
 	RPC_PEER_LEFT,          /* said goodbye */
 	RPC_PEER_FAILED,        /* bad frame, bad proof, lost connection, silent too long */
@@ -61,6 +63,13 @@ struct rpc_transport_ops {
 	int (*send)(struct rpc_transport *t, int peer, uint16_t type, const void *body,
 		    size_t body_len, const void *page);
 	enum rpc_peer_state (*peer_state)(struct rpc_transport *t, int peer);
+	/* Why the last attempt to authenticate a connection to or from @peer
+	 * failed (one line naming the connection's real address; text the
+	 * other end sent is escaped) into @buf; returns its length, 0 when
+	 * there was none. Any thread. For messages about a peer that did not
+	 * come up: before a peer proved the key, a failed handshake only
+	 * closes that connection, so it is not an on_peer_down. */
+	size_t (*handshake_error)(struct rpc_transport *t, int peer, char *buf, size_t len);
 	/* Close the connection to @peer and mark it FAILED (loop thread): for a
 	 * peer that sent a frame that is well-formed but makes no sense. */
 	void (*fail_peer)(struct rpc_transport *t, int peer, const char *why);
@@ -123,6 +132,11 @@ static inline int rpc_transport_send(struct rpc_transport *t, int peer, uint16_t
 static inline enum rpc_peer_state rpc_transport_peer_state(struct rpc_transport *t, int peer)
 {
 	return t->ops->peer_state(t, peer);
+}
+static inline size_t rpc_transport_handshake_error(struct rpc_transport *t, int peer, char *buf,
+						   size_t len)
+{
+	return t->ops->handshake_error(t, peer, buf, len);
 }
 static inline void rpc_transport_fail_peer(struct rpc_transport *t, int peer, const char *why)
 {

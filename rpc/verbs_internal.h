@@ -23,6 +23,12 @@
 #include "rpc/verbs_transport.h"
 
 #define VERBS_RESOLVE_TIMEOUT_MS 2000
+/* Connections from connect requests whose peer has not proven the key
+ * yet, in all and from one source address (rpc/peer.h: a new one evicts
+ * an older one). Each has a queue pair and about 1 MiB of registered
+ * buffers, so fewer than over TCP: one per possible peer. */
+#define VERBS_MAX_ANON CLUSTER_MAX_NODES
+#define VERBS_MAX_ANON_PER_SOURCE 4
 /* Receive buffers per connection: one per credit, plus spares that only
  * credit-only messages use (two can be in flight, see verbs_link.c). */
 #define VERBS_CREDIT_SPARE 2u
@@ -55,8 +61,8 @@ struct verbs_pending {
 
 /*
  * One RDMA CM id and its RC queue pair. Loop thread only, except the send
- * state, which is guarded by the peer's send_mu while this link is the
- * peer's send_conn (peer.h). Freed by verbs_free_dead() once no frame view
+ * state, which is guarded by the peer's send_mu while this link is
+ * attached to the peer (peer.h: rpc_conn_lock_send()). Freed by verbs_free_dead() once no frame view
  * can point into its buffers any more.
  */
 struct verbs_link {
@@ -69,6 +75,9 @@ struct verbs_link {
 	uint8_t *send_buf;             /* VERBS_SEND_SLOTS * VERBS_SLOT_SIZE */
 	struct ibv_mr *recv_mr, *send_mr;
 	uint32_t max_inline;
+	uint32_t batch_reposted;       /* drain_receives(): frames of this batch */
+	struct verbs_link *batch_next; /* drain_receives(): links of this batch */
+	bool in_batch;
 
 	/* Send state (send_mu). */
 	uint32_t credits;              /* messages we may still send */
@@ -119,26 +128,26 @@ static inline struct verbs_link *verbs_link_of(struct rpc_conn *c)
 
 /* verbs_link.c: connections (loop thread). */
 struct verbs_link *verbs_link_new(struct verbs_transport *t, struct rdma_cm_id *id, int peer,
-				  bool dialled);
+				  bool dialled, const struct sockaddr *remote);
 int verbs_link_setup_qp(struct verbs_link *l);
 void verbs_link_established(struct verbs_link *l);
 void verbs_free_dead(struct verbs_transport *t);
 struct verbs_link *verbs_link_by_serial(struct verbs_transport *t, uint32_t serial);
 struct verbs_link *verbs_link_by_qp(struct verbs_transport *t, const struct ibv_qp *qp);
 int verbs_link_on_recv(struct verbs_link *l, const struct ibv_wc *wc);
-/* After a batch of receives of which @reposted held frames: owe those
- * credits, push pending frames, hand credits back. */
-void verbs_peer_after_recv(struct rpc_peer *p, uint32_t reposted);
+/* After a batch of receives of @l of which @reposted held frames: owe
+ * those credits, push pending frames, hand credits back. */
+void verbs_link_after_recv(struct verbs_link *l, uint32_t reposted);
 /* Push pending frames if credits and slots allow (loop thread). */
 void verbs_peer_flush(struct rpc_peer *p);
-/* Reap @l's send completions (the peer's send_mu held). */
-void verbs_link_reap_sends(struct rpc_peer *p, struct verbs_link *l);
+/* Reap @l's send completions (its send state locked). */
+void verbs_link_reap_sends(struct verbs_link *l);
 /* rpc_link_ops entries. */
-int verbs_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t total); /* any thread */
+int verbs_link_write(struct rpc_conn *c, const struct iovec *iov, int n, size_t total); /* any thread */
 void verbs_link_wake(struct rpc_peer *p, bool flush_wanted);
 void verbs_link_tick(struct rpc_peer *p);
 void verbs_link_farewell(struct rpc_peer *p);
-void verbs_link_settle(struct rpc_peer *p, unsigned timeout_ms);
+void verbs_link_settle(struct rpc_conn *c, unsigned timeout_ms);
 void verbs_link_close(struct rpc_conn *c);
 
 /* verbs_read.c: the one-sided ops of rpc_transport_ops. */

@@ -51,12 +51,11 @@
 /* Connections (loop thread)                                            */
 
 struct verbs_link *verbs_link_new(struct verbs_transport *t, struct rdma_cm_id *id, int peer,
-				  bool dialled)
+				  bool dialled, const struct sockaddr *remote)
 {
 	struct verbs_link *l = calloc(1, sizeof(*l));
 
-	if (!l || rpc_conn_init(&l->conn, &t->peers, peer, dialled, RPC_CONN_LINKING,
-				rpc_peers_cfg(&t->peers)->nodes[peer].address) < 0) {
+	if (!l || rpc_conn_init(&l->conn, &t->peers, peer, dialled, RPC_CONN_LINKING, remote) < 0) {
 		disco_log(DISCO_LOG_ERROR, "out of memory for a connection");
 		free(l);
 		return NULL;
@@ -85,7 +84,7 @@ static int post_recv(struct verbs_link *l, uint32_t idx)
 int verbs_link_setup_qp(struct verbs_link *l)
 {
 	struct verbs_transport *t = verbs_of(l->conn.t);
-	const char *desc = rpc_conn_peer(&l->conn)->desc;
+	char desc[RPC_REMOTE_MAX + 32];
 	struct ibv_qp_init_attr attr = {
 		.qp_type = IBV_QPT_RC,
 		.sq_sig_all = 1,
@@ -95,6 +94,8 @@ int verbs_link_setup_qp(struct verbs_link *l)
 	};
 	int r;
 
+	snprintf(desc, sizeof(desc), "connection %s %s", l->conn.dialled ? "to" : "from",
+		 l->conn.remote);
 	if (l->id->verbs != t->verbs) {
 		disco_log(DISCO_LOG_ERROR, "%s: the route uses rdma device %s, not %s", desc,
 			  ibv_get_device_name(l->id->verbs->device),
@@ -218,7 +219,7 @@ void verbs_link_established(struct verbs_link *l)
 int verbs_link_on_recv(struct verbs_link *l, const struct ibv_wc *wc)
 {
 	struct rpc_peers *t = l->conn.t;
-	struct rpc_peer *p = rpc_conn_peer(&l->conn);
+	struct rpc_conn *c = &l->conn;
 	uint32_t idx = (uint32_t)(wc->wr_id & 0xffffffffu);
 	const uint8_t *buf = l->recv_buf + (size_t)idx * VERBS_SLOT_SIZE;
 	struct rpc_frame_view f;
@@ -234,17 +235,18 @@ int verbs_link_on_recv(struct verbs_link *l, const struct ibv_wc *wc)
 	 * dialler's Hello may come before our ESTABLISHED event. rdma_accept()
 	 * already moved the queue pair to RTS, so it may answer. */
 	verbs_link_established(l);
-	if (l->conn.closing)
+	if (c->closing)
 		return 0;
-	p->last_rx_ms = uv_now(t->base.loop);
+	if (c->phase == RPC_CONN_UP) /* a credit-only message counts as a sign of life */
+		rpc_conn_peer(c)->last_rx_ms = uv_now(t->base.loop);
 	uint32_t back = wc->wc_flags & IBV_WC_WITH_IMM ? ntohl(wc->imm_data) : 0;
 	if (back) { /* before the frame: what it makes the owner send may need them */
 		bool bad;
-		pthread_mutex_lock(&p->send_mu);
+		rpc_conn_lock_send(c);
 		bad = back > RPC_RDMA_CREDITS || l->credits + back > RPC_RDMA_CREDITS;
 		if (!bad)
 			l->credits += back;
-		pthread_mutex_unlock(&p->send_mu);
+		rpc_conn_unlock_send(c);
 		if (bad) {
 			rpc_conn_fail(&l->conn, true, "handed back %u credits, more than it could owe",
 				      back);
@@ -275,9 +277,11 @@ int verbs_link_on_recv(struct verbs_link *l, const struct ibv_wc *wc)
 /* ------------------------------------------------------------------ */
 /* Write path (any thread, send_mu held)                                */
 
-void verbs_link_reap_sends(struct rpc_peer *p, struct verbs_link *l)
+void verbs_link_reap_sends(struct verbs_link *l)
 {
-	struct verbs_reads *reads = &verbs_of(p->t)->reads[p->index];
+	struct rpc_conn *c = &l->conn;
+	/* Reads are posted only on a peer's attached connection. */
+	struct verbs_reads *reads = c->attached ? &verbs_of(c->t)->reads[c->peer] : NULL;
 	struct ibv_wc wc[16];
 	int n;
 
@@ -288,27 +292,26 @@ void verbs_link_reap_sends(struct rpc_peer *p, struct verbs_link *l)
 			uint64_t id = wc[i].wr_id;
 			l->sq_used--;
 			if (id != VERBS_WR_NO_SLOT && (id & VERBS_WR_READ_TAG)) {
-				if (wc[i].status == IBV_WC_SUCCESS) /* else: send_err below */
+				if (wc[i].status == IBV_WC_SUCCESS && reads) /* else: send_err below */
 					reads->done = id & ~VERBS_WR_READ_TAG;
 			} else if (id != VERBS_WR_NO_SLOT) {
 				l->slots_used--;
 			}
-			if (wc[i].status != IBV_WC_SUCCESS && !p->send_err) {
-				p->send_err = -EIO;
-				p->send_why = ibv_wc_status_str(wc[i].status);
+			if (wc[i].status != IBV_WC_SUCCESS && !c->send_err) {
+				c->send_err = -EIO;
+				c->send_why = ibv_wc_status_str(wc[i].status);
 			}
 		}
 	}
-	if (n < 0 && !p->send_err) {
-		p->send_err = -EIO;
-		p->send_why = "polling the send completion queue failed";
+	if (n < 0 && !c->send_err) {
+		c->send_err = -EIO;
+		c->send_why = "polling the send completion queue failed";
 	}
 }
 
 /* Post one frame given as @n pieces (a credit, a work request and, unless
  * it goes inline, a slot are free). */
-static int post_frame(struct rpc_peer *p, struct verbs_link *l, const struct iovec *pieces,
-		      int n, size_t total)
+static int post_frame(struct verbs_link *l, const struct iovec *pieces, int n, size_t total)
 {
 	struct ibv_sge sge[3];
 	struct ibv_send_wr wr = { .opcode = IBV_WR_SEND_WITH_IMM, .send_flags = IBV_SEND_SIGNALED },
@@ -338,8 +341,8 @@ static int post_frame(struct rpc_peer *p, struct verbs_link *l, const struct iov
 	wr.imm_data = htonl(l->owed);
 	int r = ibv_post_send(l->id->qp, &wr, &bad);
 	if (r) {
-		p->send_err = -r;
-		p->send_why = "posting a send failed";
+		l->conn.send_err = -r;
+		l->conn.send_why = "posting a send failed";
 		return -r;
 	}
 	l->owed = 0;
@@ -359,31 +362,31 @@ static bool can_post(const struct verbs_link *l, size_t total)
 }
 
 /* Send what is owed in a zero-length message. */
-static void post_credit_only(struct rpc_peer *p, struct verbs_link *l)
+static void post_credit_only(struct verbs_link *l)
 {
 	struct ibv_send_wr wr = { .opcode = IBV_WR_SEND_WITH_IMM, .wr_id = VERBS_WR_NO_SLOT,
 				  .send_flags = IBV_SEND_SIGNALED }, *bad;
-	if (p->send_err || l->sq_used >= VERBS_SQ_DEPTH)
+	if (l->conn.send_err || l->sq_used >= VERBS_SQ_DEPTH)
 		return;
 	wr.imm_data = htonl(l->owed);
 	int r = ibv_post_send(l->id->qp, &wr, &bad);
 	if (r) {
-		p->send_err = -r;
-		p->send_why = "posting a credit message failed";
+		l->conn.send_err = -r;
+		l->conn.send_why = "posting a credit message failed";
 		return;
 	}
 	l->owed = 0;
 	l->sq_used++;
 }
 
-int verbs_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t total)
+int verbs_link_write(struct rpc_conn *c, const struct iovec *iov, int n, size_t total)
 {
-	struct verbs_link *l = verbs_link_of(p->send_conn);
+	struct verbs_link *l = verbs_link_of(c);
 	int r;
 
-	verbs_link_reap_sends(p, l);
-	if (!l->pend_head && !p->send_err && can_post(l, total)) {
-		r = post_frame(p, l, iov, n, total);
+	verbs_link_reap_sends(l);
+	if (!l->pend_head && !c->send_err && can_post(l, total)) {
+		r = post_frame(l, iov, n, total);
 		return r < 0 ? rpc_send_error(r) : RPC_LINK_SENT;
 	}
 	if (l->pend_bytes + total > RPC_RDMA_PENDING_MAX)
@@ -410,15 +413,17 @@ int verbs_link_write(struct rpc_peer *p, const struct iovec *iov, int n, size_t 
 /* ------------------------------------------------------------------ */
 /* Credits and pending frames (loop thread)                            */
 
-/* Push pending frames (send_mu held). True if some are still waiting for
- * a slot or a work request (not for a credit: those wait for the peer). */
-static bool flush_locked(struct rpc_peer *p, struct verbs_link *l)
+/* Push pending frames (send state locked). True if some are still waiting
+ * for a slot or a work request (not for a credit: those wait for the peer). */
+static bool flush_locked(struct verbs_link *l)
 {
-	verbs_link_reap_sends(p, l);
-	while (l->pend_head && !p->send_err && can_post(l, l->pend_head->len)) {
+	struct rpc_conn *c = &l->conn;
+
+	verbs_link_reap_sends(l);
+	while (l->pend_head && !c->send_err && can_post(l, l->pend_head->len)) {
 		struct verbs_pending *q = l->pend_head;
 		struct iovec one = { .iov_base = q->bytes, .iov_len = q->len };
-		if (post_frame(p, l, &one, 1, q->len) < 0)
+		if (post_frame(l, &one, 1, q->len) < 0)
 			break;
 		l->pend_head = q->next;
 		if (!l->pend_head)
@@ -427,8 +432,8 @@ static bool flush_locked(struct rpc_peer *p, struct verbs_link *l)
 		free(q);
 	}
 	if (!l->pend_head)
-		p->flush_wanted = false;
-	return l->pend_head && l->credits > 0 && !p->send_err;
+		c->flush_wanted = false;
+	return l->pend_head && l->credits > 0 && !c->send_err;
 }
 
 void verbs_peer_flush(struct rpc_peer *p)
@@ -437,27 +442,27 @@ void verbs_peer_flush(struct rpc_peer *p)
 
 	pthread_mutex_lock(&p->send_mu);
 	if (p->send_conn)
-		again = flush_locked(p, verbs_link_of(p->send_conn));
+		again = flush_locked(verbs_link_of(p->send_conn));
 	pthread_mutex_unlock(&p->send_mu);
 	if (again)
 		verbs_arm_flush_timer(verbs_of(p->t));
 }
 
-void verbs_peer_after_recv(struct rpc_peer *p, uint32_t reposted)
+void verbs_link_after_recv(struct verbs_link *l, uint32_t reposted)
 {
-	bool again = false;
+	struct rpc_conn *c = &l->conn;
+	bool again;
 
-	pthread_mutex_lock(&p->send_mu);
-	if (p->send_conn) {
-		struct verbs_link *l = verbs_link_of(p->send_conn);
-		l->owed += reposted;
-		again = flush_locked(p, l);
-		if (l->owed >= RPC_RDMA_CREDITS / 2)
-			post_credit_only(p, l);
-	}
-	pthread_mutex_unlock(&p->send_mu);
+	if (c->closing)
+		return;
+	rpc_conn_lock_send(c);
+	l->owed += reposted;
+	again = flush_locked(l);
+	if (l->owed >= RPC_RDMA_CREDITS / 2)
+		post_credit_only(l);
+	rpc_conn_unlock_send(c);
 	if (again)
-		verbs_arm_flush_timer(verbs_of(p->t));
+		verbs_arm_flush_timer(verbs_of(c->t));
 }
 
 /* The async woke the loop: flush (also reaps completions nobody else
@@ -475,20 +480,20 @@ void verbs_link_tick(struct rpc_peer *p)
 
 /* Wait (briefly) until the peer's HCA acknowledged every send, so a
  * Goodbye or an AuthProof is not flushed away by the disconnect behind it. */
-void verbs_link_settle(struct rpc_peer *p, unsigned timeout_ms)
+void verbs_link_settle(struct rpc_conn *c, unsigned timeout_ms)
 {
+	struct verbs_link *l = verbs_link_of(c);
 	struct timespec start, now, nap = { 0, 200 * 1000 };
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		pthread_mutex_lock(&p->send_mu);
-		bool done = !p->send_conn || p->send_err;
+		rpc_conn_lock_send(c);
+		bool done = c->closing || c->send_err || !l->send_cq;
 		if (!done) {
-			struct verbs_link *l = verbs_link_of(p->send_conn);
-			verbs_link_reap_sends(p, l);
-			done = l->sq_used == 0 || p->send_err;
+			verbs_link_reap_sends(l);
+			done = l->sq_used == 0 || c->send_err;
 		}
-		pthread_mutex_unlock(&p->send_mu);
+		rpc_conn_unlock_send(c);
 		if (done)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -503,5 +508,6 @@ void verbs_link_settle(struct rpc_peer *p, unsigned timeout_ms)
 void verbs_link_farewell(struct rpc_peer *p)
 {
 	verbs_peer_flush(p);
-	verbs_link_settle(p, 200);
+	if (p->conn)
+		verbs_link_settle(p->conn, 200);
 }

@@ -93,12 +93,12 @@ int verbs_read(struct rpc_transport *bt, int peer, void *local, size_t len, uint
 	struct rpc_peer *p = &t->peers.peers[peer];
 	struct verbs_reads *reads = &t->reads[peer];
 	pthread_mutex_lock(&p->send_mu);
-	if (p->send_err || !p->send_conn || !p->sendable) {
-		rc = p->send_err ? -EPIPE : -ENOTCONN;
+	if (!p->send_conn || p->send_conn->send_err || !p->sendable) {
+		rc = p->send_conn && p->send_conn->send_err ? -EPIPE : -ENOTCONN;
 		goto out;
 	}
 	struct verbs_link *l = verbs_link_of(p->send_conn);
-	verbs_link_reap_sends(p, l);
+	verbs_link_reap_sends(l);
 	if (reads->posted - reads->done >= t->rd_atomic ||
 	    l->sq_used >= VERBS_SQ_DEPTH + VERBS_READ_DEPTH) {
 		rc = -EAGAIN;
@@ -116,8 +116,8 @@ int verbs_read(struct rpc_transport *bt, int peer, void *local, size_t len, uint
 	}, *bad;
 	int r = ibv_post_send(l->id->qp, &wr, &bad);
 	if (r) {
-		p->send_err = -r;
-		p->send_why = "posting a read failed";
+		l->conn.send_err = -r;
+		l->conn.send_why = "posting a read failed";
 		rc = -EPIPE;
 		rpc_peers_wake(&t->peers); /* under send_mu, as a send does: the loop fails the peer */
 		goto out;
@@ -149,11 +149,12 @@ int verbs_read_wait(struct rpc_transport *bt, int peer, uint64_t ticket, unsigne
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (unsigned spins = 0;; spins++) {
 		pthread_mutex_lock(&p->send_mu);
-		if (p->send_conn)
-			verbs_link_reap_sends(p, verbs_link_of(p->send_conn));
+		struct rpc_conn *c = p->send_conn;
+		if (c)
+			verbs_link_reap_sends(verbs_link_of(c));
 		bool done = reads->done >= ticket;
-		bool failed = p->send_err || !p->send_conn;
-		if (!done && p->send_err && p->send_conn)
+		bool failed = !c || c->send_err;
+		if (!done && c && c->send_err)
 			rpc_peers_wake(&t->peers); /* under send_mu, as a send does */
 		pthread_mutex_unlock(&p->send_mu);
 		if (done)

@@ -46,12 +46,16 @@
  * -----------
  * The dialler resolves the peer's address from its own (rdma_resolve_addr,
  * rdma_resolve_route) and connects with its node index in the private
- * data (struct verbs_connect_data). A connect request claims the node it
- * names: it is rejected when that node should not dial us or already has
- * a connection (rpc_peers_acceptable()), or arrives on another device.
- * ESTABLISHED hands the link to the peer machine (rpc_conn_linked()).
- * Before a peer was UP, a rejected or unreachable connect or a CM error
- * closes that connection and the dialler retries. Once UP, DISCONNECTED
+ * data (struct verbs_connect_data). A connect request only claims the
+ * node it names: it is rejected when that node should not dial us or is
+ * up already (rpc_peers_acceptable()), or arrives on another device, and
+ * otherwise becomes an anonymous connection like an accepted TCP socket
+ * (rpc/peer.h), attached to its peer only once the peer proved the key.
+ * Its source address is the CM's (rdma_get_peer_addr()). ESTABLISHED
+ * hands the link to the peer machine (rpc_conn_linked()). Before a peer
+ * was UP, anything that goes wrong (a rejected or unreachable connect, a
+ * CM error, a bad frame or proof) closes that connection only and the
+ * dialler retries. Once UP, DISCONNECTED
  * without Goodbye, a completion with an error status, flushed work
  * requests and a queue-pair async error fail the peer. A device error or
  * removal fails every peer.
@@ -116,7 +120,7 @@ static int verbs_dial(struct rpc_peers *bt, struct rpc_peer *p)
 		disco_log(DISCO_LOG_ERROR, "%s: rdma_create_id: %s", p->desc, strerror(-r));
 		return r;
 	}
-	struct verbs_link *l = verbs_link_new(t, id, p->index, true);
+	struct verbs_link *l = verbs_link_new(t, id, p->index, true, (struct sockaddr *)&dst);
 	if (!l) {
 		rdma_destroy_id(id);
 		return -ENOMEM;
@@ -165,18 +169,22 @@ static void on_route_resolved(struct verbs_link *l)
 /* ------------------------------------------------------------------ */
 /* Accepting (loop thread)                                              */
 
-static void reject(struct rdma_cm_id *id, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* Reject a connect request before it became a connection: one line,
+ * rate-limited (anyone can send connect requests), naming its source. */
+static void reject(struct verbs_transport *t, struct rdma_cm_id *id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void reject(struct rdma_cm_id *id, const char *fmt, ...)
+static void reject(struct verbs_transport *t, struct rdma_cm_id *id, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], from[RPC_REMOTE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	disco_log(DISCO_LOG_WARN, "rejecting an rdma connection: %s", msg);
+	rpc_format_addr(rdma_get_peer_addr(id), from, sizeof(from));
+	disco_log_limited(&t->peers.anon_log, DISCO_LOG_WARN,
+			  "rejecting an rdma connection from %s: %s", from, msg);
 	rdma_reject(id, NULL, 0);
 	rdma_destroy_id(id);
 }
@@ -188,40 +196,42 @@ static void on_connect_request(struct verbs_transport *t, struct rdma_cm_id *id,
 	char why[RPC_WHY_MAX];
 
 	if (t->peers.stopping) {
-		reject(id, "node stopping");
+		reject(t, id, "node stopping");
 		return;
 	}
 	if (plen < sizeof(cd)) {
-		reject(id, "not a disco node (%zu bytes of private data)", plen);
+		reject(t, id, "not a disco node (%zu bytes of private data)", plen);
 		return;
 	}
 	memcpy(&cd, pdata, sizeof(cd));
 	if (le32toh(cd.magic) != VERBS_CONNECT_MAGIC || cd.version != VERBS_CONNECT_VERSION) {
-		reject(id, "not a disco node, or another version (%u)", cd.version);
+		reject(t, id, "not a disco node, or another version (%u)", cd.version);
 		return;
 	}
+	/* The private data only claims a node: the connection stays anonymous
+	 * until its proof (rpc/peer.h), and others may claim the same node. */
 	struct rpc_peer *p = rpc_peers_acceptable(&t->peers, le16toh(cd.node), why, sizeof(why));
 	if (!p) {
-		reject(id, "%s", why);
+		reject(t, id, "%s", why);
 		return;
 	}
 	if (id->verbs != t->verbs) {
-		reject(id, "%s: arrived on rdma device %s, not %s", p->desc,
+		reject(t, id, "claims to be node %s: arrived on rdma device %s, not %s",
+		       rpc_peers_cfg(&t->peers)->nodes[p->index].name,
 		       ibv_get_device_name(id->verbs->device),
 		       ibv_get_device_name(t->verbs->device));
 		return;
 	}
-	struct verbs_link *l = verbs_link_new(t, id, p->index, false);
+	struct verbs_link *l = verbs_link_new(t, id, p->index, false, rdma_get_peer_addr(id));
 	if (!l) {
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		return;
 	}
-	rpc_conn_attach(&l->conn, p);
 	int r = verbs_link_setup_qp(l);
 	if (r < 0) {
 		rdma_reject(id, NULL, 0);
-		rpc_conn_fail(&l->conn, true, "setting up the queue pair: %s", strerror(-r));
+		rpc_conn_fail(&l->conn, false, "setting up the queue pair: %s", strerror(-r));
 		return;
 	}
 	struct rdma_conn_param param = conn_param(t, NULL);
@@ -315,9 +325,8 @@ static void on_cm_events(uv_poll_t *h, int status, int events)
 static void drain_receives(struct verbs_transport *t)
 {
 	struct ibv_wc wc[32];
+	struct verbs_link *batch = NULL; /* links that received in this batch */
 	int n = 0;
-	bool touched[CLUSTER_MAX_NODES] = { false };
-	uint32_t reposted[CLUSTER_MAX_NODES] = { 0 };
 
 	while (!t->peers.stopping && (n = ibv_poll_cq(t->recv_cq, 32, wc)) > 0) {
 		for (int i = 0; i < n && !t->peers.stopping; i++) {
@@ -329,15 +338,25 @@ static void drain_receives(struct verbs_transport *t)
 					      ibv_wc_status_str(wc[i].status));
 				continue;
 			}
-			touched[l->conn.peer] = true;
-			reposted[l->conn.peer] += (uint32_t)verbs_link_on_recv(l, &wc[i]);
+			if (!l->in_batch) {
+				l->in_batch = true;
+				l->batch_reposted = 0;
+				l->batch_next = batch;
+				batch = l;
+			}
+			l->batch_reposted += (uint32_t)verbs_link_on_recv(l, &wc[i]);
 		}
 	}
 	if (n < 0)
 		rpc_peers_fail_all(&t->peers, "polling the receive completion queue failed");
-	for (int i = 0; i < rpc_peers_cfg(&t->peers)->n_nodes && !t->peers.stopping; i++)
-		if (touched[i])
-			verbs_peer_after_recv(&t->peers.peers[i], reposted[i]);
+	/* A link closed meanwhile is on t->dead, not freed yet: the caller
+	 * frees the dead after this returns. */
+	for (struct verbs_link *l = batch, *next; l; l = next) {
+		next = l->batch_next;
+		l->in_batch = false;
+		if (!t->peers.stopping)
+			verbs_link_after_recv(l, l->batch_reposted);
+	}
 }
 
 static void on_cq_events(uv_poll_t *h, int status, int events)
@@ -622,6 +641,8 @@ static const struct rpc_link_ops verbs_link_ops = {
 	.transport = &verbs_ops,
 	.size = sizeof(struct verbs_transport),
 	.max_body = RPC_RDMA_MAX_BODY,
+	.max_anon = VERBS_MAX_ANON,
+	.max_anon_per_source = VERBS_MAX_ANON_PER_SOURCE,
 	.init = verbs_init,
 	.open = verbs_open,
 	.dial = verbs_dial,

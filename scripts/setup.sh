@@ -10,6 +10,7 @@ packages=(
 	libyaml-dev                             # cluster config parser
 	libsodium-dev                           # HMAC-SHA256 peer authentication
 	libcmocka-dev                           # unit tests
+	clang libclang-rt-14-dev                # sanitizer build and libFuzzer (make test-sanitize, make fuzz)
 	libibverbs-dev librdmacm-dev rdma-core  # RDMA transport
 	spin                                    # Promela model of the protocol
 	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev  # patched QEMU 7.2

@@ -143,8 +143,12 @@ static void test_wrong_key(void **state)
 	rpc_auth_init(&b, cb, 2);
 	exchange_hellos(&a, &b); /* Hellos carry no secret: they pass */
 	struct msg pa = proof(&a), pb = proof(&b);
+	/* Node 0 accepted node 2's connection: until the proof, node 2 only
+	 * claims who it is, and the message says so (not the configured
+	 * address, which may not be where the connection came from). */
 	assert_int_equal(rpc_auth_check_proof(&a, pb.b, pb.n, err, sizeof(err)), -EACCES);
-	assert_string_equal(err, "node n2 (127.0.0.1:7402): wrong key (bad HMAC)");
+	assert_string_equal(err, "claims to be node n2: wrong key (bad HMAC)");
+	/* Node 2 dialled node 0's configured address. */
 	assert_int_equal(rpc_auth_check_proof(&b, pa.b, pa.n, err, sizeof(err)), -EACCES);
 	assert_string_equal(err, "node n0 (127.0.0.1:7400): wrong key (bad HMAC)");
 	assert_false(rpc_auth_done(&a));
@@ -234,6 +238,33 @@ static void test_bad_hellos(void **state)
 	free(cfg);
 }
 
+/* Names a peer sends reach messages escaped: a newline or a terminal
+ * escape cannot forge a log line, and a long name is cut. */
+static void test_hostile_names(void **state)
+{
+	struct cluster_config *cfg = make_cfg(3, "lab", 0x11);
+	struct rpc_auth a;
+	char err[512], longname[151]; /* a Hello still fits struct msg */
+
+	rpc_auth_init(&a, cfg, 0);
+	struct msg m = craft_hello(1, "lab\n\x1b[2Jdisco[n0]: info: \"x\\", "n1", 1, 32);
+	assert_int_equal(rpc_auth_on_hello(&a, m.b, m.n, -1, err, sizeof(err)), -EPERM);
+	assert_string_equal(err, "claims to be node n1: belongs to cluster "
+				 "\"lab\\x0a\\x1b[2Jdisco[n0]: info: \\\"x\\\\\", we are \"lab\"");
+	rpc_auth_init(&a, cfg, 0);
+	m = craft_hello(1, "lab", "n1\r\x7f\xc3\xa9", 1, 32);
+	assert_int_equal(rpc_auth_on_hello(&a, m.b, m.n, -1, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "calls itself \"n1\\x0d\\x7f\\xc3\\xa9\""));
+	memset(longname, 'z', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	rpc_auth_init(&a, cfg, 0);
+	m = craft_hello(1, longname, "n1", 1, 32);
+	assert_int_equal(rpc_auth_on_hello(&a, m.b, m.n, -1, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "zzz...\", we are"));
+	assert_true(strlen(err) < 200);
+	free(cfg);
+}
+
 static void test_reflection_and_replay(void **state)
 {
 	struct cluster_config *cfg = make_cfg(2, "lab", 0x11);
@@ -286,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_cluster),
 		cmocka_unit_test(test_index_mismatch),
 		cmocka_unit_test(test_bad_hellos),
+		cmocka_unit_test(test_hostile_names),
 		cmocka_unit_test(test_reflection_and_replay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,6 +96,8 @@ static void test_local_2node(void **state)
 	assert_int_equal(cfg->heartbeat_ms, 200);
 	assert_int_equal(cfg->peer_timeout_ms, 3000);
 	assert_int_equal(cfg->connect_timeout_ms, 30000);
+	assert_int_equal(cfg->hello_timeout_ms, 1000);
+	assert_int_equal(cfg->proof_timeout_ms, 1000);
 	assert_int_equal(cfg->loop.poll_us, 100);
 	assert_int_equal(cfg->loop.poll_linger_us, 50);
 	assert_true(cfg->loop.poll_yield);

@@ -120,6 +120,10 @@ static void test_quote(void **state)
 	assert_string_equal(cfg_quote(buf, sizeof(buf), "a\"b\\c\n\x01"),
 			    "\"a\\\"b\\\\c\\n\\x01\"");
 	assert_string_equal(cfg_quote(tiny, sizeof(tiny), "abcdefghijkl"), "\"abcdef...\"");
+	/* DEL, ESC and every byte >= 0x80 (here UTF-8 for "\u00e9") are escapes:
+	 * a message is one line of printable ASCII. */
+	assert_string_equal(cfg_quote(buf, sizeof(buf), "x\x7f\x1b[2J\xc3\xa9\xff"),
+			    "\"x\\x7f\\x1b[2J\\xc3\\xa9\\xff\"");
 	memset(longs, 'x', sizeof(longs) - 1);
 	longs[sizeof(longs) - 1] = '\0';
 	cfg_quote(buf, sizeof(buf), longs);

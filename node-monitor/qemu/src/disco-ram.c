@@ -169,20 +169,24 @@ static void disco_fatal(void *opaque, const char *message)
 }
 
 /*
- * Under KVM most accesses to guest RAM are made by the kernel (KVM maps a
- * page into the guest, emulates an instruction, writes kvmclock), not by
- * QEMU's user-mode code. A process without CAP_SYS_PTRACE may (since Linux
- * 5.11, with vm.unprivileged_userfaultfd=0) only get a userfaultfd limited
- * to user-mode faults, which the DSM then falls back to: KVM's faults on a
- * missing page would fail instead of waiting for it ("KVM internal error
- * ... emulation failure" on the first vCPU of another node). Refuse that
- * at start, saying what to change.
+ * Guest RAM is also written by the kernel, not only by QEMU's user-mode
+ * code: under KVM most accesses are the kernel's (it maps a page into the
+ * guest, emulates an instruction, writes kvmclock), and on the master the
+ * block layer's worker threads preadv/pwritev between a disk image and
+ * guest RAM. A page that is not here then faults inside the kernel, and
+ * userfaultfd serves kernel-mode faults only for a privileged process
+ * (root, CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd=1); otherwise the
+ * DSM falls back to user-mode faults only, and those accesses would fail
+ * (KVM: "internal error ... emulation failure" on the first vCPU of
+ * another node; disks: EFAULT, I/O errors in the guest). Refuse to start
+ * instead, saying what to change.
  */
 static void disco_check_kernel_faults(void)
 {
+    bool disks = disco_is(DISCO_MASTER) && disco.vm->n_disks;
     int fd;
 
-    if (!kvm_enabled()) {
+    if (!kvm_enabled() && !disks) {
         return;
     }
     fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -191,36 +195,11 @@ static void disco_check_kernel_faults(void)
         return;
     }
     if (errno == EPERM) {
-        disco_die("KVM needs a userfaultfd that also takes the kernel's faults on guest RAM, "
-                  "and this process may only get one for user-mode faults: run disco-node as "
-                  "root or with CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1");
-    }
-}
-
-/*
- * The master's disks: the block layer's worker threads preadv/pwritev
- * between the image and guest RAM, so a page that is not here faults
- * inside the system call, in the kernel. userfaultfd serves kernel-mode
- * faults only for a privileged process (root, CAP_SYS_PTRACE, or
- * vm.unprivileged_userfaultfd=1); otherwise the DSM falls back to
- * user-mode faults only and the system call would fail with EFAULT: the
- * guest would see I/O errors. Refuse to start instead.
- */
-static void disco_check_disk_faults(void)
-{
-    int fd;
-
-    if (disco_is(DISCO_NONMASTER) || !disco.vm->n_disks) {
-        return;
-    }
-    fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd >= 0) {
-        close(fd);
-    } else if (errno == EPERM) {
-        disco_die("vm %s has disks, whose I/O threads read and write guest RAM inside system "
-                  "calls, and userfaultfd serves such faults only for a privileged process: "
-                  "run as root, give QEMU CAP_SYS_PTRACE, or set "
-                  "vm.unprivileged_userfaultfd=1", disco.vm->name);
+        disco_die("vm %s: %s guest RAM inside the kernel, and this process may only get a "
+                  "userfaultfd for user-mode faults: run disco-node as root or with "
+                  "CAP_SYS_PTRACE, or set sysctl vm.unprivileged_userfaultfd=1",
+                  disco.vm->name,
+                  kvm_enabled() ? "KVM reads and writes" : "its disks' I/O threads read and write");
     }
 }
 
@@ -245,7 +224,6 @@ void disco_ram_init_done(void)
                     "NOT invalidated when other nodes write it (test only)");
     }
     disco_check_kernel_faults();
-    disco_check_disk_faults();
     cluster_vm_dsm_placement(disco.cfg, disco.vm, &placement);
     qemu_ram_foreach_block(disco_find_backend_ram, NULL);
     if (!disco.n_ram) {
