@@ -12,7 +12,9 @@
 #
 # What runs (one of):
 #   (default)            the config's VM, as scripts/run-vm.sh runs it
-#                        (--vm, --run, --args, --timeout, --quiet as there);
+#                        (--vm, --run, --args, --timeout, --quiet as there;
+#                        --append WORDS adds kernel parameters, e.g.
+#                        disco.repeat_s=60);
 #                        ends with run-vm's summary line
 #   --exec -- CMD ARGS   CMD in every node's namespace, @NODE@ and @CONFIG@
 #                        replaced (e.g. disco-dsm-stress --config @CONFIG@
@@ -42,20 +44,24 @@
 #                        network.log (the delay line's counters)
 #   --build DIR          the CMake build dir (default: build)
 #
-# Every fault is logged as "netns: fault +T s: ..." and every node's end as
-# "netns: node N exited S at +T s (D s after the last fault began)".
+# Every fault is logged as "netns: fault +T s: start|end FAULT" (the end of a
+# down or partition with "dropped=N", the frames it cut), every node's end as
+# "netns: node N exited S at +T s (D s after the last fault began)", and at
+# the end what the network did: "netns: network: loss_dropped=N" and, with
+# the delay line, its frames, duplicates and reorderings.
 # Exit status: 2 bad arguments or no namespaces on this kernel; otherwise
 # as run-vm.sh (0 when every node exited 0 and every guest program passed).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build vm="" run="" out="" timeout=900 quiet=0 args=() mode=vm
-faults=() fault_after="" ping=0 links=() link_of=() exec_cmd=() force_line=0
+extra_append="" faults=() fault_after="" ping=0 links=() link_of=() exec_cmd=() force_line=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--vm) vm=$2; shift 2 ;;
 	--run) run=$2; shift 2 ;;
 	--args) args+=("$2"); shift 2 ;;
+	--append) extra_append+=" $2"; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -69,7 +75,7 @@ while [ $# -gt 0 ]; do
 	--shell) mode=shell; shift ;;
 	--exec) mode=exec; shift ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,53p' "$0"; exit 0 ;;
 	-*) echo "netns-cluster: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) [ -z "${config:-}" ] || { echo "netns-cluster: two configs given" >&2; exit 2; }
 	   config=$1; shift ;;
@@ -129,9 +135,19 @@ if [ -z "$out" ]; then out=$(mktemp -d /tmp/disco-netns.XXXXXX); keep=0; fi
 mkdir -p "$out"
 nsc_log=$out/network.log
 faults_pid=""
+# The fault runner and what it runs now (a sleep, an nft); a fault cut
+# short leaves its rules, which go with the namespaces.
+stop_faults() {
+	[ -n "$faults_pid" ] || return 0
+	# bash acts on the TERM once its current command ends: end that too
+	kill "$faults_pid" 2>/dev/null || true
+	pkill -P "$faults_pid" 2>/dev/null || true
+	wait "$faults_pid" 2>/dev/null || true
+	faults_pid=""
+}
 cleanup() {
 	set +e
-	if [ -n "$faults_pid" ]; then kill "$faults_pid" 2>/dev/null; wait "$faults_pid" 2>/dev/null; fi
+	stop_faults
 	vmn_stop
 	nsc_down
 	[ $keep -eq 1 ] || rm -rf "$out"
@@ -162,8 +178,9 @@ run_faults() {
 		IFS=: read -r kind who dur <<<"$f"
 		echo "start $(date +%s.%N) $f"
 		case "$kind" in
-		down) nsc_link_down ${who//+/ }; sleep "$(secs "$dur")"; nsc_heal ;;
-		partition) a=${who%%/*} b=${who#*/}; nsc_partition "${a//+/ }" "${b//+/ }"; sleep "$(secs "$dur")"; nsc_heal ;;
+		down) nsc_link_down ${who//+/ }; sleep "$(secs "$dur")"; f+=" dropped=$(nsc_heal)" ;;
+		partition) a=${who%%/*} b=${who#*/}; nsc_partition "${a//+/ }" "${b//+/ }"; sleep "$(secs "$dur")"
+			f+=" dropped=$(nsc_heal)" ;;
 		pause) nsc_pause "$who" "$(secs "$dur")" ;;
 		kill) nsc_kill "$who" ;;
 		wait) sleep "$(secs "$who")" ;;
@@ -179,7 +196,7 @@ if [ "$mode" = vm ]; then
 		{ echo "netns-cluster: cannot read the nodes of the VM from $config" >&2; exit 2; }
 	for n in "${vmn_nodes[@]}"; do vmn_wrap[$n]=$(nsc_wrap "$n"); done
 	[ -n "$run" ] || run=coherence
-	append="disco.run=$run"
+	append="disco.run=$run$extra_append"
 	for a in "${args[@]}"; do append+=" disco.args.${a%%=*}=${a#*=}"; done
 	vmn_start_all "$out" "$append"
 	[ $quiet -eq 1 ] || vmn_follow "$out"
@@ -244,8 +261,9 @@ while :; do
 	fi
 	sleep 0.1
 done
-if [ -n "$faults_pid" ]; then kill "$faults_pid" 2>/dev/null || true; wait "$faults_pid" 2>/dev/null || true; faults_pid=""; fi
+stop_faults
 vmn_unfollow
+nsc_report
 if [ "$mode" = exec ]; then
 	for n in "${nsc_nodes[@]}"; do sed "s/^/[$n] /" "$out/$n.log"; done
 	echo "netns: exec $([ $status -eq 0 ] && echo pass || echo fail)"

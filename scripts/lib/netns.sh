@@ -20,6 +20,9 @@
 #            from node I) and egress (frames to node I): the faults (a
 #            regular chain flushed to heal), then the loss (numgen random)
 #
+# Jitter keeps frames in order in disco-delay-line (a link's queue does not
+# reorder; reorder=P% does); netem's jitter reorders them.
+#
 # Conditions are per node link and apply to what the node sends (like
 # netem on its interface): one-way delay A->B is A's delay, a ping's
 # round trip A->B->A is delay(A) + delay(B).
@@ -35,7 +38,11 @@
 #                              namespace ("ip netns exec disco-nc-...")
 #   nsc_link_down NODE...      cut these nodes off (every frame from or to them)
 #   nsc_partition "A B" "C D"  no frame between the two groups
-#   nsc_heal                   remove every fault
+#   nsc_heal                   remove every fault; prints how many frames
+#                              the faults dropped
+#   nsc_drops REGEX            frames dropped by the chains named REGEX
+#   nsc_report                 "netns: network: loss_dropped=N ..." with the
+#                              delay line's counters
 #   nsc_pause NODE SECONDS     SIGSTOP every process in NODE's namespace,
 #                              SIGCONT after SECONDS
 #   nsc_kill NODE              SIGKILL every process in NODE's namespace
@@ -308,12 +315,41 @@ nsc_partition() {
 	for b in $2; do nsc_fault_rules "$b" fault_from "ip daddr { $set_a } counter drop"; done
 }
 
+# nsc_drops CHAIN_PATTERN: frames dropped so far by the rules of the
+# chains whose names match (an extended regex), summed.
+nsc_drops() {
+	ip netns exec "$nsc_sw" nft list table netdev disco 2>/dev/null | awk -v pat="^($1)$" '
+		$1 == "chain" { on = ($2 ~ pat) }
+		on && /counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) }
+		END { print n + 0 }'
+}
+
+# Prints the frames the faults dropped (their counters go with the rules).
 nsc_heal() {
-	local n
+	local n dropped
+	dropped=$(nsc_drops 'fault_(from|to)[0-9]+')
 	for n in "${nsc_nodes[@]}"; do
 		nsc_fault_rules "$n" fault_from ""
 		nsc_fault_rules "$n" fault_to ""
 	done
+	echo "$dropped"
+}
+
+# One line on what the network did so far: frames the loss rules dropped,
+# and the delay line's counters summed over its pipes (none without it).
+nsc_report() {
+	local line="netns: network: loss_dropped=$(nsc_drops 'from[0-9]+')"
+	if [ -n "$nsc_line_pid" ] && kill -USR1 "$nsc_line_pid" 2>/dev/null; then
+		sleep 0.3
+		local np
+		np=$(sed -n 's/.* \([0-9][0-9]*\) pipes ready.*/\1/p' "$nsc_line_log")
+		# the last report: one line per pipe
+		line+=$(grep -- '->' "$nsc_line_log" | tail -n "${np:-0}" | awk '
+			{ for (i = 3; i <= NF; i++) { split($i, kv, "="); s[kv[1]] += kv[2] } }
+			END { printf " delayed_frames=%d duplicated=%d reordered=%d over_limit=%d send_errors=%d",
+				s["tx"], s["duplicated"], s["reordered"], s["over_limit"], s["send_errors"] }')
+	fi
+	echo "$line"
 }
 
 nsc_pids_of() { ip netns pids "${nsc_ns[$1]}" 2>/dev/null | tr '\n' ' '; }

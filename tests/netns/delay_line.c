@@ -19,8 +19,12 @@
  *
  * Semantics, after netem's:
  *   delay D, jitter J  each frame is held D + u, u uniform in [-J, +J]
- *                      (never below 0); frames leave in order of their
- *                      release times, so jitter reorders as in netem
+ *                      (never below 0), but never leaves before a frame
+ *                      that came earlier: frames keep their order, as in
+ *                      a link's queue. (netem's jitter reorders; with
+ *                      TCP that turns 50 us of jitter into thousands of
+ *                      spurious retransmissions, which no cable does.
+ *                      Reordering is "reorder" here.)
  *   reorder P%         a frame is sent at once with probability P (it
  *                      overtakes the frames held)
  *   duplicate P%       a frame is sent twice with probability P, each copy
@@ -96,6 +100,7 @@ struct pipe {
 	struct pipe_spec spec;
 	struct held *heap; /* min-heap by (release_ns, seq) */
 	uint32_t n_held;
+	uint64_t last_release_ns; /* of the last frame held: jitter keeps order */
 	uint64_t rx, tx, dup, reordered, over_limit, send_errors;
 };
 
@@ -389,7 +394,11 @@ static void hold(struct pipe *p, const uint8_t *data, uint32_t len, uint64_t now
 		return;
 	}
 	memcpy(copy, data, len);
-	heap_push(p, (struct held){ now + frame_delay(&p->spec), seq_counter++, len, copy });
+	uint64_t release = now + frame_delay(&p->spec);
+	if (release < p->last_release_ns)
+		release = p->last_release_ns;
+	p->last_release_ns = release;
+	heap_push(p, (struct held){ release, seq_counter++, len, copy });
 }
 
 static void on_frame(struct pipe *p, const uint8_t *data, uint32_t len, uint64_t now)
