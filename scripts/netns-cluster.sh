@@ -23,6 +23,8 @@
 # The network:
 #   --link SPEC          conditions on every node's link, e.g.
 #                        delay=200us,jitter=50us,loss=1%,reorder=5%,duplicate=1%,rate=100mbit
+#                        (and rto_min=10ms: the nodes' TCP minimum retransmission
+#                        timeout, on their route)
 #   --link-of NODE=SPEC  conditions on one node's link (after --link)
 #                        Each applies to what that node sends: a round trip
 #                        A->B->A sees A's delay plus B's.
@@ -75,7 +77,7 @@ while [ $# -gt 0 ]; do
 	--shell) mode=shell; shift ;;
 	--exec) mode=exec; shift ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,53p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0"; exit 0 ;;
 	-*) echo "netns-cluster: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*) [ -z "${config:-}" ] || { echo "netns-cluster: two configs given" >&2; exit 2; }
 	   config=$1; shift ;;

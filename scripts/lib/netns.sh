@@ -31,7 +31,10 @@
 #                              nsc_addr[NAME], nsc_index[NAME], nsc_ns[NAME]
 #   nsc_condition NODE|all SPEC   before nsc_up; SPEC: comma-separated
 #                              delay=200us jitter=50us loss=1% reorder=5%
-#                              duplicate=1% rate=100mbit
+#                              duplicate=1% rate=100mbit; and rto_min=10ms:
+#                              not the link but the node's TCP (its route's
+#                              minimum retransmission timeout, 200 ms by
+#                              default), as data-centre hosts are tuned
 #   nsc_up                     build it all; 0, or 1 after a message (with
 #                              everything built so far removed)
 #   nsc_wrap NODE              the prefix that runs a command in NODE's
@@ -128,8 +131,8 @@ nsc_condition() {
 	local who=$1 spec=$2 n kv
 	for kv in ${spec//,/ }; do
 		case "${kv%%=*}" in
-		delay|jitter|loss|reorder|duplicate|rate) ;;
-		*) nsc_say "unknown link condition \"$kv\" (delay, jitter, loss, reorder, duplicate, rate)"; return 1 ;;
+		delay|jitter|loss|reorder|duplicate|rate|rto_min) ;;
+		*) nsc_say "unknown link condition \"$kv\" (delay, jitter, loss, reorder, duplicate, rate, rto_min)"; return 1 ;;
 		esac
 		[[ "$kv" == *=* ]] || { nsc_say "link condition \"$kv\" has no value"; return 1; }
 	done
@@ -187,9 +190,10 @@ nsc_up() {
 	fi
 	for n in "${nsc_nodes[@]}"; do
 		i=${nsc_index[$n]} ns=${nsc_ns[$n]}
-		local delay jitter reorder dup loss rate
+		local delay jitter reorder dup loss rate rto_min
 		delay=$(nsc_get "$n" delay) jitter=$(nsc_get "$n" jitter) reorder=$(nsc_get "$n" reorder)
 		dup=$(nsc_get "$n" duplicate) loss=$(nsc_get "$n" loss) rate=$(nsc_get "$n" rate)
+		rto_min=$(nsc_get "$n" rto_min)
 		delayed=0
 		[ -z "$delay$jitter$reorder$dup" ] || [ "$nsc_netem" = yes ] || delayed=1
 		if [ $delayed -eq 1 ]; then
@@ -210,6 +214,10 @@ nsc_up() {
 			nsc_run ip -n "$ns" addr add "${nsc_addr[$n]}/24" dev eth0 &&
 			nsc_run ip -n "$ns" link set eth0 gso_max_size 1500 &&
 			nsc_run ip -n "$ns" link set eth0 up || { nsc_down; return 1; }
+		if [ -n "$rto_min" ]; then # the node's TCP, as a data-centre host is tuned
+			nsc_run ip -n "$ns" route replace "${nsc_addr[$n]%.*}.0/24" dev eth0 \
+				src "${nsc_addr[$n]}" rto_min "$rto_min" || { nsc_down; return 1; }
+		fi
 		# netem (when there) then tbf under it; or tbf alone
 		local parent=root
 		if [ "$nsc_netem" = yes ] && [ -n "$delay$jitter$reorder$dup" ]; then
