@@ -146,8 +146,8 @@ nsc_condition() {
 
 # nsc_get NODE KEY: the last value given for KEY in NODE's spec, or "".
 nsc_get() {
-	local kv v=""
-	for kv in ${nsc_spec[$1]//,/ }; do [ "${kv%%=*}" != "$2" ] || v=${kv#*=}; done
+	local kv v="" spec=${nsc_spec[$1]:-}
+	for kv in ${spec//,/ }; do [ "${kv%%=*}" != "$2" ] || v=${kv#*=}; done
 	echo "$v"
 }
 
@@ -297,30 +297,37 @@ nsc_describe() {
 	done
 }
 
-# nsc_fault_rules NODE CHAIN RULE: replace the rules of NODE's CHAIN
-# (fault_from or fault_to) with RULE ("" = none).
-nsc_fault_rules() {
+# nsc_fault_rule NODE CHAIN RULE: the nft commands that replace the rules
+# of NODE's CHAIN (fault_from or fault_to) with RULE ("" = none). A fault
+# is applied, and healed, as one nft transaction: under load each nft run
+# costs ~100 ms, and a cut must last what it was asked to, for TCP's
+# retransmission backoff makes the silence up to twice the cut.
+nsc_fault_rule() {
 	local i=${nsc_index[$1]}
-	ip netns exec "$nsc_sw" nft flush chain netdev disco "$2$i"
-	[ -z "$3" ] || ip netns exec "$nsc_sw" nft add rule netdev disco "$2$i" $3
+	echo "flush chain netdev disco $2$i"
+	[ -z "$3" ] || echo "add rule netdev disco $2$i $3"
 }
 
+nsc_nft_apply() { ip netns exec "$nsc_sw" nft -f -; }
+
 nsc_link_down() {
-	local n
+	local n script=""
 	for n in "$@"; do
 		[ -n "${nsc_index[$n]:-}" ] || { nsc_say "no node $n"; return 1; }
-		nsc_fault_rules "$n" fault_from "counter drop"
-		nsc_fault_rules "$n" fault_to "counter drop"
+		script+=$(nsc_fault_rule "$n" fault_from "counter drop")$'\n'
+		script+=$(nsc_fault_rule "$n" fault_to "counter drop")$'\n'
 	done
+	nsc_nft_apply <<<"$script"
 }
 
 # Two groups of node names (space-separated); no IP frame between them.
 nsc_partition() {
-	local a b set_a="" set_b=""
+	local a b set_a="" set_b="" script=""
 	for a in $1; do set_a+="${set_a:+, }${nsc_addr[$a]}"; done
 	for b in $2; do set_b+="${set_b:+, }${nsc_addr[$b]}"; done
-	for a in $1; do nsc_fault_rules "$a" fault_from "ip daddr { $set_b } counter drop"; done
-	for b in $2; do nsc_fault_rules "$b" fault_from "ip daddr { $set_a } counter drop"; done
+	for a in $1; do script+=$(nsc_fault_rule "$a" fault_from "ip daddr { $set_b } counter drop")$'\n'; done
+	for b in $2; do script+=$(nsc_fault_rule "$b" fault_from "ip daddr { $set_a } counter drop")$'\n'; done
+	nsc_nft_apply <<<"$script"
 }
 
 # nsc_drops CHAIN_PATTERN: frames dropped so far by the rules of the
@@ -335,11 +342,13 @@ nsc_drops() {
 # Prints the frames the faults dropped (their counters go with the rules).
 nsc_heal() {
 	local n dropped
+	local script=""
 	dropped=$(nsc_drops 'fault_(from|to)[0-9]+')
 	for n in "${nsc_nodes[@]}"; do
-		nsc_fault_rules "$n" fault_from ""
-		nsc_fault_rules "$n" fault_to ""
+		script+=$(nsc_fault_rule "$n" fault_from "")$'\n'
+		script+=$(nsc_fault_rule "$n" fault_to "")$'\n'
 	done
+	nsc_nft_apply <<<"$script"
 	echo "$dropped"
 }
 
