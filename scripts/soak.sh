@@ -58,7 +58,7 @@ for ((m = 0; m < minutes; m++)); do
 	   f=partition:$g1/$g2:$len ;;
 	2) f=pause:$a:$len ;;
 	esac
-	faults+=(--fault "$f" --fault wait:$(awk -v l="$len" 'BEGIN { printf "%.1f", 60 - l }'))
+	faults+=(--fault "$f" --fault "wait:$(awk -v l="$len" 'BEGIN { printf "%.1f", 60 - l }')")
 	n_faults=$((n_faults + 1))
 done
 
