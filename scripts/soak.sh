@@ -3,7 +3,8 @@
 # config (default cluster-config/examples/netns-4node.yaml) runs its
 # coherence, memtest and spinlock programs round after round for N minutes
 # (the guest's disco.repeat_s), while a random short fault is injected
-# every minute: a node's link down, a partition into two groups, or a
+# every minute (spinlock's progress window is 10 s, longer than what a
+# fault stalls a vCPU for): a node's link down, a partition into two groups, or a
 # node paused, each for 0.3..1 s (shorter than the lost-peer timeout, so
 # every one must be survived; docs/architecture.md, "Failures"). Needs
 # root. Not part of `make test`.
@@ -77,7 +78,7 @@ trap 'exit 143' TERM HUP
 
 echo "soak: $minutes minutes, $n_faults faults (seed $seed), ${#nodes[@]} nodes of $config; logs in $out"
 "$root/scripts/netns-cluster.sh" --build "$build" --out "$out/run" --quiet \
-	--timeout $((minutes * 60 + 900)) --run coherence,memtest,spinlock \
+	--timeout $((minutes * 60 + 900)) --run coherence,memtest,spinlock --args spinlock=10 \
 	--append "disco.repeat_s=$((minutes * 60))" "${faults[@]}" "$config" >"$out/run.txt" 2>&1 &
 runner_pid=$!
 
