@@ -12,6 +12,10 @@
  * disk images exist and are in the format written, forwarded ports are
  * free), which only mean something on the host of the VM's master;
  * --no-host skips them (checking a file on another machine).
+ *
+ * --nodes prints, instead of the summary, one line per node, "NAME ADDRESS
+ * PORT", in the file's order, for scripts that lay out a network for the
+ * nodes (scripts/netns-cluster.sh). No host checks then.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -27,11 +31,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: disco config check [--no-host] FILE\n"
+		"usage: disco config check [--no-host | --nodes] FILE\n"
 		"Parse and validate a disco cluster file (see docs/config.md) and print\n"
 		"a summary, or the first error as FILE:LINE:COL: FIELD: MESSAGE.\n"
 		"Also checks, on this host, each VM's disk images (exist, format) and\n"
 		"forwarded ports (free), unless --no-host is given.\n"
+		"--nodes: print \"NAME ADDRESS PORT\" for every node instead (no host checks).\n"
 		"Exit status: 0 valid, 1 invalid or unreadable.\n");
 }
 
@@ -172,13 +177,14 @@ int disco_config_check(int argc, char **argv)
 {
 	struct cluster_config *cfg;
 	char err[8192];
-	bool host = true;
+	bool host = true, nodes = false;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;
 	}
-	if (argc == 3 && !strcmp(argv[1], "--no-host")) {
+	if (argc == 3 && (!strcmp(argv[1], "--no-host") || !strcmp(argv[1], "--nodes"))) {
+		nodes = !strcmp(argv[1], "--nodes");
 		host = false;
 		argv++;
 		argc--;
@@ -198,7 +204,13 @@ int disco_config_check(int argc, char **argv)
 			return 1;
 		}
 	}
-	print_summary(cfg);
+	if (nodes) {
+		for (int i = 0; i < cfg->n_nodes; i++)
+			printf("%s %s %u\n", cfg->nodes[i].name, cfg->nodes[i].address,
+			       (unsigned)cfg->nodes[i].port);
+	} else {
+		print_summary(cfg);
+	}
 	cluster_config_free(cfg);
 	return 0;
 }

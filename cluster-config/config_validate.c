@@ -92,6 +92,36 @@ static int check_knobs(struct cfg_ctx *c, int v, const struct dsm_policy_knobs *
 			     k->sharing, k->trigger);
 }
 
+/*
+ * A fault waiting on a silent peer must not fail before the session could
+ * have declared that peer lost (peer_timeout_ms, checked every
+ * heartbeat_ms): otherwise a link down or a pause shorter than
+ * peer_timeout_ms, which the VM survives by design, would stop it through
+ * the fault timeout (docs/architecture.md, "Failures").
+ */
+static int check_fault_timeout(struct cfg_ctx *c, int v)
+{
+	const struct cluster_config *cfg = c->cfg;
+	unsigned long long need = (unsigned long long)cfg->peer_timeout_ms + cfg->heartbeat_ms;
+	unsigned fault = cfg->vms[v].dsm.fault_timeout_ms;
+
+	if (fault >= need)
+		return 0;
+	cfg_path_set(c, "vms[%d].dsm.fault_timeout_ms", v);
+	if (cfg_lookup(c, c->path))
+		return cfg_fail_path(c,
+				     "expected at least cluster.peer_timeout_ms + heartbeat_ms (%llu), "
+				     "so that a peer silent for less than peer_timeout_ms never fails "
+				     "a fault, got \"%u\"",
+				     need, fault);
+	cfg_path_set(c, "cluster.peer_timeout_ms");
+	return cfg_fail_path(c,
+			     "expected at most vms[%d].dsm.fault_timeout_ms (%u, the default) - "
+			     "heartbeat_ms (%u), so that a peer silent for less than "
+			     "peer_timeout_ms never fails a fault, got \"%u\"",
+			     v, fault, cfg->heartbeat_ms, cfg->peer_timeout_ms);
+}
+
 static int check_vm(struct cfg_ctx *c, int v)
 {
 	const struct cluster_config *cfg = c->cfg;
@@ -129,7 +159,8 @@ static int check_vm(struct cfg_ctx *c, int v)
 				     "must take part in the VM",
 				     cfg->nodes[vm->dsm.placement_node].name);
 	}
-	if ((r = check_knobs(c, v, &vm->dsm.knobs)) < 0)
+	int r = check_fault_timeout(c, v);
+	if (r < 0 || (r = check_knobs(c, v, &vm->dsm.knobs)) < 0)
 		return r;
 	return cfg_check_budget(c, v);
 }

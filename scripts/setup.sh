@@ -22,6 +22,7 @@ packages=(
 	xz-utils                                # the unmodified program of `disco compare` (copied into the guest)
 	mmdebstrap e2fsprogs qemu-utils         # Debian guest image (scripts/make-debian-image.sh), qemu-img
 	openssh-client iproute2                 # its tests: ssh into the guest, a tap in a network namespace
+	nftables iputils-ping                   # nodes in network namespaces: loss, faults, ping (scripts/lib/netns.sh)
 	gnuplot-nox                             # charts of `scripts/disco compare`
 	qemu-system-x86 ibverbs-utils           # Soft-RoCE test VM (scripts/make-rdma-testvm.sh, tests/rdma/)
 	libjansson-dev libmicrohttpd-dev        # discod: QMP (JSON) to its QEMUs, /metrics over HTTP

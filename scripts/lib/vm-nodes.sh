@@ -18,7 +18,10 @@
 #                                   the master's console in OUT/console.log;
 #                                   QEMU gets "${vmn_qemu_extra[@]}" (each
 #                                   word's @NODE@ replaced by the node's name),
-#                                   disco-node "${vmn_node_opts[@]}" (--accel)
+#                                   disco-node "${vmn_node_opts[@]}" (--accel);
+#                                   with vmn_wrap[NODE] set, the node runs
+#                                   under that prefix (e.g. "ip netns exec
+#                                   NS": scripts/lib/netns.sh)
 #   vmn_start_all OUT [APPEND]      every node, the master last
 #   vmn_follow OUT                  copy OUT/console.log to stdout as it grows
 #   vmn_unfollow                    stop doing that (after a last look)
@@ -34,7 +37,7 @@ vmn_pids=()
 vmn_qemu_extra=()
 vmn_node_opts=()
 vmn_tail_pid=""
-declare -A vmn_pid=() vmn_rc=()
+declare -A vmn_pid=() vmn_rc=() vmn_wrap=()
 
 vmn_init() {
 	vmn_bin=$1 vmn_config=$2 vmn_vm_opt=${3:-}
@@ -49,7 +52,8 @@ vmn_init() {
 }
 
 vmn_start() {
-	local node=$1 out=$2 append=${3:-} w
+	local node=$1 out=$2 append=${3:-} w wrap=()
+	[ -z "${vmn_wrap[$node]:-}" ] || read -ra wrap <<<"${vmn_wrap[$node]}"
 	local args=(--config "$vmn_config" ${vmn_vm_opt:+--vm "$vmn_vm_opt"} --node "$node"
 		"${vmn_node_opts[@]}" --stats "$out/$node.stats" ${append:+--append "$append"})
 	if [ ${#vmn_qemu_extra[@]} -gt 0 ]; then
@@ -57,9 +61,9 @@ vmn_start() {
 		for w in "${vmn_qemu_extra[@]}"; do args+=("${w//@NODE@/$node}"); done
 	fi
 	if [ "$node" = "$vmn_master" ]; then
-		"$vmn_bin" --console stdio "${args[@]}" >"$out/console.log" 2>"$out/$node.log" </dev/null &
+		"${wrap[@]}" "$vmn_bin" --console stdio "${args[@]}" >"$out/console.log" 2>"$out/$node.log" </dev/null &
 	else
-		"$vmn_bin" --console null "${args[@]}" >"$out/$node.log" 2>&1 </dev/null &
+		"${wrap[@]}" "$vmn_bin" --console null "${args[@]}" >"$out/$node.log" 2>&1 </dev/null &
 	fi
 	vmn_pid[$node]=$!
 	vmn_pids+=($!)

@@ -10,8 +10,10 @@
 #                                     VM for UFFDIO_CONTINUE_MODE_WP)
 #   dsm_over_rdma.sh kill BUILD       3 stress members, one killed with -9:
 #                                     the other two report it failed and exit
-#                                     (at the latest when a fault in flight to
-#                                     it times out: fault_timeout_ms 3000)
+#                                     (at the latest after peer_timeout_ms,
+#                                     5000; a fault in flight to it times out
+#                                     after fault_timeout_ms, 6000, which must
+#                                     exceed peer_timeout_ms + heartbeat_ms)
 #   dsm_over_rdma.sh bench BUILD      disco-dsm-bench over rdma and tcp, one run
 # Exit 0 when the step passed; its output says what it checked.
 set -uo pipefail
@@ -75,7 +77,7 @@ kill)
 		done
 		echo "vms:"
 		echo "  - {name: dsm, memory: 64M, vcpus: 3, vcpu_placement: {n0: 1, n1: 1, n2: 1},"
-		echo "     dsm: {placement: interleave, fault_timeout_ms: 3000}}"
+		echo "     dsm: {placement: interleave, fault_timeout_ms: 6000}}"
 	} >"$dir/c.yaml"
 	for i in 0 1 2; do
 		"$build/dsm/disco-dsm-stress" --config "$dir/c.yaml" --node n$i --threads 1 \
