@@ -242,7 +242,7 @@ const char *cluster_disk_format_name(enum cluster_disk_format f);
  * readonly), and is in the format the file says (qcow2 magic probed, and a
  * qcow2 image's backing file exists); every host port forward's port can
  * be bound on its address. disco-node runs it on the master before QEMU
- * starts; disco-config-check runs it for every VM. Returns 0, or a
+ * starts; `disco config check` runs it for every VM. Returns 0, or a
  * negative errno with one line in @err placed like a load error
  * ("file:line:col: vms[0].disks[1].format: ..."). @virtual_size, when not
  * NULL, gets each disk's guest-visible size in bytes (CLUSTER_MAX_DISKS

@@ -5,7 +5,7 @@
  * disk image nor binds a port: the file may be written before the images
  * exist, and only the master's host has them. So these run where and when
  * they mean something (disco-node on the master, just before QEMU starts;
- * disco-config-check), and report with the positions the parser recorded,
+ * disco config check), and report with the positions the parser recorded,
  * in the same "file:line:col: field: message" form as load errors.
  *
  * Formats are probed from the image's first bytes, as `qemu-img info`

@@ -159,8 +159,7 @@ static int check_vm(struct cfg_ctx *c, int v)
 				     "must take part in the VM",
 				     cfg->nodes[vm->dsm.placement_node].name);
 	}
-	int r = check_fault_timeout(c, v);
-	if (r < 0 || (r = check_knobs(c, v, &vm->dsm.knobs)) < 0)
+	if ((r = check_fault_timeout(c, v)) < 0 || (r = check_knobs(c, v, &vm->dsm.knobs)) < 0)
 		return r;
 	return cfg_check_budget(c, v);
 }

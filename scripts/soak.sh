@@ -41,7 +41,7 @@ keep=1
 if [ -z "$out" ]; then out=$(mktemp -d /tmp/disco-soak.XXXXXX); keep=0; fi
 mkdir -p "$out"
 
-mapfile -t nodes < <("$build/cluster-config/disco-config-check" --nodes "$config" | awk '{ print $1 }')
+mapfile -t nodes < <("$build/node-monitor/disco" config check --nodes "$config" | awk '{ print $1 }')
 [ ${#nodes[@]} -ge 2 ] || { echo "soak: $config: needs at least 2 nodes" >&2; exit 2; }
 
 # The faults: one a minute, the first 30 s after the guest's first program

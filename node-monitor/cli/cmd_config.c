@@ -21,7 +21,7 @@
 static void config_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: disco config check [--no-host] FILE\n"
+		"usage: disco config check [--no-host | --nodes] FILE\n"
 		"       disco config nodes|vm|vcpus [--vm NAME] FILE\n"
 		"       disco config forward PORT [--vm NAME] FILE\n\n"
 		"check    validate FILE and print a summary, or its first error as\n"

@@ -99,7 +99,7 @@ nsc_init() {
 	nsc_build=$build
 	nsc_line_bin=$build/tests/netns/disco-delay-line
 	local lines
-	lines=$("$build/cluster-config/disco-config-check" --nodes "$config") || return 1
+	lines=$("$build/node-monitor/disco" config check --nodes "$config") || return 1
 	while read -r name addr port; do
 		if ! [[ "$addr" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.([0-9]+)$ ]]; then
 			nsc_say "node $name: address $addr is not an IPv4 literal (each node needs its own address)"
