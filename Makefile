@@ -33,12 +33,13 @@ debian-image: build
 # boot the guests across node processes; then the unit and simulator tests
 # again under ASan+UBSan, and the fuzz targets for a minute each. All but
 # the tests labelled long (test-long below).
-test: build debian-image
+test: build
 	cd $(BUILD) && ctest --output-on-failure -LE long
 	$(MAKE) --no-print-directory test-sanitize
 
-# The tests labelled long (the 4-node Debian boot, a node killed during
-# Debian's disk writes): 10-25 minutes each on a 2-core machine.
+# The tests labelled long (the Debian guest on 2 and 4 nodes, a node
+# killed during Debian's disk writes): 10-25 minutes each on a 2-core
+# machine, after the Debian image (8 minutes the first time).
 test-long: build debian-image
 	cd $(BUILD) && ctest --output-on-failure -L long
 
