@@ -65,6 +65,13 @@ enum cluster_housekeeping {
 	CLUSTER_HOUSEKEEPING_ALL,    /* every vCPU: the kernel's own default */
 };
 
+/* Which vCPUs the Linux guest's kernel starts at boot. */
+enum cluster_boot_vcpus {
+	CLUSTER_BOOT_VCPUS_ALL,    /* every vCPU: the kernel's own default (default) */
+	CLUSTER_BOOT_VCPUS_MASTER, /* the master's: maxcpus=K appended, the guest's
+				      init brings the others online */
+};
+
 /* Where a value stands in the cluster file (1-based; 0 when it was not
  * written there), for errors found after loading: cluster_vm_check_host(). */
 struct cluster_pos {
@@ -135,6 +142,7 @@ struct cluster_vm {
 						  measured by the master at start */
 	enum cluster_reset_action on_reset;    /* vms[i].on_reset: reset (default) | stop */
 	enum cluster_housekeeping housekeeping; /* vms[i].housekeeping: master (default) | all */
+	enum cluster_boot_vcpus boot_vcpus;     /* vms[i].boot_vcpus: all (default) | master */
 	struct dsm_settings dsm;
 	int n_disks;                           /* 0..CLUSTER_MAX_DISKS */
 	struct cluster_disk *disks;

@@ -152,6 +152,8 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 	printf("    on guest reset: %s; guest housekeeping on %s\n",
 	       vm->on_reset == CLUSTER_ON_RESET_STOP ? "stop the VM" : "reset every node",
 	       vm->housekeeping == CLUSTER_HOUSEKEEPING_MASTER ? "the master's vCPUs" : "every vCPU");
+	if (vm->boot_vcpus == CLUSTER_BOOT_VCPUS_MASTER)
+		printf("    the guest kernel boots on the master's vCPUs; its init brings the others online\n");
 }
 
 static void print_summary(const struct cluster_config *cfg)

@@ -355,6 +355,36 @@ static void housekeeping_args(const struct cluster_vm *vm, const char *extra, ch
 	snprintf(buf, len, "nohz_full=%s rcu_nocbs=%s", cpus, cpus);
 }
 
+/*
+ * boot_vcpus: master makes the guest kernel start only the master's vCPUs
+ * ("maxcpus=K", K the master's vCPU count: they are vCPUs 0..K-1); the
+ * guest's init brings the others online (tests/guest/init, the Debian
+ * image's udev rule). Until its initcalls end, Linux keeps time with the
+ * jiffies clocksource and a periodic tick on every online CPU, so each
+ * tick of a CPU on another node reads jiffies and the timekeeper, which
+ * the master's tick has just written: pages crossing every 4 ms. Over a
+ * link of a millisecond's round trip the tick handlers of both sides can
+ * outlast the tick period, and the boot stalls for minutes (docs/
+ * architecture.md, "Booting over a slow link"). After the initcalls the
+ * TSC keeps time and idle CPUs stop their tick, so bringing the others up
+ * then is cheap. Left out when the cmdline or --append already has
+ * maxcpus= or nr_cpus=, or the master has every vCPU.
+ */
+static void boot_vcpus_arg(const struct cluster_vm *vm, const char *extra, char *buf, size_t len)
+{
+	static const char *const chosen[] = { "maxcpus=", "nr_cpus=" };
+	int master_vcpus = vm->vcpus_per_node[vm->master_node];
+
+	buf[0] = '\0';
+	if (vm->boot_vcpus != CLUSTER_BOOT_VCPUS_MASTER || master_vcpus >= vm->vcpus ||
+	    !vm->kernel[0])
+		return;
+	for (size_t i = 0; i < sizeof(chosen) / sizeof(chosen[0]); i++)
+		if (cmdline_has(vm->cmdline, chosen[i]) || cmdline_has(extra, chosen[i]))
+			return;
+	snprintf(buf, len, "maxcpus=%d", master_vcpus);
+}
+
 static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 			    const struct node_qemu_opts *o, char *err, size_t errlen)
 {
@@ -388,8 +418,11 @@ static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 		add_owned(b, abs);
 	}
 	const char *extra = o->append ? o->append : "";
-	char hk[96];
+	char hk[96], boot[32];
 	housekeeping_args(vm, extra, hk, sizeof(hk));
+	boot_vcpus_arg(vm, extra, boot, sizeof(boot));
+	if (boot[0]) /* fits: housekeeping_args() writes at most 33 bytes */
+		snprintf(hk + strlen(hk), sizeof(hk) - strlen(hk), "%s%s", hk[0] ? " " : "", boot);
 	if (vm->cmdline[0] || hk[0] || extra[0]) {
 		add(b, "-append");
 		addf(b, "%s%s%s%s%s", vm->cmdline, vm->cmdline[0] && hk[0] ? " " : "", hk,

@@ -16,7 +16,11 @@
 #               which should stay constant while D grows
 #   boot        the default guest across the 2 namespaces (1 vCPU each,
 #               256 MiB, disco.run=none): kernel start to init (the guest's
-#               /proc/uptime), and the wall time from start to power-off
+#               /proc/uptime), and the wall time from start to power-off;
+#               once with every vCPU started by the kernel at boot
+#               (vms[].boot_vcpus: all, the default) and once with the
+#               master's only (boot_vcpus: master, the init brings the
+#               other online)
 # A round trip A->B->A crosses both links, so it gains 2 x D.
 # Prints a markdown table; the last line: "slope=<d read / d rtt>" (1.0:
 # the fault costs one round trip plus a constant).
@@ -28,12 +32,14 @@ delays=${2:-0 50 200 1000}
 tmp=$(mktemp -d /tmp/disco-netnsbench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 ADDRESSES="10.77.0.1 10.77.0.2" "$root/tests/system/make-config.sh" "$build" 2 1 256M >"$tmp/cluster.yaml"
+BOOT_VCPUS=master ADDRESSES="10.77.0.1 10.77.0.2" "$root/tests/system/make-config.sh" "$build" 2 1 256M \
+	>"$tmp/cluster-master.yaml"
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)"
 echo "machine: $(nproc) CPUs, $(uname -r), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| added delay per link (us) | ping rtt (us) | transport rtt p50 (us) | remote read fault p50 (us) | read - rtt (us) | boot: kernel to init (s) | boot: wall (s) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| added delay per link (us) | ping rtt (us) | transport rtt p50 (us) | remote read fault p50 (us) | read - rtt (us) | boot: kernel to init (s) | boot: wall (s) | boot_vcpus master: kernel to init (s) | boot_vcpus master: wall (s) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 points=()
 for d in $delays; do
 	link=()
@@ -55,17 +61,22 @@ for d in $delays; do
 		tail -n 20 "$tmp/bench-$d.txt" >&2
 		exit 1
 	}
-	t0=$SECONDS
-	"$root/scripts/netns-cluster.sh" --build "$build" "${link[@]}" --timeout 900 --quiet \
-		--out "$tmp/boot-$d" --run none "$tmp/cluster.yaml" >"$tmp/boot-$d.txt" 2>&1 || {
-		echo "bench-netns: the boot at $d us failed:" >&2
-		tail -n 20 "$tmp/boot-$d.txt" >&2
-		exit 1
-	}
-	wall=$((SECONDS - t0))
-	boot=$(tr -d '\r' <"$tmp/boot-$d/console.log" | sed -n 's/.*disco-guest: init_uptime_s=\([0-9.]*\).*/\1/p')
+	boots=""
+	for conf in cluster cluster-master; do
+		t0=$SECONDS
+		"$root/scripts/netns-cluster.sh" --build "$build" "${link[@]}" --timeout 900 --quiet \
+			--out "$tmp/$conf-$d" --run none "$tmp/$conf.yaml" >"$tmp/$conf-$d.txt" 2>&1 || {
+			echo "bench-netns: the boot ($conf.yaml) at $d us failed:" >&2
+			tail -n 20 "$tmp/$conf-$d.txt" >&2
+			exit 1
+		}
+		wall=$((SECONDS - t0))
+		boot=$(tr -d '\r' <"$tmp/$conf-$d/console.log" |
+			sed -n 's/.*disco-guest: init_uptime_s=\([0-9.]*\).*/\1/p')
+		boots+=" ${boot:-?} | $wall |"
+	done
 	sw=$(awk -v r="$read_p50" -v t="$rtt_p50" 'BEGIN { printf "%.1f", r - t }')
-	echo "| $d | ${ping:-?} | $rtt_p50 | $read_p50 | $sw | ${boot:-?} | $wall |"
+	echo "| $d | ${ping:-?} | $rtt_p50 | $read_p50 | $sw |$boots"
 	points+=("$rtt_p50 $read_p50")
 done
 # least-squares slope of read p50 against rtt p50

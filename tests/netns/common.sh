@@ -7,7 +7,9 @@
 #   netns_config NODES [MEM] [dsm line]
 #                                $tmp/cluster.yaml: nodes n0.. on 10.77.0.1..
 #                                (port 7400), one VM "sys" with a vCPU per
-#                                node (tests/system/make-config.sh; its
+#                                node, boot_vcpus: master (as nodes on
+#                                slow links should boot: docs/config.md)
+#                                (tests/system/make-config.sh; its
 #                                environment: PEER_TIMEOUT_MS, ...)
 #   netns_cluster ARGS...        scripts/netns-cluster.sh --build $build
 #                                --out $tmp/out $tmp/cluster.yaml ARGS, its
@@ -53,7 +55,7 @@ fail() {
 netns_config() {
 	local nodes=$1 mem=${2:-256M} dsm=${3:-} i addrs=""
 	for ((i = 1; i <= nodes; i++)); do addrs+="${addrs:+ }10.77.0.$i"; done
-	ADDRESSES=$addrs "$root/tests/system/make-config.sh" "$build" "$nodes" 1 "$mem" "$dsm" \
+	BOOT_VCPUS=master ADDRESSES=$addrs "$root/tests/system/make-config.sh" "$build" "$nodes" 1 "$mem" "$dsm" \
 		>"$tmp/cluster.yaml"
 }
 

@@ -14,7 +14,8 @@
 # gets fault_timeout_ms: 2 x PEER_TIMEOUT_MS, the config's rule); ADDRESSES
 # (one address per node, space-separated, all on port PORT, default 7400:
 # nodes in network namespaces, scripts/lib/netns.sh); NODE_MEMORY (the VM's
-# vms[].node_memory: each node's memory budget, e.g. 320M).
+# vms[].node_memory: each node's memory budget, e.g. 320M); BOOT_VCPUS
+# (vms[].boot_vcpus: all or master; not written when unset).
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=${4:-256M} dsm_extra=${5:-}
 transport=${TRANSPORT:-tcp} address=${ADDRESS:-127.0.0.1}
@@ -64,6 +65,7 @@ echo "    kernel: $kernel"
 echo "    cmdline: \"$cmdline${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
 echo "    on_reset: ${ON_RESET:-stop}"
 [ -z "${NODE_MEMORY:-}" ] || echo "    node_memory: $NODE_MEMORY"
+[ -z "${BOOT_VCPUS:-}" ] || echo "    boot_vcpus: $BOOT_VCPUS"
 fault_line=""
 if [ "${PEER_TIMEOUT_MS:-3000}" -gt 4800 ] && [[ "$dsm_extra" != *fault_timeout_ms* ]]; then
 	fault_line="fault_timeout_ms: $((PEER_TIMEOUT_MS * 2))"

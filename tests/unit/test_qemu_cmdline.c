@@ -380,6 +380,87 @@ static void test_housekeeping(void **state)
 	cluster_config_free(cfg);
 }
 
+/* boot_vcpus: master appends maxcpus=K, K the master's vCPUs, on every
+ * node, after the housekeeping words; all (the default) adds nothing; the
+ * guest's own maxcpus= or nr_cpus= wins; nothing when the master has every
+ * vCPU or there is no kernel. */
+static void test_boot_vcpus(void **state)
+{
+	struct node_qemu_opts o = default_opts();
+	char body[2048], **argv;
+	struct cluster_config *cfg;
+
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 6\n    vcpu_placement: {n0: 2, n1: 2, n2: 2}\n"
+		 "    master: n1\n    kernel: %s\n    boot_vcpus: master\n",
+		 kernel);
+	cfg = load_body(body);
+	assert_int_equal(cfg->vms[0].boot_vcpus, CLUSTER_BOOT_VCPUS_MASTER);
+	o.append = "quiet";
+	for (int node = 0; node < 3; node++) {
+		argv = build_ok(cfg, node, &o);
+		assert_pair(argv, "-append", "nohz_full=2-5 rcu_nocbs=2-5 maxcpus=2 quiet");
+		qemu_cmdline_free(argv);
+	}
+	cluster_config_free(cfg);
+
+	/* with housekeeping: all, maxcpus= alone */
+	char guest[1024];
+	snprintf(guest, sizeof(guest),
+		 "    kernel: %s\n    cmdline: \"console=ttyS0\"\n    housekeeping: all\n"
+		 "    boot_vcpus: master\n",
+		 kernel);
+	cfg = load(guest);
+	o.append = "";
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-append", "console=ttyS0 maxcpus=1");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* the default: all */
+	cfg = load_default();
+	assert_int_equal(cfg->vms[0].boot_vcpus, CLUSTER_BOOT_VCPUS_ALL);
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* the guest's own choice wins */
+	const char *own[] = { "maxcpus=2", "nr_cpus=2" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(guest, sizeof(guest),
+			 "    kernel: %s\n    cmdline: \"%s\"\n    housekeeping: all\n"
+			 "    boot_vcpus: master\n",
+			 kernel, own[i]);
+		cfg = load(guest);
+		o.append = "";
+		argv = build_ok(cfg, 0, &o);
+		assert_pair(argv, "-append", own[i]);
+		qemu_cmdline_free(argv);
+		cluster_config_free(cfg);
+	}
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n    boot_vcpus: master\n",
+		 kernel);
+	cfg = load(guest);
+	o.append = "maxcpus=2";
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "maxcpus=2");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* every vCPU on the master: nothing to hold back */
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 2\n    vcpu_placement: {n0: 2}\n    kernel: %s\n"
+		 "    boot_vcpus: master\n",
+		 kernel);
+	cfg = load_body(body);
+	o.append = "";
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(count(argv, "-append"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
 static void test_comma_escaping_and_stats(void **state)
 {
 	struct cluster_config *cfg = load_default();
@@ -675,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_on_reset),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_housekeeping),
+		cmocka_unit_test(test_boot_vcpus),
 		cmocka_unit_test(test_comma_escaping_and_stats),
 		cmocka_unit_test(test_extra_args_last),
 		cmocka_unit_test(test_node_not_in_vm),
