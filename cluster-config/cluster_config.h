@@ -65,6 +65,14 @@ enum cluster_housekeeping {
 	CLUSTER_HOUSEKEEPING_ALL,    /* every vCPU: the kernel's own default */
 };
 
+/* Who moves pages between the guest's NUMA nodes. */
+enum cluster_numa_balancing {
+	CLUSTER_NUMA_BALANCING_MONITOR, /* the DSM and its policy only: the guest
+					   kernel gets numa_balancing=disable (default) */
+	CLUSTER_NUMA_BALANCING_GUEST,   /* the guest kernel's automatic NUMA
+					   balancing too: its own default */
+};
+
 /* Which vCPUs the Linux guest's kernel starts at boot. */
 enum cluster_boot_vcpus {
 	CLUSTER_BOOT_VCPUS_ALL,    /* every vCPU: the kernel's own default (default) */
@@ -143,6 +151,7 @@ struct cluster_vm {
 	enum cluster_reset_action on_reset;    /* vms[i].on_reset: reset (default) | stop */
 	enum cluster_housekeeping housekeeping; /* vms[i].housekeeping: master (default) | all */
 	enum cluster_boot_vcpus boot_vcpus;     /* vms[i].boot_vcpus: all (default) | master */
+	enum cluster_numa_balancing numa_balancing; /* vms[i].numa_balancing: monitor (default) | guest */
 	struct dsm_settings dsm;
 	int n_disks;                           /* 0..CLUSTER_MAX_DISKS */
 	struct cluster_disk *disks;

@@ -154,6 +154,8 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 	       vm->housekeeping == CLUSTER_HOUSEKEEPING_MASTER ? "the master's vCPUs" : "every vCPU");
 	if (vm->boot_vcpus == CLUSTER_BOOT_VCPUS_MASTER)
 		printf("    the guest kernel boots on the master's vCPUs; its init brings the others online\n");
+	if (vm->numa_balancing == CLUSTER_NUMA_BALANCING_GUEST)
+		printf("    the guest kernel's NUMA balancing moves pages too\n");
 }
 
 static void print_summary(const struct cluster_config *cfg)

@@ -20,8 +20,8 @@
 
 static const char *const vm_keys[] = {"name",   "memory", "vcpus",   "vcpu_placement", "master",
 				      "kernel", "initrd", "cmdline", "dsm",            "numa_distance",
-				      "on_reset", "housekeeping", "boot_vcpus", "disks", "nics", "port",
-				      "node_memory", NULL};
+				      "on_reset", "housekeeping", "boot_vcpus", "numa_balancing", "disks",
+				      "nics", "port", "node_memory", NULL};
 static const char *const dsm_keys[] = {"placement",   "policy",  "fault_timeout_ms",
 				       "min_hold_us", "interval_ms", "trigger",
 				       "sharing",     "write_share", "move_cap",
@@ -31,6 +31,7 @@ static const char *const backings[] = {"anonymous", "memfd", NULL}; /* enum dsm_
 static const char *const reset_actions[] = {"reset", "stop", NULL}; /* enum cluster_reset_action */
 static const char *const housekeepers[] = {"master", "all", NULL}; /* enum cluster_housekeeping */
 static const char *const boot_vcpu_sets[] = {"all", "master", NULL}; /* enum cluster_boot_vcpus */
+static const char *const numa_balancers[] = {"monitor", "guest", NULL}; /* enum cluster_numa_balancing */
 
 /* "n0, n1, n2" for messages about unknown nodes; long lists are cut. */
 static const char *node_names(const struct cluster_config *cfg, char *buf, size_t len)
@@ -253,7 +254,7 @@ static int parse_numa_distance(struct cfg_ctx *c, const yaml_node_t *m, struct c
 static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *vm)
 {
 	int first_busy, on_reset = CLUSTER_ON_RESET_RESET, housekeeping = CLUSTER_HOUSEKEEPING_MASTER,
-			boot_vcpus = CLUSTER_BOOT_VCPUS_ALL, r;
+			boot_vcpus = CLUSTER_BOOT_VCPUS_ALL, numa_balancing = CLUSTER_NUMA_BALANCING_MONITOR, r;
 
 	if ((r = cfg_want_map(c, m, m, true)) < 0 || (r = cfg_check_keys(c, m, vm_keys)) < 0 ||
 	    (r = cfg_get_name(c, m, "name", true, "a VM name", vm->name)) < 0 ||
@@ -271,6 +272,7 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	    (r = cfg_get_choice(c, m, "on_reset", false, reset_actions, &on_reset)) < 0 ||
 	    (r = cfg_get_choice(c, m, "housekeeping", false, housekeepers, &housekeeping)) < 0 ||
 	    (r = cfg_get_choice(c, m, "boot_vcpus", false, boot_vcpu_sets, &boot_vcpus)) < 0 ||
+	    (r = cfg_get_choice(c, m, "numa_balancing", false, numa_balancers, &numa_balancing)) < 0 ||
 	    (r = parse_dsm(c, m, &vm->dsm)) < 0 || (r = cfg_parse_budget(c, m, vm)) < 0 ||
 	    (r = cfg_parse_disks(c, m, vm)) < 0 || (r = cfg_parse_nics(c, m, vm)) < 0 ||
 	    (r = cfg_get_int(c, m, "port", false, 1, 65535, &vm->port)) < 0)
@@ -278,6 +280,7 @@ static int parse_vm(struct cfg_ctx *c, const yaml_node_t *m, struct cluster_vm *
 	vm->on_reset = (enum cluster_reset_action)on_reset;
 	vm->housekeeping = (enum cluster_housekeeping)housekeeping;
 	vm->boot_vcpus = (enum cluster_boot_vcpus)boot_vcpus;
+	vm->numa_balancing = (enum cluster_numa_balancing)numa_balancing;
 	return 0;
 }
 

@@ -385,6 +385,55 @@ static void boot_vcpus_arg(const struct cluster_vm *vm, const char *extra, char 
 	snprintf(buf, len, "maxcpus=%d", master_vcpus);
 }
 
+/*
+ * numa_balancing: monitor (the default) leaves moving pages between nodes
+ * to the DSM and Disco's policy: "numa_balancing=disable" for a VM that
+ * spans nodes. Linux's automatic NUMA balancing samples a task's memory by
+ * making its page-table entries inaccessible every scan period, takes a
+ * hinting fault on the next access to each page and migrates pages towards
+ * the CPU that touched them. On one machine a hinting fault costs a few
+ * microseconds; here each rewrites page-table pages other vCPUs use, shoots
+ * down their TLBs with IPIs across nodes and copies pages through the DSM,
+ * and the guest's idea of where a page lives (its NUMA node) is what the
+ * DSM's placement already made local. A memory test over ~1 ms links took
+ * 220 s with it and 25 s without (docs/benchmarks.md). Left out when the
+ * cmdline or --append already has numa_balancing=, and for a VM whose
+ * vCPUs are all on one node (one guest NUMA node: nothing to balance).
+ */
+static void numa_balancing_arg(const struct cluster_vm *vm, const char *extra, char *buf,
+			       size_t len)
+{
+	int guest_nodes = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < CLUSTER_MAX_NODES; i++)
+		guest_nodes += vm->vcpus_per_node[i] > 0;
+	if (vm->numa_balancing != CLUSTER_NUMA_BALANCING_MONITOR || guest_nodes < 2 ||
+	    !vm->kernel[0] || cmdline_has(vm->cmdline, "numa_balancing=") ||
+	    cmdline_has(extra, "numa_balancing="))
+		return;
+	snprintf(buf, len, "numa_balancing=disable");
+}
+
+/* The words disco-node adds to the guest kernel's command line, between
+ * the VM's cmdline and --append: the same on every node. */
+static void disco_kernel_args(const struct cluster_vm *vm, const char *extra, char *buf,
+			      size_t len)
+{
+	char part[64];
+	size_t n;
+
+	housekeeping_args(vm, extra, buf, len);
+	boot_vcpus_arg(vm, extra, part, sizeof(part));
+	n = strlen(buf);
+	if (part[0])
+		snprintf(buf + n, len - n, "%s%s", n ? " " : "", part);
+	numa_balancing_arg(vm, extra, part, sizeof(part));
+	n = strlen(buf);
+	if (part[0])
+		snprintf(buf + n, len - n, "%s%s", n ? " " : "", part);
+}
+
 static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 			    const struct node_qemu_opts *o, char *err, size_t errlen)
 {
@@ -418,11 +467,8 @@ static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
 		add_owned(b, abs);
 	}
 	const char *extra = o->append ? o->append : "";
-	char hk[96], boot[32];
-	housekeeping_args(vm, extra, hk, sizeof(hk));
-	boot_vcpus_arg(vm, extra, boot, sizeof(boot));
-	if (boot[0]) /* fits: housekeeping_args() writes at most 33 bytes */
-		snprintf(hk + strlen(hk), sizeof(hk) - strlen(hk), "%s%s", hk[0] ? " " : "", boot);
+	char hk[128]; /* at most 33 + 12 + 23 bytes */
+	disco_kernel_args(vm, extra, hk, sizeof(hk));
 	if (vm->cmdline[0] || hk[0] || extra[0]) {
 		add(b, "-append");
 		addf(b, "%s%s%s%s%s", vm->cmdline, vm->cmdline[0] && hk[0] ? " " : "", hk,

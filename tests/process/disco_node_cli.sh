@@ -104,10 +104,10 @@ expect 0 " -serial null .*node=n1," "$node" --config "$tmp/c.yaml" --node n1 "${
 expect 0 " -accel kvm,kernel-irqchip=off " "$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --accel kvm
 expect 0 " -chardev socket,id=con0,path=$tmp/con,,sock,server=on,wait=off -serial chardev:con0 " \
 	"$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --console "socket:$tmp/con,sock"
-expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 quiet' .*,stats=$tmp/s.json -d int$" \
+expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 numa_balancing=disable quiet' .*,stats=$tmp/s.json -d int$" \
 	"$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --append quiet --stats "$tmp/s.json" -- -d int
 expect 0 "^(/usr)?/bin/true " env DISCO_QEMU=true "$node" --config "$tmp/c.yaml" --node n0 --dry-run
-expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 --' " \
+expect 0 " -append 'console=ttyS0 panic=-1 tsc=reliable nohz_full=1 rcu_nocbs=1 numa_balancing=disable --' " \
 	"$node" --config "$tmp/c.yaml" --node n0 "${q[@]}" --dry-run --append --
 
 # more guest memory than this machine has (1T; skipped on a machine with more)

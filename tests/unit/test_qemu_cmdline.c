@@ -166,7 +166,7 @@ static void test_master_full_argv(void **state)
 		"-global", "apic-common.vapic=off",
 		"-kernel", kernel,
 		"-initrd", initrd,
-		"-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1",
+		"-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1 numa_balancing=disable",
 		"-serial", "stdio",
 		"-object", "disco,id=disco0,config=/etc/disco/c.yaml,node=n0,vm=demo",
 		NULL,
@@ -284,15 +284,18 @@ static void test_on_reset(void **state)
 	cluster_config_free(cfg);
 }
 
-/* How the VM's cmdline and --append join (housekeeping: all, so that
- * nothing else is added; test_housekeeping covers the default). */
+/* How the VM's cmdline and --append join (housekeeping: all and
+ * numa_balancing: guest, so that nothing else is added; test_housekeeping
+ * and test_numa_balancing cover the defaults). */
 static void test_append(void **state)
 {
 	struct node_qemu_opts o = default_opts();
 	char guest[1024], **argv;
 
 	snprintf(guest, sizeof(guest),
-		 "    kernel: %s\n    cmdline: \"console=ttyS0\"\n    housekeeping: all\n", kernel);
+		 "    kernel: %s\n    cmdline: \"console=ttyS0\"\n    housekeeping: all\n"
+		 "    numa_balancing: guest\n",
+		 kernel);
 	struct cluster_config *cfg = load(guest);
 	o.append = "quiet loglevel=3";
 	argv = build_ok(cfg, 0, &o);
@@ -302,7 +305,8 @@ static void test_append(void **state)
 	cluster_config_free(cfg);
 
 	/* no cmdline in the config: --append alone, no leading space */
-	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n", kernel);
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n    numa_balancing: guest\n",
+		 kernel);
 	cfg = load(guest);
 	argv = build_ok(cfg, 0, &o);
 	assert_pair(argv, "-append", "quiet loglevel=3");
@@ -329,7 +333,7 @@ static void test_housekeeping(void **state)
 	o.append = "quiet";
 	for (int node = 0; node < 2; node++) {
 		argv = build_ok(cfg, node, &o);
-		assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1 quiet");
+		assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1 numa_balancing=disable quiet");
 		qemu_cmdline_free(argv);
 	}
 	cluster_config_free(cfg);
@@ -338,7 +342,7 @@ static void test_housekeeping(void **state)
 	 * others after them, one range */
 	snprintf(body, sizeof(body),
 		 "    memory: 256M\n    vcpus: 6\n    vcpu_placement: {n0: 2, n1: 2, n2: 2}\n"
-		 "    master: n1\n    kernel: %s\n",
+		 "    master: n1\n    kernel: %s\n    numa_balancing: guest\n",
 		 kernel);
 	cfg = load_body(body);
 	o.append = "";
@@ -350,7 +354,8 @@ static void test_housekeeping(void **state)
 	/* the guest's own choice wins, in the cmdline or in --append */
 	const char *own[] = { "nohz_full=1", "rcu_nocbs=1", "isolcpus=1" };
 	for (size_t i = 0; i < 3; i++) {
-		snprintf(guest, sizeof(guest), "    kernel: %s\n    cmdline: \"console=ttyS0 %s\"\n",
+		snprintf(guest, sizeof(guest),
+			 "    kernel: %s\n    cmdline: \"console=ttyS0 %s\"\n    numa_balancing: guest\n",
 			 kernel, own[i]);
 		cfg = load(guest);
 		o.append = "";
@@ -364,7 +369,7 @@ static void test_housekeeping(void **state)
 	cfg = load_default();
 	o.append = "isolcpus=1";
 	argv = build_ok(cfg, 1, &o);
-	assert_pair(argv, "-append", "console=ttyS0 isolcpus=1");
+	assert_pair(argv, "-append", "console=ttyS0 numa_balancing=disable isolcpus=1");
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
@@ -399,7 +404,7 @@ static void test_boot_vcpus(void **state)
 	o.append = "quiet";
 	for (int node = 0; node < 3; node++) {
 		argv = build_ok(cfg, node, &o);
-		assert_pair(argv, "-append", "nohz_full=2-5 rcu_nocbs=2-5 maxcpus=2 quiet");
+		assert_pair(argv, "-append", "nohz_full=2-5 rcu_nocbs=2-5 maxcpus=2 numa_balancing=disable quiet");
 		qemu_cmdline_free(argv);
 	}
 	cluster_config_free(cfg);
@@ -408,7 +413,7 @@ static void test_boot_vcpus(void **state)
 	char guest[1024];
 	snprintf(guest, sizeof(guest),
 		 "    kernel: %s\n    cmdline: \"console=ttyS0\"\n    housekeeping: all\n"
-		 "    boot_vcpus: master\n",
+		 "    boot_vcpus: master\n    numa_balancing: guest\n",
 		 kernel);
 	cfg = load(guest);
 	o.append = "";
@@ -421,7 +426,7 @@ static void test_boot_vcpus(void **state)
 	cfg = load_default();
 	assert_int_equal(cfg->vms[0].boot_vcpus, CLUSTER_BOOT_VCPUS_ALL);
 	argv = build_ok(cfg, 0, &o);
-	assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1");
+	assert_pair(argv, "-append", "console=ttyS0 nohz_full=1 rcu_nocbs=1 numa_balancing=disable");
 	qemu_cmdline_free(argv);
 	cluster_config_free(cfg);
 
@@ -430,7 +435,7 @@ static void test_boot_vcpus(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(guest, sizeof(guest),
 			 "    kernel: %s\n    cmdline: \"%s\"\n    housekeeping: all\n"
-			 "    boot_vcpus: master\n",
+			 "    boot_vcpus: master\n    numa_balancing: guest\n",
 			 kernel, own[i]);
 		cfg = load(guest);
 		o.append = "";
@@ -439,7 +444,9 @@ static void test_boot_vcpus(void **state)
 		qemu_cmdline_free(argv);
 		cluster_config_free(cfg);
 	}
-	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n    boot_vcpus: master\n",
+	snprintf(guest, sizeof(guest),
+		 "    kernel: %s\n    housekeeping: all\n    boot_vcpus: master\n"
+		 "    numa_balancing: guest\n",
 		 kernel);
 	cfg = load(guest);
 	o.append = "maxcpus=2";
@@ -453,6 +460,63 @@ static void test_boot_vcpus(void **state)
 		 "    memory: 256M\n    vcpus: 2\n    vcpu_placement: {n0: 2}\n    kernel: %s\n"
 		 "    boot_vcpus: master\n",
 		 kernel);
+	cfg = load_body(body);
+	o.append = "";
+	argv = build_ok(cfg, 0, &o);
+	assert_int_equal(count(argv, "-append"), 0);
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+}
+
+/* numa_balancing: monitor (the default) appends numa_balancing=disable on
+ * every node of a VM that spans nodes, after the other words; guest adds
+ * nothing; the guest's own numa_balancing= wins; one guest NUMA node or no
+ * kernel: nothing. */
+static void test_numa_balancing(void **state)
+{
+	struct node_qemu_opts o = default_opts();
+	char guest[1024], body[1024], **argv;
+	struct cluster_config *cfg;
+
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n", kernel);
+	cfg = load(guest);
+	assert_int_equal(cfg->vms[0].numa_balancing, CLUSTER_NUMA_BALANCING_MONITOR);
+	o.append = "quiet";
+	for (int node = 0; node < 2; node++) {
+		argv = build_ok(cfg, node, &o);
+		assert_pair(argv, "-append", "numa_balancing=disable quiet");
+		qemu_cmdline_free(argv);
+	}
+	cluster_config_free(cfg);
+
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n    numa_balancing: guest\n",
+		 kernel);
+	cfg = load(guest);
+	assert_int_equal(cfg->vms[0].numa_balancing, CLUSTER_NUMA_BALANCING_GUEST);
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "quiet");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* the guest's own choice, in the cmdline or in --append */
+	snprintf(guest, sizeof(guest),
+		 "    kernel: %s\n    cmdline: \"numa_balancing=enable\"\n    housekeeping: all\n", kernel);
+	cfg = load(guest);
+	argv = build_ok(cfg, 1, &o);
+	assert_pair(argv, "-append", "numa_balancing=enable quiet");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+	snprintf(guest, sizeof(guest), "    kernel: %s\n    housekeeping: all\n", kernel);
+	cfg = load(guest);
+	o.append = "numa_balancing=enable";
+	argv = build_ok(cfg, 0, &o);
+	assert_pair(argv, "-append", "numa_balancing=enable");
+	qemu_cmdline_free(argv);
+	cluster_config_free(cfg);
+
+	/* one guest NUMA node (every vCPU on the master): nothing */
+	snprintf(body, sizeof(body),
+		 "    memory: 256M\n    vcpus: 2\n    vcpu_placement: {n0: 2}\n    kernel: %s\n", kernel);
 	cfg = load_body(body);
 	o.append = "";
 	argv = build_ok(cfg, 0, &o);
@@ -757,6 +821,7 @@ int main(void)
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_housekeeping),
 		cmocka_unit_test(test_boot_vcpus),
+		cmocka_unit_test(test_numa_balancing),
 		cmocka_unit_test(test_comma_escaping_and_stats),
 		cmocka_unit_test(test_extra_args_last),
 		cmocka_unit_test(test_node_not_in_vm),
