@@ -38,8 +38,7 @@ test: build
 	$(MAKE) --no-print-directory test-sanitize
 
 # The tests labelled long (the Debian guest on 2 and 4 nodes, a node
-# killed during Debian's disk writes, the guest over delayed lossy
-# links in network namespaces): 6-25 minutes each on a 2-core
+# killed during Debian's disk writes): 6-25 minutes each on a 2-core
 # machine, after the Debian image (8 minutes the first time).
 test-long: build debian-image
 	cd $(BUILD) && ctest --output-on-failure -L long

@@ -218,6 +218,35 @@ chown -R --reference="$r/home/disco" "$r/home/disco/.ssh"
 # fstab x-systemd.device-timeout=, for the console's device.
 mkdir -p "$r/etc/systemd/system/dev-ttyS0.device.d"
 printf '[Unit]\nJobRunningTimeoutSec=infinity\n' >"$r/etc/systemd/system/dev-ttyS0.device.d/disco-no-timeout.conf"
+# A VM with boot_vcpus: master boots the kernel on the master's vCPUs
+# (maxcpus=K, docs/config.md); udev brings each other vCPU online when it
+# announces it, early in the boot but after the kernel's initcalls.
+mkdir -p "$r/etc/udev/rules.d"
+printf '%s\n' 'SUBSYSTEM=="cpu", ACTION=="add", TEST=="online", ATTR{online}=="0", ATTR{online}="1"' \
+	>"$r/etc/udev/rules.d/60-disco-cpu-online.rules"
+# A NIC's interrupts go to the vCPUs of the guest NUMA node that holds
+# vCPU 0, i.e. the master's, where the device is: Linux would put the
+# single queue pair's unmanaged vectors on any CPU (in a 2-node guest it
+# chose vCPU 1), and then the NAPI poll and the softirq that fill and drain
+# the rings run on another node than the device that writes them
+# (docs/architecture.md, "Devices"). The disks' queues are per vCPU
+# (managed vectors, one per CPU) and stay as they are.
+cat >"$r/usr/local/sbin/disco-nic-irqs" <<'NICIRQS'
+#!/bin/sh
+# disco-nic-irqs IFACE: the interrupts of IFACE's PCI device go to the
+# CPUs of the NUMA node of CPU 0 (run by udev when the NIC appears).
+dev=/sys/class/net/$1/device
+[ -d "$dev/msi_irqs" ] || dev=$dev/..
+[ -d "$dev/msi_irqs" ] || exit 0
+node=$(basename "$(ls -d /sys/devices/system/cpu/cpu0/node* 2>/dev/null | head -n1)")
+cpus=$(cat "/sys/devices/system/node/$node/cpulist" 2>/dev/null) || cpus=0
+for irq in $(ls "$dev/msi_irqs"); do
+	echo "$cpus" >"/proc/irq/$irq/smp_affinity_list" 2>/dev/null || true
+done
+NICIRQS
+chmod 0755 "$r/usr/local/sbin/disco-nic-irqs"
+printf '%s\n' 'SUBSYSTEM=="net", ACTION=="add", KERNEL=="eth*", RUN+="/usr/local/sbin/disco-nic-irqs %k"' \
+	>"$r/etc/udev/rules.d/61-disco-nic-irqs.rules"
 mkdir -p "$image.tmp"
 vmlinuz=$(ls "$r"/boot/vmlinuz-* | head -n1)
 cp "$vmlinuz" "$image.tmp/vmlinuz"

@@ -15,9 +15,6 @@ function(disco_netns_test name script timeout)
                        SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
 endfunction()
 disco_netns_test(netns_dsm_stress_lossy dsm_stress_lossy_test.sh 600)
-disco_netns_test(netns_2_nodes_coherence two_nodes_coherence_test.sh 1500)
+disco_netns_test(netns_2_nodes_coherence two_nodes_coherence_test.sh 900)
 disco_netns_test(netns_4_nodes_faults four_nodes_faults_test.sh 1500)
 disco_netns_test(netns_partition_stops_cleanly partition_stops_test.sh 1500)
-# The guest's checks over delayed, lossy links take 6 minutes or more even
-# on an idle host (544 s loaded): long, with the Debian tests (make test-long).
-set_tests_properties(netns_2_nodes_coherence PROPERTIES LABELS "netns;system;long")

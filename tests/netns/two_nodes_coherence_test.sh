@@ -18,7 +18,7 @@ run=coherence,smc,memtest
 # Every section of each program, with fewer rounds than their defaults: a
 # remote fault costs ~10 x more here than over loopback (coherence with its
 # defaults took 373 s on a loaded host).
-netns_cluster --quiet --timeout 1400 --link delay=200us,jitter=50us,loss=1%,rto_min=5ms --ping 50 --run $run \
+netns_cluster --quiet --timeout 800 --link delay=200us,jitter=50us,loss=1%,rto_min=5ms --ping 50 --run $run \
 	--args coherence=-r:2000:-p:200 --args smc=400 --args memtest=16
 netns_nothing_left
 ping=$(grep "^netns: ping " "$tmp/run.txt") || fail "no ping line"

@@ -9,7 +9,9 @@
 # Environment: TAP (also a tap NIC on that interface, the guest's eth1 at
 # 192.168.77.2/24), CMDLINE_EXTRA (appended to the kernel command line),
 # ON_RESET (default reset: the tests reboot the guest), FWD_EXTRA (a guest
-# TCP port that gets a free host port forwarded too).
+# TCP port that gets a free host port forwarded too), BOOT_VCPUS
+# (vms[].boot_vcpus, default master: the image brings the other vCPUs
+# online; "all" for the kernel's default).
 set -euo pipefail
 build=$(realpath "$1") nodes=$2 vcpus=$3 mem=$4 disk=$5
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,6 +45,7 @@ echo "    kernel: $build/debian/vmlinuz"
 echo "    initrd: $build/debian/initrd.img"
 echo "    cmdline: \"$cmdline${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}\""
 echo "    on_reset: ${ON_RESET:-reset}"
+echo "    boot_vcpus: ${BOOT_VCPUS:-master}"
 echo "    disks:"
 echo "      - {file: $(realpath "$disk"), format: qcow2, serial: root}"
 echo "    nics:"
