@@ -365,7 +365,7 @@ static void housekeeping_args(const struct cluster_vm *vm, const char *extra, ch
  * the master's tick has just written: pages crossing every 4 ms. Over a
  * link of a millisecond's round trip the tick handlers of both sides can
  * outlast the tick period, and the boot stalls for minutes (docs/
- * architecture.md, "Booting over a slow link"). After the initcalls the
+ * architecture.md, "Booting on the master's vCPUs"). After the initcalls the
  * TSC keeps time and idle CPUs stop their tick, so bringing the others up
  * then is cheap. Left out when the cmdline or --append already has
  * maxcpus= or nr_cpus=, or the master has every vCPU.

@@ -3,7 +3,11 @@
 # The guest checks of the Debian system tests, run by scripts/run-debian.sh
 # --exec once ssh answers (it sets DISCO_SSH_*, DISCO_PATTERN,
 # DISCO_MASTER_PID, DISCO_OUT, DISCO_CONFIG, DISCO_BUILD):
-#   - the guest sees NODES x VCPUS CPUs (nproc) and NODES NUMA nodes;
+#   - the guest sees NODES x VCPUS CPUs (nproc) and NODES NUMA nodes (with
+#     boot_vcpus: master the image's udev rule brought the others online);
+#   - eth0's interrupts are steered to the CPUs of vCPU 0's NUMA node, the
+#     master's (the image's disco-nic-irqs), and the guest kernel's NUMA
+#     balancing is off (vms[].numa_balancing: monitor);
 #   - the console has its login prompt (what `make run-debian` shows on a
 #     terminal): the serial getty on ttyS0 runs, and the console's output
 #     (DISCO_OUT/console.log) shows the prompt;
@@ -37,6 +41,15 @@ numa=$(dg_ssh root 'ls -d /sys/devices/system/node/node[0-9]* | wc -l' </dev/nul
 say "nproc=$cpus numa_nodes=$numa"
 [ "$cpus" -eq $((nodes * vcpus)) ] || fail "nproc is $cpus, want $((nodes * vcpus))"
 [ "$numa" -eq "$nodes" ] || fail "the guest sees $numa NUMA nodes, want $nodes"
+# shellcheck disable=SC2016 # expanded in the guest
+irqs=$(dg_ssh root 'n=$(basename $(ls -d /sys/devices/system/cpu/cpu0/node*)); want=$(cat /sys/devices/system/node/$n/cpulist); d=/sys/class/net/eth0/device/..; for i in $(ls $d/msi_irqs); do echo "$i $(cat /proc/irq/$i/smp_affinity_list) $want"; done' </dev/null)
+[ -n "$irqs" ] || fail "eth0 has no MSI interrupts"
+while read -r irq got want; do
+	[ "$got" = "$want" ] || fail "eth0's interrupt $irq goes to CPUs $got, want $want (vCPU 0's NUMA node)"
+done <<<"$irqs"
+balancing=$(dg_ssh root 'cat /proc/sys/kernel/numa_balancing' </dev/null)
+say "eth0's $(wc -l <<<"$irqs") interrupts on CPUs $(awk '{ print $3; exit }' <<<"$irqs"); numa_balancing=$balancing"
+[ "$nodes" -eq 1 ] || [ "$balancing" = 0 ] || fail "the guest kernel's NUMA balancing is on ($balancing)"
 
 # ---- the console's login prompt ---------------------------------------------------
 getty=$(dg_ssh root 'systemctl is-active serial-getty@ttyS0.service' </dev/null || true)
