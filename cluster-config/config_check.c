@@ -153,7 +153,7 @@ static void print_vm(const struct cluster_config *cfg, const struct cluster_vm *
 	       vm->on_reset == CLUSTER_ON_RESET_STOP ? "stop the VM" : "reset every node",
 	       vm->housekeeping == CLUSTER_HOUSEKEEPING_MASTER ? "the master's vCPUs" : "every vCPU");
 	if (vm->boot_vcpus == CLUSTER_BOOT_VCPUS_MASTER)
-		printf("    the guest kernel boots on the master's vCPUs; its init brings the others online\n");
+		printf("    the guest kernel boots on the master's vCPUs; the guest brings the others online\n");
 	if (vm->numa_balancing == CLUSTER_NUMA_BALANCING_GUEST)
 		printf("    the guest kernel's NUMA balancing moves pages too\n");
 }
