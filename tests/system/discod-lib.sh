@@ -109,8 +109,13 @@ dl_daemon() {
 	"$dl_build/node-monitor/discod" --config "$config" --node "$node" --run-dir "$dl_run" \
 		--qemu "$dl_build/qemu/qemu-system-x86_64" >"$dl_tmp/discod-$node.log" 2>&1 &
 	dl_pid[$node]=$!
+	# ready when it says so: that line comes after the local socket, the
+	# control port and the metrics port all listen (the socket alone is
+	# not enough: another daemon asking this one over its control port
+	# before that port listens sees it down)
 	for _ in $(seq 1 100); do
-		[ -S "$dl_run/discod-$node.sock" ] && return 0
+		[ -S "$dl_run/discod-$node.sock" ] &&
+			grep -q "discod: node $node of cluster" "$dl_tmp/discod-$node.log" && return 0
 		kill -0 "${dl_pid[$node]}" 2>/dev/null || break
 		sleep 0.1
 	done
