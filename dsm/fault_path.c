@@ -350,6 +350,13 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 	}
 }
 
+void region_restart_fault_clocks(struct dsm_region *r, uint64_t now)
+{
+	for (uint64_t p = 0; r->faults_in_flight && p < r->mem.n_pages; p++)
+		if (r->fault_start_ns[p])
+			r->fault_start_ns[p] = now;
+}
+
 void region_check_timeouts(struct dsm_region *r, uint64_t now)
 {
 	uint64_t limit = (uint64_t)r->settings.fault_timeout_ms * 1000000ULL;

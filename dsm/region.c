@@ -142,11 +142,25 @@ static void on_policy_timer(uv_timer_t *h)
 	dsm_policy_interval_done(r->policy);
 }
 
+/* Every fault_timeout_ms / 10. When the loop itself stalled (the process
+ * was stopped, or the host starved it) for more than half the timeout
+ * beyond that period, the time the pending faults waited was ours, not
+ * their peers': their clocks restart, as the session restarts its peer
+ * timeouts then (rpc/peer.c, on_tick), so a node that runs again learns
+ * from its peers (a closed connection, a frame) what happened instead of
+ * blaming a page. */
 static void on_timeout_timer(uv_timer_t *h)
 {
 	struct dsm_region *r = h->data;
+	uint64_t now = uv_hrtime();
+	uint64_t period_ns = uv_timer_get_repeat(h) * 1000000ULL;
+	uint64_t stall_ns = period_ns + (uint64_t)r->settings.fault_timeout_ms * 500000ULL;
+
+	if (r->last_timeout_check_ns && now - r->last_timeout_check_ns > stall_ns)
+		region_restart_fault_clocks(r, now);
+	r->last_timeout_check_ns = now;
 	region_room_tick(r);
-	region_check_timeouts(r, uv_hrtime());
+	region_check_timeouts(r, now);
 }
 
 /* ---- the region as a client of its session (loop thread) -------------------- */

@@ -104,6 +104,7 @@ struct dsm_region {
 	uint32_t *page_faults;       /* per page: faults served (hot_pages_report only) */
 	uint64_t frame_arrival_ns;   /* when the frame being handled was read */
 	uint32_t faults_in_flight;   /* pages with a request out and a start time */
+	uint64_t last_timeout_check_ns; /* the timeout timer's last run (stall check) */
 	struct dsm_stats stats;
 	bool fatal_reported;
 	struct dsm_hold *hold;       /* NULL when min_hold_us is 0 */
@@ -118,6 +119,8 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events);
 void region_on_frame(void *opaque, int peer, const struct rpc_frame_view *f);
 void region_fatal(struct dsm_region *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void region_check_timeouts(struct dsm_region *r, uint64_t now_ns);
+/* Every pending fault's clock starts again at @now_ns (the loop stalled). */
+void region_restart_fault_clocks(struct dsm_region *r, uint64_t now_ns);
 /* Deliver a DSM message to the engine (after any hold). */
 void region_deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 		    const struct dsm_wire_extra *x, const uint8_t *page);
