@@ -269,16 +269,24 @@ static void add_smp(struct argv_builder *b, const struct cluster_config *cfg,
  * order, so the guest's SRAT shows the cluster; the backends line up in
  * guest RAM in that order, which is also the DSM's page order.
  */
+/* Guest NUMA nodes: one per node with vCPUs of the VM. */
+static int guest_numa_nodes(const struct cluster_vm *vm)
+{
+	int n = 0;
+
+	for (int i = 0; i < CLUSTER_MAX_NODES; i++)
+		n += vm->vcpus_per_node[i] > 0;
+	return n;
+}
+
 static void add_memory(struct argv_builder *b, const struct cluster_config *cfg,
 		       const struct cluster_vm *vm)
 {
 	/* dsm.backing memfd: the DSM maps pages of the backend's memfd */
 	const char *backend = vm->dsm.backing == DSM_BACKING_MEMFD ? "memory-backend-memfd"
 								   : "memory-backend-ram";
-	int guest_nodes = 0;
+	int guest_nodes = guest_numa_nodes(vm);
 
-	for (int i = 0; i < cfg->n_nodes; i++)
-		guest_nodes += vm->vcpus_per_node[i] > 0;
 	add(b, "-machine");
 	if (guest_nodes < 2) {
 		add(b, "pc,vmport=off,smm=off,memory-backend=ram0");
@@ -403,12 +411,8 @@ static void boot_vcpus_arg(const struct cluster_vm *vm, const char *extra, char 
 static void numa_balancing_arg(const struct cluster_vm *vm, const char *extra, char *buf,
 			       size_t len)
 {
-	int guest_nodes = 0;
-
 	buf[0] = '\0';
-	for (int i = 0; i < CLUSTER_MAX_NODES; i++)
-		guest_nodes += vm->vcpus_per_node[i] > 0;
-	if (vm->numa_balancing != CLUSTER_NUMA_BALANCING_MONITOR || guest_nodes < 2 ||
+	if (vm->numa_balancing != CLUSTER_NUMA_BALANCING_MONITOR || guest_numa_nodes(vm) < 2 ||
 	    !vm->kernel[0] || cmdline_has(vm->cmdline, "numa_balancing=") ||
 	    cmdline_has(extra, "numa_balancing="))
 		return;
@@ -420,18 +424,18 @@ static void numa_balancing_arg(const struct cluster_vm *vm, const char *extra, c
 static void disco_kernel_args(const struct cluster_vm *vm, const char *extra, char *buf,
 			      size_t len)
 {
+	static void (*const more[])(const struct cluster_vm *, const char *, char *, size_t) = {
+		boot_vcpus_arg, numa_balancing_arg };
 	char part[64];
-	size_t n;
 
 	housekeeping_args(vm, extra, buf, len);
-	boot_vcpus_arg(vm, extra, part, sizeof(part));
-	n = strlen(buf);
-	if (part[0])
-		snprintf(buf + n, len - n, "%s%s", n ? " " : "", part);
-	numa_balancing_arg(vm, extra, part, sizeof(part));
-	n = strlen(buf);
-	if (part[0])
-		snprintf(buf + n, len - n, "%s%s", n ? " " : "", part);
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+		size_t n = strlen(buf);
+
+		more[i](vm, extra, part, sizeof(part));
+		if (part[0])
+			snprintf(buf + n, len - n, "%s%s", n ? " " : "", part);
+	}
 }
 
 static void add_guest_files(struct argv_builder *b, const struct cluster_vm *vm,
