@@ -31,9 +31,16 @@
  * dialling transport connects to, one of LOOPBACKS addresses of
  * 127.0.0.0/8 in turn, and closes its end with a reset.
  *
+ * The nodes listen on ports below the kernel's ephemeral range, so no
+ * outgoing connection (the dialling transport's, the harness's) can hold
+ * a node's port when the next input's transport binds it: with ports from
+ * the ephemeral range, one run in ~10^5 inputs did, and the harness
+ * aborted.
+ *
  * Run with -close_fd_mask=2 (tests/fuzz/run-fuzzer.sh does): the
  * transport logs every refusal, and its lines go to /dev/null while
- * libFuzzer's own output and sanitizer reports stay visible.
+ * libFuzzer's own output and sanitizer reports stay visible. The
+ * harness's own reasons to abort go to a copy of stderr it keeps.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +48,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +69,21 @@
 static struct cluster_config cfg3, cfg2; /* modes 0-1, modes 2-3 */
 static int listen_fds[LOOPBACKS];        /* node 0 of cfg2 (modes 2-3), per address */
 static unsigned turn;                    /* which loopback address this input uses */
+static int report_fd = 2;                /* stderr, kept from -close_fd_mask */
+
+/* The harness cannot go on: say why (where libFuzzer's output goes) and
+ * abort, which libFuzzer reports with the input that did it. */
+static void harness_fail(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int saved = errno;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dprintf(report_fd, "fuzz harness: %s (errno %d: %s)\n", msg, saved, strerror(saved));
+	abort();
+}
 
 static void loopback(unsigned i, char *buf, size_t len)
 {
@@ -91,16 +114,39 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The next port below the ephemeral range (from the top of 20000..lowest
+ * ephemeral, started at a place the pid picks so that two fuzzers differ)
+ * that 127.0.0.1 can bind now. */
+static int next_port = 0;
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-		abort();
-	close(fd);
-	return ntohs(a.sin_port);
+	int lo = 32768, hi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo <= 20000 + 64)
+		harness_fail("the ephemeral range starts at %d, too low to listen below it", lo);
+	if (!next_port)
+		next_port = 20000 + (int)(getpid() % (unsigned)(lo - 20000));
+	for (int tries = 0; tries < lo - 20000; tries++) {
+		int port = next_port++;
+		if (next_port >= lo)
+			next_port = 20000;
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			harness_fail("socket");
+		int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	harness_fail("no free port in 20000..%d", lo - 1);
+	return -1;
 }
 
 static void make_cfg(struct cluster_config *c, int n)
@@ -126,14 +172,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	/* libFuzzer applies -close_fd_mask after this: keep stderr. */
+	int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	if (fd >= 0)
+		report_fd = fd;
 	make_cfg(&cfg3, 3);
 	make_cfg(&cfg2, 2);
 	for (unsigned i = 0; i < LOOPBACKS; i++) {
 		struct sockaddr_in a = loopback_addr(i, cfg2.nodes[0].port);
-		int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int one = 1;
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0)
-			abort();
+			harness_fail("listen on %s port %d", inet_ntoa(a.sin_addr), cfg2.nodes[0].port);
 		listen_fds[i] = fd;
 	}
 	return 0;
@@ -161,10 +212,16 @@ static const struct rpc_callbacks callbacks = { .on_frame = on_frame };
 
 static void run_open(struct run *r, const struct cluster_config *cfg, int self)
 {
-	if (uv_loop_init(&r->loop) < 0 ||
-	    rpc_tcp_transport_create(&r->loop, cfg, self, &callbacks, r, &r->t) < 0 ||
-	    rpc_transport_start(r->t) < 0)
-		abort();
+	int rc = uv_loop_init(&r->loop);
+	if (rc == 0)
+		rc = rpc_tcp_transport_create(&r->loop, cfg, self, &callbacks, r, &r->t);
+	if (rc == 0)
+		rc = rpc_transport_start(r->t);
+	if (rc < 0) {
+		errno = -rc;
+		harness_fail("node %d's transport did not start on port %d", self,
+			     cfg->nodes[self].port);
+	}
 }
 
 static void run_close(struct run *r)
@@ -172,10 +229,8 @@ static void run_close(struct run *r)
 	rpc_transport_stop(r->t);
 	uv_run(&r->loop, UV_RUN_DEFAULT); /* until every handle closed */
 	rpc_transport_destroy(r->t);
-	if (uv_loop_close(&r->loop) != 0) {
-		fprintf(stderr, "fuzz: a handle outlived the transport\n");
-		abort();
-	}
+	if (uv_loop_close(&r->loop) != 0)
+		harness_fail("a handle outlived the transport");
 }
 
 /* ---- the harness's end of the connection ---- */
@@ -192,12 +247,6 @@ static bool drain(int fd)
 			return false;
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 	}
-}
-
-static void hang(const char *what)
-{
-	fprintf(stderr, "fuzz: hang: %s\n", what);
-	abort();
 }
 
 /* Run the loop until one whole frame arrived on @fd: its type and body
@@ -229,7 +278,7 @@ static bool recv_frame(struct run *r, int fd, uint16_t *type, uint8_t *body, siz
 		if (got > 0)
 			have += (size_t)got;
 		if (now_ms() - start > 5000)
-			hang("no handshake frame from the transport");
+			harness_fail("hang: no handshake frame from the transport");
 	}
 }
 
@@ -239,7 +288,7 @@ static void send_all(int fd, uint16_t type, const uint8_t *body, size_t len)
 	rpc_frame_header_encode(hdr, type, 0, (uint32_t)len);
 	if (send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL) != (ssize_t)sizeof(hdr) ||
 	    send(fd, body, len, MSG_NOSIGNAL) != (ssize_t)len)
-		abort(); /* a fresh socket takes a few hundred bytes */
+		harness_fail("send of a handshake frame"); /* a fresh socket takes it */
 }
 
 /* Our Hello as node @self of @cfg (auth state @a, fresh). */
@@ -249,7 +298,7 @@ static void say_hello(int fd, const struct cluster_config *cfg, int self, struct
 	rpc_auth_init(a, cfg, self);
 	long n = rpc_auth_make_hello(a, buf, sizeof(buf));
 	if (n < 0)
-		abort();
+		harness_fail("make a Hello");
 	send_all(fd, RPC_MSG_HELLO, buf, (size_t)n);
 }
 
@@ -268,7 +317,7 @@ static void send_proof(int fd, const struct rpc_auth *a)
 	uint8_t buf[RPC_AUTH_PROOF_MAX];
 	long n = rpc_auth_make_proof(a, buf, sizeof(buf));
 	if (n < 0)
-		abort();
+		harness_fail("make a proof");
 	send_all(fd, RPC_MSG_AUTH, buf, (size_t)n);
 }
 
@@ -295,24 +344,44 @@ static void drive(struct run *r, int fd, const uint8_t *data, size_t len, size_t
 		if (!drain(fd))
 			return;
 		if (now_ms() - start > 5000)
-			hang("the transport kept a connection 5 s after its EOF");
+			harness_fail("hang: the transport kept a connection 5 s after its EOF");
 	}
 }
 
-/* Connect to 127.0.0.1:@port from this input's loopback address. */
-static int connect_to(int port)
+/* Connect to 127.0.0.1:@port from this input's loopback address, the
+ * loop running meanwhile. Non-blocking: a loopback connect is nearly
+ * always at once, but one in ~10^5 waited for a SYN retransmit (1 s),
+ * and a blocking connect() then failed with EINTR when libFuzzer's
+ * -timeout alarm went off. */
+static int connect_to(struct run *r, int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				 .sin_port = htons((uint16_t)port) };
 	struct sockaddr_in src = loopback_addr(turn, 0);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
-	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) { /* loopback: at once */
-		perror("fuzz: connect");
-		abort();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0)
+		harness_fail("bind to %s", inet_ntoa(src.sin_addr));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		harness_fail("connect to port %d from %s", port, inet_ntoa(src.sin_addr));
+	int64_t start = now_ms();
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		uv_run(&r->loop, UV_RUN_NOWAIT);
+		if (poll(&p, 1, 1) == 1) {
+			int err = 0;
+			socklen_t len = sizeof(err);
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (err == 0)
+				return fd;
+			errno = err;
+			harness_fail("connect to port %d from %s", port, inet_ntoa(src.sin_addr));
+		}
+		if (now_ms() - start > 5000)
+			harness_fail("hang: connect to port %d from %s", port,
+				     inet_ntoa(src.sin_addr));
 	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	return fd;
 }
 
 /* The transport (node 1) dials us: accept it. */
@@ -326,7 +395,7 @@ static int accept_dial(struct run *r)
 		if (fd >= 0)
 			return fd;
 		if (now_ms() - start > 5000)
-			hang("node 1 never dialled");
+			harness_fail("hang: node 1 never dialled");
 		usleep(100);
 	}
 }
@@ -347,16 +416,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (mode <= 1) {
 		run_open(&r, &cfg3, 0);
-		fd = connect_to(cfg3.nodes[0].port);
+		fd = connect_to(&r, cfg3.nodes[0].port);
 		if (mode == 1) {
 			say_hello(fd, &cfg3, 2, &a);
 			if (!take_hello(&r, fd, &a, 0))
-				abort(); /* node 0 must answer a genuine Hello */
+				harness_fail("node 0 did not answer a genuine Hello");
 			uint8_t body[RPC_AUTH_PROOF_MAX];
 			uint16_t type;
 			size_t len;
 			if (!recv_frame(&r, fd, &type, body, sizeof(body), &len) || type != RPC_MSG_AUTH)
-				abort();
+				harness_fail("node 0 sent no proof after its Hello");
 			send_proof(fd, &a);
 		}
 	} else {
@@ -368,7 +437,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fd = accept_dial(&r);
 		rpc_auth_init(&a, &cfg2, 0);
 		if (!take_hello(&r, fd, &a, 1))
-			abort(); /* node 1 says Hello first */
+			harness_fail("node 1 did not say Hello first");
 		if (mode == 3) {
 			uint8_t buf[RPC_AUTH_HELLO_MAX];
 			long n = rpc_auth_make_hello(&a, buf, sizeof(buf));
