@@ -30,16 +30,16 @@ debian-image: build
 	scripts/make-debian-image.sh $(BUILD)/debian
 
 # The tests: units, simulator, SPIN model, process tests, system tests that
-# boot the guests across node processes; then the unit and simulator tests
-# again under ASan+UBSan, and the fuzz targets for a minute each. All but
-# the tests labelled long (test-long below).
-test: build
+# boot the guests across node processes (the busybox guest, and Debian 12
+# on 2 nodes: hence the image, ~2 minutes the first time on an idle host);
+# then the unit and simulator tests again under ASan+UBSan, and the fuzz
+# targets for a minute each. All but the tests labelled long (test-long).
+test: build debian-image
 	cd $(BUILD) && ctest --output-on-failure -LE long
 	$(MAKE) --no-print-directory test-sanitize
 
-# The tests labelled long (the Debian guest on 2 and 4 nodes, a node
-# killed during Debian's disk writes): 6-25 minutes each on a 2-core
-# machine, after the Debian image (8 minutes the first time).
+# The tests labelled long (the Debian guest on 4 nodes, a node killed
+# during Debian's disk writes): 10-25 minutes each on a 2-core machine.
 test-long: build debian-image
 	cd $(BUILD) && ctest --output-on-failure -L long
 

@@ -21,7 +21,9 @@
 #   disk      fio (Debian's) in the guest, O_DIRECT on a file of the root
 #             disk: sequential 1 MiB writes then reads of 128 MiB (libaio,
 #             depth 4), then 4 KiB random writes and reads for 10 s each
-#             (libaio, depth 8)
+#             (libaio, depth 8); fio's job and its parent process (which
+#             reads the job's counters while it runs) pinned to the vCPU
+#             under test
 #   net       64 MiB host -> guest (netcat listening in the guest, reached
 #             through the master's port forward, writing to /dev/null) and
 #             64 MiB guest -> host (head -c 64M /dev/zero | netcat, to
@@ -93,10 +95,10 @@ io_note() { # what the DSM did for MIB MiB moved between counter files $2 and $3
 	echo " [dsm: $(awk -v f="$f" -v m="$1" 'BEGIN { printf "%.0f", f / m }') faults/MiB, $p pages moved, $io forwarded I/O, $ipi IPIs]"
 }
 
-fio_job() { # NAME RW BS SIZE DEPTH [fio args]: prints "MB/s IOPS MiB"
-	local name=$1 rw=$2 bs=$3 size=$4 depth=$5
-	shift 5
-	dg_ssh root "fio --name=$name --filename=/var/tmp/fio.bin --rw=$rw --bs=$bs --size=$size \
+fio_job() { # CPU NAME RW BS SIZE DEPTH [fio args]: prints "MB/s IOPS MiB"
+	local cpu=$1 name=$2 rw=$3 bs=$4 size=$5 depth=$6
+	shift 6
+	dg_ssh root "taskset -c $cpu fio --name=$name --filename=/var/tmp/fio.bin --rw=$rw --bs=$bs --size=$size \
 		--direct=1 --ioengine=libaio --iodepth=$depth --output-format=json $*" </dev/null >"$tmp/fio.json" ||
 		die "fio $name failed in the $mode guest"
 	python3 "$py" fio "$tmp/fio.json"
@@ -130,12 +132,12 @@ run_once() {
 		# disk
 		for t in seqw:write:1M:128M:4 seqr:read:1M:128M:4 randw:randwrite:4k:128M:8 randr:randread:4k:128M:8; do
 			IFS=: read -r name rw bs size depth <<<"$t"
-			extra="--cpus_allowed=$cpu"
+			extra=""
 			[[ $name == rand* ]] && extra+=" --time_based --runtime=10"
 			[ "$name" = seqw ] && extra+=" --end_fsync=1"
 			counters >"$tmp/c0"
 			# shellcheck disable=SC2086 # extra is several words
-			r=$(fio_job "$name" "$rw" "$bs" "$size" "$depth" $extra)
+			r=$(fio_job "$cpu" "$name" "$rw" "$bs" "$size" "$depth" $extra)
 			counters >"$tmp/c1"
 			read -r mbs iops mib <<<"$r"
 			echo "$name$cpu $mbs" >>"$tmp/$mode.txt"
