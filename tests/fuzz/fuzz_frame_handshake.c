@@ -34,8 +34,10 @@
  * The nodes listen on ports below the kernel's ephemeral range, so no
  * outgoing connection (the dialling transport's, the harness's) can hold
  * a node's port when the next input's transport binds it: with ports from
- * the ephemeral range, one run in ~10^5 inputs did, and the harness
- * aborted.
+ * that range, a TIME_WAIT left by a dial from 127.0.0.1 on the same port
+ * makes that bind fail even with SO_REUSEADDR (the dialling socket had
+ * none), and the harness aborted. CI saw one such abort (or the EINTR of
+ * connect_to below: the harness did not say which) after ~10^5 inputs.
  *
  * Run with -close_fd_mask=2 (tests/fuzz/run-fuzzer.sh does): the
  * transport logs every refusal, and its lines go to /dev/null while
@@ -114,9 +116,9 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The next port below the ephemeral range (from the top of 20000..lowest
- * ephemeral, started at a place the pid picks so that two fuzzers differ)
- * that 127.0.0.1 can bind now. */
+/* A port of 20000..(first ephemeral port - 1) that 127.0.0.1 can bind
+ * now: the next one after the last returned, the first at a place the pid
+ * picks so that two fuzzers running at once differ. */
 static int next_port = 0;
 static int free_port(void)
 {
