@@ -308,6 +308,30 @@ int region_engine_evict(struct dsm_region *r, uint64_t page)
 
 /* ---- userfaultfd events ---------------------------------------------------- */
 
+/* A thread faulted on @page at @t (or a prefetch asks for it): into the
+ * engine, and the fault's clock starts if a request went out. */
+static void fault_page(struct dsm_region *r, uint64_t page, bool is_write, uint64_t t)
+{
+	region_room_touch(r, page);
+	engine_fault(r, page, is_write);
+	if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
+		r->stats.fault_send_ns += now_ns() - t;
+		r->fault_start_ns[page] = t;
+		r->faults_in_flight++;
+	}
+}
+
+bool region_fault_ahead(struct dsm_region *r, uint64_t page, bool is_write)
+{
+	if (dsm_engine_pending(r->engine, page))
+		return false; /* on its way already (or being evicted) */
+	enum dsm_local_state st = dsm_engine_local_state(r->engine, page);
+	if (st == DSM_LOCAL_MODIFIED || (st == DSM_LOCAL_SHARED && !is_write))
+		return false; /* accessible here */
+	fault_page(r, page, is_write, now_ns());
+	return dsm_engine_pending(r->engine, page);
+}
+
 void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 {
 	struct dsm_region *r = h->data;
@@ -337,13 +361,7 @@ void region_on_uffd_readable(uv_poll_t *h, int status, int events)
 				continue;
 			bool is_write = flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
 			r->stats.uffd_events++;
-			region_room_touch(r, page);
-			engine_fault(r, page, is_write);
-			if (dsm_engine_pending(r->engine, page) && !r->fault_start_ns[page]) {
-				r->stats.fault_send_ns += now_ns() - t;
-				r->fault_start_ns[page] = t;
-				r->faults_in_flight++;
-			}
+			fault_page(r, page, is_write, t);
 		}
 		if ((size_t)n < sizeof(msgs))
 			return;

@@ -267,7 +267,7 @@ int dsm_memory_adopt(struct dsm_memory *m, bool (*is_home)(void *ctx, uint64_t p
 		return rc;
 	m->n_present = 0;
 	for (uint64_t p = 0; p < m->n_pages; p++) {
-		m->writable[p] = m->present[p];
+		__atomic_store_n(&m->writable[p], m->present[p], __ATOMIC_RELAXED);
 		m->n_present += m->present[p];
 	}
 	m->max_present = m->n_present;
@@ -324,8 +324,8 @@ int dsm_memory_install(struct dsm_memory *m, uint64_t page, const void *src, boo
 		return rc;
 	if (!m->present[page] && ++m->n_present > m->max_present)
 		m->max_present = m->n_present;
-	m->present[page] = 1;
-	m->writable[page] = writable;
+	__atomic_store_n(&m->present[page], 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->writable[page], writable, __ATOMIC_RELAXED);
 	if (!writable)
 		dsm_memory_ver_stable(m, page);
 	return 0;
@@ -340,7 +340,7 @@ int dsm_memory_protect(struct dsm_memory *m, uint64_t page, bool writable)
 	int rc = dsm_uffd_protect(m->uffd, dsm_memory_page(m, page), !writable);
 	if (rc < 0)
 		return rc;
-	m->writable[page] = writable;
+	__atomic_store_n(&m->writable[page], writable, __ATOMIC_RELAXED);
 	if (!writable)
 		dsm_memory_ver_stable(m, page); /* the ioctl flushed every CPU's TLB */
 	return writable; /* un-protecting wakes the waiters */
@@ -354,9 +354,9 @@ bool dsm_memory_drop(struct dsm_memory *m, uint64_t page)
 	if (rc < 0)
 		disco_log(DISCO_LOG_WARN, "dsm: page %" PRIu64 ": cannot give its memory back: %s",
 			  page, strerror(-rc));
-	m->present[page] = 0;
+	__atomic_store_n(&m->present[page], 0, __ATOMIC_RELAXED);
 	m->n_present--;
-	m->writable[page] = 0;
+	__atomic_store_n(&m->writable[page], 0, __ATOMIC_RELAXED);
 	dsm_memory_ver_stable(m, page);
 	return true;
 }

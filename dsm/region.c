@@ -55,6 +55,9 @@ static void fill_stats(struct dsm_region *r, struct dsm_stats *out)
 	uint64_t used = dsm_engine_frames_used(r->engine);
 	out->pages_cached = used > out->pages_homed ? used - out->pages_homed : 0;
 	out->pages_present_max = r->mem.max_present;
+	pthread_mutex_lock(&r->prefetch.lock);
+	out->prefetch_dropped = r->prefetch.dropped;
+	pthread_mutex_unlock(&r->prefetch.lock);
 	if (r->room.clock) {
 		out->budget_frames = r->room.frames;
 		out->min_cache_frames = r->room.min_cache;
@@ -183,6 +186,7 @@ static int on_loop_start(void *opaque)
 		r->policy_timer.data = r;
 		uv_timer_start(&r->policy_timer, on_policy_timer, interval, interval);
 	}
+	region_prefetch_start(r, loop);
 	return 0;
 }
 
@@ -232,6 +236,7 @@ static void on_stop(void *opaque)
 {
 	struct dsm_region *r = opaque;
 
+	region_prefetch_close(r);
 	if (!r->page_faults)
 		return;
 	for (uint32_t k = 0; k < r->settings.hot_pages_report; k++) {
@@ -296,6 +301,10 @@ int dsm_region_create(const struct dsm_region_options *o, struct dsm_region **ou
 	struct dsm_region *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	if ((rc = region_prefetch_init(r)) < 0) {
+		free(r);
+		return rc;
+	}
 	r->session = o->session;
 	r->self = rpc_session_self(o->session);
 	r->n_nodes = rpc_session_n_nodes(o->session);
@@ -372,6 +381,7 @@ void dsm_region_destroy(struct dsm_region *r)
 	dsm_hold_destroy(r->hold);
 	region_one_sided_free(r);
 	region_room_free(r);
+	region_prefetch_fini(r);
 	free(r);
 }
 

@@ -30,6 +30,7 @@
 #ifndef DISCO_DSM_REGION_H
 #define DISCO_DSM_REGION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +75,10 @@ struct dsm_stats {
 	uint64_t pages_present_max;
 	uint64_t room_sweeps_empty;
 	uint64_t moves_retried; /* refused home moves made again once the target had room */
+	/* dsm_region_prefetch(): pages it sent a request for (each is also
+	 * in faults_served once it arrives), and ranges it dropped (its
+	 * queue was full, or no loop ran). */
+	uint64_t pages_prefetched, prefetch_dropped;
 	struct dsm_policy_counters policy; /* Disco's policy (zeros with policy static) */
 };
 
@@ -133,6 +138,15 @@ int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_c
 			  uint32_t *read_by, uint32_t *write_by);
 /* Ask the home of @page (must be this node) to move it to @target. */
 int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
+/* Fetch ahead the bytes [@offset, @offset + @len) of the region, for
+ * reading, or for writing if @is_write: for each of their pages this node
+ * cannot access so yet, the loop thread starts the request a fault would,
+ * and nobody waits for it (dsm/prefetch.c). For a thread about to touch
+ * the range (a device's DMA). Any thread, never blocks on the loop or a
+ * page. 0 (queued, or nothing to fetch); -EINVAL if the range is not in
+ * the region; -EAGAIN if dropped (the queue is full, the loop does not
+ * run, or the node has a memory budget). */
+int dsm_region_prefetch(struct dsm_region *r, uint64_t offset, uint64_t len, bool is_write);
 
 /* After rpc_session_stop() of its session (or when it never started). */
 void dsm_region_destroy(struct dsm_region *r);

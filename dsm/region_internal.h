@@ -16,14 +16,20 @@
  *   os      one-sided page reads (one_sided.c), when they are on
  *   room    the memory budget's runtime side (room.c): evictions, the
  *           clock, hand-backs, the overrun check
+ *   prefetch  ranges other threads asked to fetch ahead (prefetch.c)
  *
- * Locking: none. After dsm_region_create() everything here is touched by
- * the session's loop thread alone (API calls run on it through
- * rpc_session_call()), except `mem.ver`, which peers' NICs read.
+ * Locking: none, but for the prefetch queue (its own mutex, taken by any
+ * thread and by the loop thread, which holds nothing else then). After
+ * dsm_region_create() everything else here is touched by the session's
+ * loop thread alone (API calls run on it through rpc_session_call()),
+ * except `mem.ver`, which peers' NICs read, and `mem.present` and
+ * `mem.writable`, which dsm_region_prefetch() reads as a hint (relaxed
+ * atomic loads and stores).
  */
 #ifndef DISCO_DSM_REGION_INTERNAL_H
 #define DISCO_DSM_REGION_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -77,6 +83,22 @@ struct region_room {
 	dsm_nodeset_t retry_due;       /* nodes with credit */
 };
 
+/* Ranges other threads asked to fetch ahead (dsm_region_prefetch(),
+ * prefetch.c). The queue is the only part other threads touch, under
+ * @lock; the loop thread drains it on @wake. */
+#define REGION_PREFETCH_QUEUE 64
+struct region_prefetch {
+	pthread_mutex_t lock;
+	bool open;                     /* the loop runs and @wake is live */
+	uint32_t head, count;
+	struct prefetch_range {
+		uint64_t first, n_pages;
+		bool is_write;
+	} q[REGION_PREFETCH_QUEUE];
+	uint64_t dropped;              /* ranges refused: queue full or no loop */
+	uv_async_t wake;
+};
+
 struct dsm_hold;
 struct dsm_one_sided;
 
@@ -110,6 +132,7 @@ struct dsm_region {
 	struct dsm_hold *hold;       /* NULL when min_hold_us is 0 */
 	struct dsm_one_sided *os;    /* NULL unless one-sided reads are on */
 	struct region_room room;     /* the memory budget's runtime side */
+	struct region_prefetch prefetch; /* its queue: any thread, under its lock */
 	struct rpc_pb_arena arena;    /* protobuf unpack scratch (wire.c) */
 };
 
@@ -127,6 +150,17 @@ void region_deliver(struct dsm_region *r, int peer, const struct dsm_msg *m,
 int region_engine_migrate(struct dsm_region *r, uint64_t page, int target);
 void region_engine_peer_failed(struct dsm_region *r, int peer);
 int region_engine_evict(struct dsm_region *r, uint64_t page);
+/* Prefetch: start the request a fault on @page would, unless the page is
+ * accessible here as @is_write wants or already on its way. True if a
+ * request went out. */
+bool region_fault_ahead(struct dsm_region *r, uint64_t page, bool is_write);
+
+/* prefetch.c: the queue's set-up (create), start (loop thread, on_loop_start),
+ * close (loop thread, on_stop) and teardown (destroy) */
+int region_prefetch_init(struct dsm_region *r);
+void region_prefetch_start(struct dsm_region *r, uv_loop_t *loop);
+void region_prefetch_close(struct dsm_region *r);
+void region_prefetch_fini(struct dsm_region *r);
 
 /* room.c: memory budgets (docs/protocol.md §10.7) */
 int region_room_setup(struct dsm_region *r);  /* after the engine is created */

@@ -53,6 +53,8 @@ void dsm_stats_print(const struct dsm_stats *s, const char *prefix, FILE *f)
 	P("page_rereads", s->page_rereads);
 	P("pages_present", s->pages_present);
 	P("pages_present_max", s->pages_present_max);
+	P("pages_prefetched", s->pages_prefetched);
+	P("prefetch_dropped", s->prefetch_dropped);
 	P("budget_frames", s->budget_frames);
 	P("min_cache_frames", s->min_cache_frames);
 	P("frames_used", s->frames_used);

@@ -428,6 +428,73 @@ static void test_segments_form_one_region(void **state)
 	munmap(hi, half);
 }
 
+/* Wait until @r has served @n faults (prefetched pages count once they are
+ * in); false after 5 s. */
+static bool wait_faults_served(struct dsm_region *r, uint64_t n, struct dsm_stats *s)
+{
+	uint64_t deadline = now_ms() + 5000;
+	while (dsm_region_stats(r, s) == 0 && s->faults_served < n && now_ms() < deadline)
+		usleep(1000);
+	return s->faults_served >= n;
+}
+
+/* dsm_region_prefetch(): node 0 fetches ahead 48 pages node 1 wrote (for
+ * reading, then 16 of them for writing): the pages arrive without any
+ * thread touching them, and node 0's accesses then find them mapped (no
+ * userfaultfd event); the data is node 1's, and node 1 sees node 0's
+ * writes. A range already here costs nothing; one out of the region is
+ * refused. */
+static void test_prefetch_fetches_ahead(void **state)
+{
+	(void)state;
+	struct cluster_config *cfg = make_config(port_base() + 4, "");
+	struct dsm_region *a = create(cfg, 0, NULL, NULL), *b = create(cfg, 1, NULL, NULL);
+	struct dsm_stats s0, s1;
+
+	start_pair(a, b);
+	uint8_t *ba = dsm_region_base(a), *bb = dsm_region_base(b);
+	enum { FIRST = 8, N = 48, NW = 16 };
+	for (int p = FIRST; p < FIRST + N; p++) /* homed on both nodes, all now node 1's */
+		*(volatile uint64_t *)(bb + p * PAGE + 16) = 1000 + (uint64_t)p;
+
+	assert_int_equal(dsm_region_stats(a, &s0), 0);
+	assert_int_equal(s0.pages_prefetched, 0);
+	/* a range that starts and ends inside pages: all of both count */
+	assert_int_equal(dsm_region_prefetch(a, FIRST * PAGE + 100, N * PAGE - 200, false), 0);
+	assert_true(wait_faults_served(a, s0.faults_served + N, &s1));
+	assert_int_equal(s1.pages_prefetched, N);
+	assert_int_equal(s1.uffd_events, s0.uffd_events); /* nobody faulted */
+	for (int p = FIRST; p < FIRST + N; p++)
+		assert_int_equal(*(volatile uint64_t *)(ba + p * PAGE + 16), 1000 + (uint64_t)p);
+	assert_int_equal(dsm_region_stats(a, &s1), 0);
+	assert_int_equal(s1.uffd_events, s0.uffd_events); /* the reads found them mapped */
+
+	/* Again: all here, nothing to do (the caller's own check, no request). */
+	assert_int_equal(dsm_region_prefetch(a, FIRST * PAGE, N * PAGE, false), 0);
+	/* For writing: node 1's copies go, node 0's writes then do not fault. */
+	assert_int_equal(dsm_region_prefetch(a, FIRST * PAGE, NW * PAGE, true), 0);
+	assert_true(wait_faults_served(a, s1.faults_served + NW, &s1));
+	assert_int_equal(s1.pages_prefetched, N + NW);
+	for (int p = FIRST; p < FIRST + NW; p++)
+		*(volatile uint64_t *)(ba + p * PAGE + 24) = 2000 + (uint64_t)p;
+	assert_int_equal(dsm_region_stats(a, &s1), 0);
+	assert_int_equal(s1.uffd_events, s0.uffd_events);
+	for (int p = FIRST; p < FIRST + NW; p++)
+		assert_int_equal(*(volatile uint64_t *)(bb + p * PAGE + 24), 2000 + (uint64_t)p);
+
+	/* Out of the region: refused, nothing queued. */
+	size_t size = dsm_region_size(a);
+	assert_int_equal(dsm_region_prefetch(a, size - PAGE, 2 * PAGE, false), -EINVAL);
+	assert_int_equal(dsm_region_prefetch(a, size, 1, false), -EINVAL);
+	assert_int_equal(dsm_region_prefetch(a, 0, 0, false), 0);
+	assert_int_equal(dsm_region_stats(a, &s1), 0);
+	assert_int_equal(s1.pages_prefetched, N + NW);
+	assert_int_equal(s1.prefetch_dropped, 0);
+	assert_int_equal(s1.engine.protocol_errors, 0);
+
+	stop_pair(a, b, cfg);
+}
+
 /* Disco's policy moves a page's home to the node that misses on it most.
  * Rounds of (node 1 reads and writes, node 0 writes) a page homed on node
  * 0, one round per policy interval at most: node 1 takes 2 misses per
@@ -987,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_min_hold_keeps_page_with_new_owner),
 		cmocka_unit_test(test_adopted_mapping_keeps_only_home_pages),
 		cmocka_unit_test(test_segments_form_one_region),
+		cmocka_unit_test(test_prefetch_fetches_ahead),
 		cmocka_unit_test(test_policy_moves_home_to_main_user),
 		cmocka_unit_test(test_budget_evicts_and_writes_back),
 		cmocka_unit_test(test_budget_evicts_and_writes_back_memfd),

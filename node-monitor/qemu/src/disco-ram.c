@@ -145,6 +145,24 @@ bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1)
     return now >> 32 != snapshot >> 32;
 }
 
+void disco_dma_map(void *ram_block, uint64_t offset, uint64_t len, bool is_write)
+{
+    RAMBlock *rb = ram_block;
+
+    if (!disco_is(DISCO_NODE) || !disco.region || !len) {
+        return;
+    }
+    for (int i = 0; i < disco.n_ram; i++) {
+        if (disco.ram[i] == rb && offset < rb->used_length &&
+            len <= rb->used_length - offset) {
+            uint64_t at = (disco.ram_first_page[i] + offset / TARGET_PAGE_SIZE) * TARGET_PAGE_SIZE +
+                          offset % TARGET_PAGE_SIZE;
+            dsm_region_prefetch(disco.region, at, len, is_write); /* a hint: errors ignored */
+            return;
+        }
+    }
+}
+
 static void disco_page_dropped(void *opaque, uint64_t page)
 {
     uint64_t off;

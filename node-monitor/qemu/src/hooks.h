@@ -70,6 +70,15 @@ void disco_chipset_changed(const uint8_t *pam, unsigned n_pam, uint8_t smram);
 uint64_t disco_tb_generation(uint64_t ram_addr);
 bool disco_tb_stale(uint64_t snapshot, uint64_t ram_addr0, uint64_t ram_addr1);
 
+/* A device maps @len bytes at @offset of guest RAM block @ram_block (a
+ * RAMBlock *) to read them, or to write them if @is_write
+ * (softmmu/physmem.c address_space_map: the DMA of virtio-blk and
+ * virtio-net, on whichever thread serves the device, with or without the
+ * BQL). The DSM fetches the pages this node lacks ahead, all at once, so
+ * that the device's accesses do not wait for them one after the other
+ * (disco-ram.c, dsm/prefetch.c). Never blocks. */
+void disco_dma_map(void *ram_block, uint64_t offset, uint64_t len, bool is_write);
+
 /* TCG's TSC on a node (disco_is(DISCO_NODE)): derived from the shared
  * virtual clock on every node. */
 uint64_t disco_tsc(void);
