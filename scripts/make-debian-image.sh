@@ -35,7 +35,7 @@
 # Cache (${DISCO_CACHE:-~/.cache/disco}/debian-image/):
 #   rootfs-<h1>.tar  what mmdebstrap made: h1 = hash of the package list,
 #                    the system set-up (function rootfs_setup below) and
-#                    the kernel version apt resolves (~4-8 minutes, most of
+#                    the kernel version apt resolves (~1.5-8 minutes, most of
 #                    it downloading ~150 MB of packages and unpacking them)
 #   image-<h2>/      base.qcow2, vmlinuz, initrd.img: h2 = h1 + this
 #                    script + tests/guest + the ssh public key + the
@@ -163,7 +163,7 @@ start=$SECONDS
 rootfs=$cache/rootfs-$h1.tar
 if [ ! -f "$rootfs" ]; then
 	say "building a Debian 12 root with mmdebstrap: ${#packages[@]} packages and their" \
-		"dependencies from $mirror (takes about 4-8 minutes; log: $cache/mmdebstrap.log)"
+		"dependencies from $mirror (takes about 2 minutes on an idle host, up to 8 on a loaded one; log: $cache/mmdebstrap.log)"
 	hook=$cache/rootfs-setup.sh
 	{ echo 'set -euo pipefail'; declare -f rootfs_setup; echo 'rootfs_setup "$1"'; } >"$hook"
 	# shellcheck disable=SC2016 # expanded by mmdebstrap's hooks
