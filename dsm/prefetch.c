@@ -17,7 +17,10 @@
  * uv_async. The loop thread takes the mutex only to swap the queue out; it
  * holds nothing else then, and the caller holds nothing of ours but it.
  * A full queue (REGION_PREFETCH_QUEUE ranges not yet drained) drops the
- * range: prefetching is a hint, the accesses fault as usual.
+ * range: prefetching is a hint, the accesses fault as usual. So does the
+ * part of a range beyond PREFETCH_MAX_PAGES (a device's DMA maps are at
+ * most a few hundred KiB; more requests at once would only queue up in
+ * the transport ahead of other faults).
  *
  * Not with a memory budget: pages fetched ahead would evict copies this
  * node is using, for data the device may touch once.
@@ -27,6 +30,8 @@
 #include <string.h>
 
 #include "region_internal.h"
+
+#define PREFETCH_MAX_PAGES 1024 /* 4 MiB per range */
 
 static void on_prefetch_wake(uv_async_t *h)
 {
@@ -99,6 +104,8 @@ int dsm_region_prefetch(struct dsm_region *r, uint64_t offset, uint64_t len, boo
 		return -EINVAL;
 	uint64_t first = offset / DSM_PAGE_SIZE;
 	uint64_t n = (offset + len - 1) / DSM_PAGE_SIZE - first + 1;
+	if (n > PREFETCH_MAX_PAGES)
+		n = PREFETCH_MAX_PAGES;
 	if (!some_page_missing(&r->mem, first, n, is_write))
 		return 0;
 

@@ -139,8 +139,9 @@ int dsm_region_page_stats(struct dsm_region *r, uint64_t page, struct dsm_page_c
 /* Ask the home of @page (must be this node) to move it to @target. */
 int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
 /* Fetch ahead the bytes [@offset, @offset + @len) of the region, for
- * reading, or for writing if @is_write: for each of their pages this node
- * cannot access so yet, the loop thread starts the request a fault would,
+ * reading, or for writing if @is_write (at most the first 4 MiB): for each
+ * of their pages this node cannot access so yet, the loop thread starts
+ * the request a fault would,
  * and nobody waits for it (dsm/prefetch.c). For a thread about to touch
  * the range (a device's DMA). Any thread, never blocks on the loop or a
  * page. 0 (queued, or nothing to fetch); -EINVAL if the range is not in
