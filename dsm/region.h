@@ -141,10 +141,9 @@ int dsm_region_migrate_home(struct dsm_region *r, uint64_t page, int target);
 /* Fetch ahead the bytes [@offset, @offset + @len) of the region, for
  * reading, or for writing if @is_write (at most the first 4 MiB): for each
  * of their pages this node cannot access so yet, the loop thread starts
- * the request a fault would,
- * and nobody waits for it (dsm/prefetch.c). For a thread about to touch
- * the range (a device's DMA). Any thread, never blocks on the loop or a
- * page. 0 (queued, or nothing to fetch); -EINVAL if the range is not in
+ * the request a fault would, and nobody waits for it (dsm/prefetch.c).
+ * For a thread about to touch the range (a device's DMA). Any thread,
+ * never blocks on the loop or a page. 0 (queued, or nothing to fetch); -EINVAL if the range is not in
  * the region; -EAGAIN if dropped (the queue is full, the loop does not
  * run, or the node has a memory budget). */
 int dsm_region_prefetch(struct dsm_region *r, uint64_t offset, uint64_t len, bool is_write);
